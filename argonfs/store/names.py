@@ -1,0 +1,66 @@
+"""Validation of branch, label and collection names, and parsing of refs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from argonfs.errors import InvalidName
+
+MAX_NAME_BYTES = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_common(kind: str, name: str) -> None:
+    if not name:
+        raise InvalidName(f"{kind} name must not be empty")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidName(f"{kind} name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
+    if "/" in name or _CONTROL.search(name):
+        raise InvalidName(f"{kind} name {name!r} must not contain '/' or control characters")
+    if name.startswith(".") or name.startswith("~"):
+        raise InvalidName(f"{kind} name {name!r} must not start with '.' or '~'")
+
+
+def check_branch_name(name: str) -> str:
+    """Branch names: no '/', no '@', not empty, at most 100 bytes, no leading '.'."""
+    _check_common("branch", name)
+    if "@" in name:
+        raise InvalidName(f"branch name {name!r} must not contain '@' (it introduces a time-travel ref)")
+    return name
+
+
+def check_label_name(name: str) -> str:
+    _check_common("label", name)
+    if "@" in name:
+        raise InvalidName(f"label name {name!r} must not contain '@'")
+    return name
+
+
+def check_collection_name(name: str) -> str:
+    """MongoDB's rules (no '$', no NUL, not system.*) plus the filesystem's."""
+    _check_common("collection", name)
+    if "$" in name or name.startswith("system."):
+        raise InvalidName(f"collection name {name!r} must not contain '$' or start with 'system.'")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise InvalidName(f"collection name {name!r} is too long")
+    return name
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """A parsed ref: ``name`` alone, or ``name@seq``."""
+
+    name: str
+    seq: int | None = None
+
+
+def parse_ref(ref: str) -> RefSpec:
+    if not ref:
+        raise InvalidName("a ref must not be empty")
+    name, at, rest = ref.partition("@")
+    if not at:
+        return RefSpec(ref)
+    if not rest.isdigit():
+        raise InvalidName(f"invalid ref {ref!r}: expected BRANCH@SEQ with SEQ a non-negative integer")
+    return RefSpec(name, int(rest))

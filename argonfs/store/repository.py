@@ -1,0 +1,572 @@
+"""The repository facade: branches, bundles, labels and documents in one MongoDB database.
+
+Every method is blocking (pymongo).  A FUSE daemon calls them from worker threads.
+Collections of the database (docs/formats.md has every field):
+
+    meta          one document describing the repository
+    branches      immutable records: id, parent id, fork seq (names live elsewhere)
+    branch_names  name -> branch id; deleting a branch deletes only this row
+    versions      the version records, see store/versions.py
+    catalog       which (branch, collection) pairs have ever been written
+    bundles       immutable (branch id, seq) snapshots
+    labels        name -> bundle, and label_history, every change ever made
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from bson.objectid import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from argonfs import codec
+from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, NotFound, ReadOnly
+from argonfs.store import versions as v
+from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
+from argonfs.store.names import (
+    check_branch_name,
+    check_collection_name,
+    check_label_name,
+    parse_ref,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+DEFAULT_BRANCH = "main"
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def now() -> datetime:
+    """Wall-clock time at MongoDB's millisecond precision."""
+    t = datetime.now(timezone.utc).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def new_bundle_id() -> str:
+    """14 characters: 9 of Crockford base32 milliseconds, then 5 random; sorts by time."""
+    ms = int(time.time() * 1000)
+    head = "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in reversed(range(9)))
+    return head + "".join(secrets.choice(_CROCKFORD) for _ in range(5))
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    id: ObjectId
+    parent: ObjectId | None
+    parent_name: str | None
+    fork_seq: int
+    created: datetime
+    author: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    id: str
+    branch_id: ObjectId
+    branch: str
+    seq: int
+    message: str
+    author: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class View:
+    """A resolved ref: the layers to read, and whether (and where) writes go."""
+
+    ref: str
+    chain: tuple[v.Layer, ...]
+    kind: str  # "branch", "seq", "bundle" or "label"
+    branch: str | None = None
+    bundle: str | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self.kind == "branch"
+
+    @property
+    def branch_id(self) -> ObjectId:
+        return self.chain[0][0]
+
+    @property
+    def seq(self) -> int | None:
+        return self.chain[0][1]
+
+
+@dataclass(frozen=True)
+class Document:
+    collection: str
+    stem: str
+    doc: dict[str, Any]
+    seq: int
+    size: int
+    hash: str
+    time: datetime
+    author: str
+
+    @property
+    def rendered(self) -> bytes:
+        return codec.render(self.doc)
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+
+class Repository:
+    """A versioned repository.  Use ``Repository.open(uri, name)``."""
+
+    def __init__(self, db: Database, *, author: str | None = None, where: str = "MongoDB", server: str = "") -> None:
+        from argonfs.config import default_author
+
+        self.db = db
+        self.where = where
+        self.server = server
+        self.author = author or default_author()
+        self._versions = db["versions"]
+        self._branches: dict[ObjectId, dict[str, Any]] = {}
+        self._catalogued: set[tuple[ObjectId, str]] = set()
+        self._heads: dict[ObjectId, int] = {}
+
+    @classmethod
+    def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None) -> Repository:
+        from argonfs.config import DEFAULT_REPO
+
+        uri, server = resolve_uri(uri or os.environ.get("ARGONFS_MONGO_URI"))
+        name = name or os.environ.get("ARGONFS_REPO") or DEFAULT_REPO
+        return cls(client(uri)[name], author=author, where=describe(uri), server=server)
+
+    # ------------------------------------------------------------------ repository
+
+    @translating
+    def init(self) -> bool:
+        """Create indexes and the default branch; True if the repository is new.  Idempotent."""
+        db = self.db
+        v.create_indexes(self._versions)
+        db["branch_names"].create_index([("bid", ASCENDING)], name="bid")
+        db["catalog"].create_index([("b", ASCENDING), ("c", ASCENDING)], unique=True, name="bc")
+        db["bundles"].create_index([("b", ASCENDING), ("s", ASCENDING)], name="slot")
+        db["label_history"].create_index([("name", ASCENDING), ("t", DESCENDING)], name="name_t")
+        try:
+            db["meta"].insert_one(
+                {"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author}
+            )
+        except DuplicateKeyError:
+            return False
+        try:
+            self._create_branch(DEFAULT_BRANCH, None, 0)
+        except AlreadyExists:
+            pass
+        return True
+
+    @translating
+    def info(self) -> dict[str, Any]:
+        meta = self.db["meta"].find_one({"_id": "repo"})
+        if meta is None:
+            raise NotFound(f"no argonfs repository named {self.db.name!r} at {self.where}; run 'argonfs init'")
+        return meta
+
+    @property
+    def default_branch(self) -> str:
+        return self.info()["default_branch"]
+
+    @translating
+    def stats(self) -> dict[str, int]:
+        return {
+            "branches": self.db["branch_names"].estimated_document_count(),
+            "bundles": self.db["bundles"].estimated_document_count(),
+            "labels": self.db["labels"].estimated_document_count(),
+            "versions": self._versions.estimated_document_count(),
+        }
+
+    # ------------------------------------------------------------------ branches
+
+    def _branch_record(self, bid: ObjectId) -> dict[str, Any]:
+        rec = self._branches.get(bid)
+        if rec is None:
+            rec = self.db["branches"].find_one({"_id": bid})
+            if rec is None:
+                raise NotFound(f"branch id {bid} is missing from the repository")
+            self._branches[bid] = rec  # branch records never change
+        return rec
+
+    def _branch_id(self, name: str) -> ObjectId:
+        row = self.db["branch_names"].find_one({"_id": name})
+        if row is None:
+            self.info()  # a clearer error when the repository itself is missing
+            raise NotFound(f"unknown branch {name!r}")
+        return row["bid"]
+
+    def _chain(self, bid: ObjectId, seq: int | None) -> tuple[v.Layer, ...]:
+        chain: list[v.Layer] = [(bid, seq)]
+        rec = self._branch_record(bid)
+        while rec["parent"] is not None:
+            chain.append((rec["parent"], rec["fork"]))
+            rec = self._branch_record(rec["parent"])
+        return tuple(chain)
+
+    def _create_branch(self, name: str, parent: ObjectId | None, fork: int) -> Branch:
+        check_branch_name(name)
+        rec = {"_id": ObjectId(), "parent": parent, "fork": fork, "name": name, "created": now(), "author": self.author}
+        self.db["branches"].insert_one(rec)
+        try:
+            self.db["branch_names"].insert_one({"_id": name, "bid": rec["_id"]})
+        except DuplicateKeyError:
+            raise AlreadyExists(f"branch {name!r} already exists") from None
+        self._branches[rec["_id"]] = rec
+        return self._branch_of(name, rec)
+
+    def _branch_of(self, name: str, rec: dict[str, Any]) -> Branch:
+        parent_name = None
+        if rec["parent"] is not None:
+            row = self.db["branch_names"].find_one({"bid": rec["parent"]})
+            parent_name = row["_id"] if row else None
+        return Branch(name, rec["_id"], rec["parent"], parent_name, rec["fork"], rec["created"], rec["author"])
+
+    @translating
+    def create_branch(self, name: str, from_ref: str | None = None) -> Branch:
+        """Fork a branch from a ref (default: the default branch's head).  O(1): it only
+        pins the source's current seq and never copies a document."""
+        check_branch_name(name)
+        source = self.resolve(from_ref or self.default_branch)
+        pinned = self._pin(source)
+        bid, seq = pinned.chain[0]
+        return self._create_branch(name, bid, seq or 0)
+
+    @translating
+    def branch(self, name: str) -> Branch:
+        bid = self._branch_id(name)
+        return self._branch_of(name, self._branch_record(bid))
+
+    @translating
+    def list_branches(self) -> list[Branch]:
+        rows = list(self.db["branch_names"].find().sort("_id", ASCENDING))
+        names = {row["bid"]: row["_id"] for row in rows}
+        out = []
+        for row in rows:
+            rec = self._branch_record(row["bid"])
+            out.append(
+                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"])
+            )
+        return out
+
+    @translating
+    def delete_branch(self, name: str, *, force: bool = False) -> None:
+        """Remove a branch's name.  Its versions stay (bundles may point into them)."""
+        bid = self._branch_id(name)
+        if not force:
+            if name == self.default_branch:
+                raise Conflict(f"{name!r} is the default branch; use --force to delete it anyway")
+            children = [r["_id"] for r in self.db["branches"].find({"parent": bid}, {"_id": 1})]
+            live = [r["_id"] for r in self.db["branch_names"].find({"bid": {"$in": children}}, {"_id": 1})]
+            if live:
+                raise Conflict(f"branches fork from {name!r}: {', '.join(sorted(live))}; use --force to delete it anyway")
+        self.db["branch_names"].delete_one({"_id": name, "bid": bid})
+
+    @translating
+    def head(self, branch: str) -> int:
+        return self._head(self._branch_id(branch))
+
+    def _head(self, bid: ObjectId) -> int:
+        seq = v.head(self._versions, bid)
+        self._heads[bid] = seq
+        return seq
+
+    # ------------------------------------------------------------------ refs
+
+    @translating
+    def resolve(self, ref: str) -> View:
+        """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
+        spec = parse_ref(ref)
+        if spec.seq is not None:
+            bid = self._branch_id(spec.name)
+            top = self._head(bid)
+            if spec.seq > top:
+                raise NotFound(f"branch {spec.name!r} has no version {spec.seq} (its newest is {top})")
+            return View(ref, self._chain(bid, spec.seq), "seq", branch=spec.name)
+        row = self.db["branch_names"].find_one({"_id": ref})
+        if row is not None:
+            return View(ref, self._chain(row["bid"], None), "branch", branch=ref)
+        bundle = self.db["bundles"].find_one({"_id": ref})
+        if bundle is not None:
+            return View(ref, self._chain(bundle["b"], bundle["s"]), "bundle", bundle=ref)
+        label = self.db["labels"].find_one({"_id": ref})
+        if label is not None:
+            bundle = self.db["bundles"].find_one({"_id": label["bundle"]})
+            if bundle is not None:
+                return View(ref, self._chain(bundle["b"], bundle["s"]), "label", bundle=label["bundle"])
+        self.info()
+        raise NotFound(f"unknown ref {ref!r}: no branch, bundle or label has that name")
+
+    def _pin(self, view: View) -> View:
+        """The same view with a live branch head replaced by its current seq."""
+        if view.seq is not None:
+            return view
+        seq = self._head(view.branch_id)
+        return View(view.ref, ((view.branch_id, seq), *view.chain[1:]), view.kind, view.branch, view.bundle)
+
+    @translating
+    def pin(self, ref: str | View) -> View:
+        return self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
+
+    def _writable(self, ref: str | View) -> View:
+        view = self.resolve(ref) if isinstance(ref, str) else ref
+        if not view.writable:
+            raise ReadOnly(f"{view.ref!r} is a read-only {view.kind}; write to a branch")
+        return view
+
+    # ------------------------------------------------------------------ bundles and labels
+
+    @translating
+    def create_bundle(self, ref: str, message: str, *, label: str | None = None) -> Bundle:
+        """Freeze a ref's current state.  O(1): it records (branch id, seq)."""
+        if label is not None:
+            check_label_name(label)
+        view = self._pin(self.resolve(ref))
+        bid, seq = view.chain[0]
+        rec = {"_id": new_bundle_id(), "b": bid, "s": seq, "branch": self._branch_record(bid)["name"], "message": message, "author": self.author, "t": now()}
+        self.db["bundles"].insert_one(rec)
+        bundle = _bundle_of(rec)
+        if label is not None:
+            self.set_label(label, bundle.id)
+        return bundle
+
+    @translating
+    def bundle(self, bundle_id: str) -> Bundle:
+        rec = self.db["bundles"].find_one({"_id": bundle_id})
+        if rec is None:
+            raise NotFound(f"unknown bundle {bundle_id!r}")
+        return _bundle_of(rec)
+
+    @translating
+    def list_bundles(self, limit: int = 0) -> list[Bundle]:
+        return [_bundle_of(r) for r in self.db["bundles"].find().sort("_id", DESCENDING).limit(limit)]
+
+    @translating
+    def set_label(self, name: str, bundle_id: str) -> None:
+        check_label_name(name)
+        self.bundle(bundle_id)
+        t = now()
+        self.db["labels"].replace_one({"_id": name}, {"_id": name, "bundle": bundle_id, "t": t, "author": self.author}, upsert=True)
+        self.db["label_history"].insert_one({"name": name, "op": "set", "bundle": bundle_id, "t": t, "author": self.author})
+
+    @translating
+    def delete_label(self, name: str) -> None:
+        if self.db["labels"].delete_one({"_id": name}).deleted_count == 0:
+            raise NotFound(f"unknown label {name!r}")
+        self.db["label_history"].insert_one({"name": name, "op": "delete", "bundle": None, "t": now(), "author": self.author})
+
+    @translating
+    def list_labels(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r["_id"], "bundle": r["bundle"], "time": r["t"], "author": r["author"]}
+            for r in self.db["labels"].find().sort("_id", ASCENDING)
+        ]
+
+    @translating
+    def label_history(self, name: str) -> list[dict[str, Any]]:
+        rows = list(self.db["label_history"].find({"name": name}).sort([("t", DESCENDING), ("_id", DESCENDING)]))
+        if not rows:
+            raise NotFound(f"label {name!r} has no history")
+        return [{"name": r["name"], "op": r["op"], "bundle": r["bundle"], "time": r["t"], "author": r["author"]} for r in rows]
+
+    # ------------------------------------------------------------------ reading
+
+    @translating
+    def get(self, ref: str | View, collection: str, stem: str) -> Document:
+        view = self.resolve(ref) if isinstance(ref, str) else ref
+        rec = v.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
+        if rec is None:
+            raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
+        return Document(collection, stem, rec["d"], rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
+
+    @translating
+    def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
+        return self.get(ref, collection, codec.id_to_stem(doc_id))
+
+    @translating_iter
+    def entries(self, ref: str | View, collection: str, *, after: str = "") -> Iterator[v.Entry]:
+        """Live documents of a collection in name order, without bodies, streamed in pages.
+        The snapshot is pinned when iteration starts."""
+        view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
+        layers, exists = v.visible_layers(self._versions, view.chain, collection)
+        if not exists:
+            raise NotFound(f"no collection {collection!r} in {view.ref}")
+        yield from v.iter_entries(self._versions, layers, collection, after)
+
+    @translating_iter
+    def documents(self, ref: str | View, collection: str) -> Iterator[Document]:
+        """Live documents with bodies, in name order, fetched a page at a time."""
+        view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
+        batch: list[v.Entry] = []
+        for entry in self.entries(view, collection):
+            batch.append(entry)
+            if len(batch) == v.PAGE:
+                yield from self._bodies(collection, batch)
+                batch = []
+        yield from self._bodies(collection, batch)
+
+    def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
+        if not entries:
+            return
+        keys = [{"b": e.branch_id, "s": e.seq} for e in entries]
+        found = {(r["b"], r["s"]): r for r in self._versions.find({"$or": keys})}
+        for e in entries:
+            rec = found[(e.branch_id, e.seq)]
+            yield Document(collection, e.stem, rec["d"], e.seq, e.size, e.hash, e.time, e.author)
+
+    @translating
+    def collections(self, ref: str | View) -> list[str]:
+        view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
+        bids = [bid for bid, _ in view.chain]
+        names = sorted({r["c"] for r in self.db["catalog"].find({"b": {"$in": bids}}, {"c": 1})})
+        return [c for c in names if v.visible_layers(self._versions, view.chain, c)[1]]
+
+    @translating
+    def collection_exists(self, ref: str | View, collection: str) -> bool:
+        view = self.resolve(ref) if isinstance(ref, str) else ref
+        return v.visible_layers(self._versions, view.chain, collection)[1]
+
+    # ------------------------------------------------------------------ writing
+
+    def _catalog(self, bid: ObjectId, collection: str) -> None:
+        """Record that a branch writes a collection, before its first version lands."""
+        if (bid, collection) in self._catalogued:
+            return
+        check_collection_name(collection)
+        self.db["catalog"].update_one({"b": bid, "c": collection}, {"$setOnInsert": {"t": now()}}, upsert=True)
+        self._catalogued.add((bid, collection))
+
+    def _record(self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None) -> dict[str, Any]:
+        rec: dict[str, Any] = {"c": collection, "k": stem, "op": op, "a": self.author, "t": now()}
+        if doc is not None:
+            rendered = rendered if rendered is not None else codec.render(doc)
+            rec.update(d=doc, z=len(rendered), h=codec.content_hash(rendered))
+        return rec
+
+    def _append(self, view: View, records: list[dict[str, Any]]) -> int:
+        bid = view.branch_id
+        seq = v.append(self._versions, bid, records, self._heads.get(bid))
+        self._heads[bid] = seq
+        return seq
+
+    @translating
+    def put(self, ref: str | View, collection: str, doc: dict[str, Any], *, stem: str | None = None) -> Document:
+        """Write a whole document as a new version.  ``stem`` (the file-name stem), when
+        given, must match the document's ``_id``; a document without ``_id`` gets the id
+        the stem names, or a new ObjectId."""
+        view = self._writable(ref)
+        doc = prepare(doc, stem)
+        stem = codec.id_to_stem(doc["_id"])
+        rendered = codec.render(doc)
+        self._catalog(view.branch_id, collection)
+        rec = self._record(v.PUT, collection, stem, doc, rendered)
+        seq = self._append(view, [rec])
+        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"])
+
+    @translating
+    def delete(self, ref: str | View, collection: str, stem: str) -> int:
+        view = self._writable(ref)
+        self.get(view, collection, stem)
+        return self._append(view, [self._record(v.DELETE, collection, stem)])
+
+    @translating
+    def create_collection(self, ref: str | View, collection: str) -> int:
+        view = self._writable(ref)
+        check_collection_name(collection)
+        if self.collection_exists(view, collection):
+            raise AlreadyExists(f"collection {collection!r} already exists in {view.ref}")
+        self._catalog(view.branch_id, collection)
+        return self._append(view, [self._record(v.MKCOL, collection, v.MARKER_KEY)])
+
+    @translating
+    def drop_collection(self, ref: str | View, collection: str) -> int:
+        """Hide a whole collection in this branch with one marker record.  O(1)."""
+        view = self._writable(ref)
+        if not self.collection_exists(view, collection):
+            raise NotFound(f"no collection {collection!r} in {view.ref}")
+        return self._append(view, [self._record(v.DROP, collection, v.MARKER_KEY)])
+
+    @translating
+    def import_documents(self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None) -> ImportCounts:
+        """Write many documents in batches, skipping those whose content is unchanged,
+        so re-running an import only writes what differs."""
+        view = self._writable(ref)
+        self._catalog(view.branch_id, collection)
+        counts = ImportCounts()
+        check_existing = self.collection_exists(view, collection)
+        batch: dict[str, tuple[dict[str, Any], bytes]] = {}
+
+        def flush() -> None:
+            if not batch:
+                return
+            current = v.lookup_many(self._versions, view.chain, collection, list(batch), bodies=False) if check_existing else {}
+            records = []
+            for stem, (doc, rendered) in batch.items():
+                old = current.get(stem)
+                rec = self._record(v.PUT, collection, stem, doc, rendered)
+                if old is not None and old["h"] == rec["h"]:
+                    counts.unchanged += 1
+                    continue
+                if old is None:
+                    counts.added += 1
+                else:
+                    counts.updated += 1
+                records.append(rec)
+            if records:
+                self._append(view, records)
+            if progress is not None:
+                progress(len(batch))
+            batch.clear()
+
+        for raw in docs:
+            doc = prepare(raw, None)
+            stem = codec.id_to_stem(doc["_id"])
+            if stem in batch:
+                flush()
+            batch[stem] = (doc, codec.render(doc))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return counts
+
+
+def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:
+    """Validate a document for storage: an object, ``_id`` matching ``stem``, within size."""
+    if not isinstance(doc, dict):
+        raise InvalidDocument(f"a document must be an object, not {type(doc).__name__}")
+    if "_id" not in doc:
+        new_id: Any = ObjectId()
+        if stem is not None:
+            if codec.is_hashed_stem(stem):
+                raise InvalidDocument(f"{stem + codec.SUFFIX!r} is a hashed name: the document must carry its _id")
+            new_id = codec.stem_to_id(stem)
+        doc = {"_id": new_id, **doc}
+    doc = codec.normalise(doc)
+    if stem is not None:
+        codec.check_stem(stem, doc["_id"])
+    if isinstance(doc["_id"], list):
+        raise InvalidDocument("_id must not be an array")
+    return doc
+
+
+def _bundle_of(rec: dict[str, Any]) -> Bundle:
+    return Bundle(rec["_id"], rec["b"], rec.get("branch", ""), rec["s"], rec["message"], rec["author"], rec["t"])

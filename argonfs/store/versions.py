@@ -1,0 +1,229 @@
+"""Version records: appending them densely, and reading a snapshot through a chain.
+
+A *chain* is the list of ``(branch id, limit)`` layers a snapshot reads, nearest first:
+the branch itself up to the snapshot's seq (``None``: whatever is newest), then its
+parent up to the fork point, and so on.  The newest record of a key in the nearest
+layer that has one wins.  A collection marker (``k == ""``, op ``drop`` or ``mkcol``)
+is a barrier: it hides every older record of its collection in its layer and in every
+deeper layer.
+
+Blocking pymongo code; docs/architecture.md explains why it is correct without
+transactions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson.objectid import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from argonfs.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+Layer = tuple[ObjectId, "int | None"]
+Chain = Sequence[Layer]
+
+PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
+MARKER_KEY = ""
+PAGE = 1000
+_MAX_ATTEMPTS = 10_000
+_META = {"d": 0}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a listing knows of a live document without its body."""
+
+    stem: str
+    size: int
+    hash: str
+    seq: int
+    branch_id: ObjectId
+    time: datetime
+    author: str
+
+
+def entry_of(rec: dict[str, Any]) -> Entry:
+    return Entry(rec["k"], rec["z"], rec["h"], rec["s"], rec["b"], rec["t"], rec["a"])
+
+
+def create_indexes(versions: Collection) -> None:
+    versions.create_index([("b", ASCENDING), ("s", ASCENDING)], unique=True, name="slot")
+    versions.create_index(
+        [("b", ASCENDING), ("c", ASCENDING), ("k", ASCENDING), ("s", DESCENDING)], name="key"
+    )
+
+
+def head(versions: Collection, bid: ObjectId) -> int:
+    """The highest occupied slot of a branch (0 for none).  Every slot up to it is filled."""
+    rec = versions.find_one({"b": bid}, {"s": 1, "_id": 0}, sort=[("s", DESCENDING)])
+    return rec["s"] if rec else 0
+
+
+def _layer_filter(bid: ObjectId, limit: int | None, floor: int | None = None) -> dict[str, Any]:
+    q: dict[str, Any] = {"b": bid}
+    bounds: dict[str, int] = {}
+    if limit is not None:
+        bounds["$lte"] = limit
+    if floor is not None:
+        bounds["$gt"] = floor
+    if bounds:
+        q["s"] = bounds
+    return q
+
+
+def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:
+    """Append records to a branch in consecutive free slots; return the last seq.
+
+    Optimistic: take head+1.., insert in order, and on a duplicate slot re-read the
+    head and place what is left after it.  The unique (b, s) index makes two writers
+    never share a slot; ordered inserts make a slot be filled only after the one below
+    it, so the sequence stays dense.
+    """
+    pending = records
+    base = guess if guess is not None else head(versions, bid)
+    for attempt in range(_MAX_ATTEMPTS):
+        for i, rec in enumerate(pending):
+            rec["b"] = bid
+            rec["s"] = base + 1 + i
+            rec.pop("_id", None)
+        try:
+            if len(pending) == 1:
+                versions.insert_one(pending[0])
+            else:
+                versions.insert_many(pending, ordered=True)
+            return pending[-1]["s"]
+        except DuplicateKeyError:
+            done = 0
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != 11000 for e in errors):
+                raise
+            done = exc.details.get("nInserted", errors[0]["index"])
+        pending = pending[done:]
+        if attempt:
+            time.sleep(random.uniform(0, min(0.05, 0.001 * attempt)))
+        base = head(versions, bid)
+    raise Conflict(f"could not find a free slot after {_MAX_ATTEMPTS} attempts (too much contention)")
+
+
+def _newest_per_layer_and_key(
+    versions: Collection, chain: Chain, collection: str, keys: list[str], projection: dict[str, int] | None
+) -> dict[tuple[ObjectId, str], dict[str, Any]]:
+    """One round trip: the newest record of each key in each layer."""
+    match = {
+        "c": collection,
+        "k": keys[0] if len(keys) == 1 else {"$in": keys},
+        "$or": [_layer_filter(bid, limit) for bid, limit in chain],
+    }
+    if len(chain) == 1:
+        match.update(match.pop("$or")[0])
+    pipeline: list[dict[str, Any]] = [{"$match": match}, {"$sort": {"s": -1}}]
+    if projection:
+        pipeline.append({"$project": projection})
+    pipeline.append({"$group": {"_id": {"b": "$b", "k": "$k"}, "r": {"$first": "$$ROOT"}}})
+    return {(row["_id"]["b"], row["_id"]["k"]): row["r"] for row in versions.aggregate(pipeline)}
+
+
+def lookup_many(
+    versions: Collection, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True
+) -> dict[str, dict[str, Any]]:
+    """The visible record (a put; deletes and hidden records are left out) of each stem."""
+    newest = _newest_per_layer_and_key(versions, chain, collection, [*stems, MARKER_KEY], None if bodies else _META)
+    found: dict[str, dict[str, Any]] = {}
+    for stem in stems:
+        for bid, _limit in chain:
+            rec = newest.get((bid, stem))
+            marker = newest.get((bid, MARKER_KEY))
+            if rec is not None and (marker is None or rec["s"] > marker["s"]):
+                if rec["op"] == PUT:
+                    found[stem] = rec
+                break
+            if marker is not None:
+                break
+    return found
+
+
+def markers(versions: Collection, chain: Chain, collection: str) -> dict[ObjectId, dict[str, Any]]:
+    """The newest collection marker of each layer."""
+    rows = _newest_per_layer_and_key(versions, chain, collection, [MARKER_KEY], None)
+    return {bid: rec for (bid, _k), rec in rows.items()}
+
+
+def visible_layers(
+    versions: Collection, chain: Chain, collection: str
+) -> tuple[list[tuple[ObjectId, int | None, int | None]], bool]:
+    """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, and whether
+    the collection exists there.  Layers beyond the nearest marker are cut off."""
+    marks = markers(versions, chain, collection)
+    layers: list[tuple[ObjectId, int | None, int | None]] = []
+    for bid, limit in chain:
+        marker = marks.get(bid)
+        floor = marker["s"] if marker else None
+        layers.append((bid, limit, floor))
+        if _has_documents(versions, bid, limit, floor, collection):
+            return layers, True
+        if marker is not None:
+            return layers, marker["op"] == MKCOL
+    return layers, False
+
+
+def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
+    q = _layer_filter(bid, limit, floor)
+    q.update({"c": collection, "k": {"$gt": MARKER_KEY}})
+    return versions.find_one(q, {"_id": 1}) is not None
+
+
+def _layer_stream(
+    versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str
+) -> Iterator[dict[str, Any]]:
+    """The newest record of each key of one layer, in key order, fetched in pages."""
+    last = after
+    while True:
+        q = _layer_filter(bid, limit, floor)
+        q.update({"c": collection, "k": {"$gt": last}})
+        page = list(
+            versions.find(q, _META).sort([("k", ASCENDING), ("s", DESCENDING)]).limit(PAGE)
+        )
+        prev = None
+        for rec in page:
+            if rec["k"] != prev:
+                prev = rec["k"]
+                yield rec
+        if len(page) < PAGE:
+            return
+        last = page[-1]["k"]
+
+
+def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
+    """Merge the layers' streams in key order; the nearest layer's record of a key wins."""
+    streams = [_layer_stream(versions, bid, limit, floor, collection, after) for bid, limit, floor in layers]
+    heap: list[tuple[str, int, dict[str, Any]]] = []
+    for depth, stream in enumerate(streams):
+        rec = next(stream, None)
+        if rec is not None:
+            heap.append((rec["k"], depth, rec))
+    heapq.heapify(heap)
+    while heap:
+        key, depth, rec = heap[0]
+        best = rec
+        while heap and heap[0][0] == key:
+            _, d, r = heapq.heappop(heap)
+            if d < depth:
+                depth, best = d, r
+            nxt = next(streams[d], None)
+            if nxt is not None:
+                heapq.heappush(heap, (nxt["k"], d, nxt))
+        if best["op"] == PUT:
+            yield entry_of(best)
