@@ -76,7 +76,8 @@ def describe(uri: str) -> str:
 
 def translate(exc: PyMongoError, where: str) -> Exception:
     if isinstance(exc, ConnectionFailure):
-        return StoreUnavailable(f"cannot reach MongoDB at {where}: {exc}".split("\n")[0][:400])
+        reason = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+        return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300])
     if isinstance(exc, OperationFailure) and exc.code in _AUTH_CODES:
         return StoreUnavailable(f"MongoDB at {where} refused authentication: {exc.details.get('errmsg', exc)}")
     return exc

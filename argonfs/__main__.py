@@ -1,0 +1,3 @@
+from argonfs.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Shared CLI plumbing: the lazily opened repository and output helpers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+
+@dataclass
+class AppContext:
+    mongo: str | None
+    repo_name: str
+    _repo: Any = field(default=None, repr=False)
+
+    @property
+    def repo(self) -> Any:
+        """The Repository, opened on first use (this is where pymongo gets imported)."""
+        if self._repo is None:
+            from argonfs.store import Repository
+
+            self._repo = Repository.open(self.mongo, self.repo_name)
+        return self._repo
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.replace(tzinfo=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def when(value: datetime.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())

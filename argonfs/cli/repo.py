@@ -1,0 +1,95 @@
+"""init, status, import, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from argonfs.cli.common import AppContext, echo_json, json_option, pass_app
+
+
+@click.command()
+@pass_app
+def init(app: AppContext) -> None:
+    """Create the repository (idempotent) with its default branch 'main'."""
+    created = app.repo.init()
+    state = "initialised" if created else "already initialised"
+    click.echo(f"{state} repository {app.repo_name!r} on {app.repo.server or app.repo.where}")
+
+
+@click.command()
+@json_option
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Say which MongoDB server and repository are in use, and what they hold."""
+    repo = app.repo
+    info = repo.info()
+    out = {
+        "server": repo.server,
+        "mongo": repo.where,
+        "repo": app.repo_name,
+        "default_branch": info["default_branch"],
+        "created": info["created"],
+        **repo.stats(),
+    }
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(f"server:     {out['server']} at {out['mongo']}")
+    click.echo(f"repository: {out['repo']} (default branch {out['default_branch']})")
+    click.echo(f"contents:   {out['branches']} branches, {out['bundles']} bundles, {out['labels']} labels, {out['versions']} versions")
+
+
+@click.command("import")
+@click.argument("source")
+@click.option("--branch", "-b", default=None, help="Branch to write (default: the default branch).")
+@click.option("--collection", "-c", default=None, help="Import only this collection, or name the target of a single-collection source.")
+@click.option("--batch-size", default=1000, show_default=True, help="Documents per write.")
+@json_option
+@pass_app
+def import_(app: AppContext, source: str, branch: str | None, collection: str | None, batch_size: int, as_json: bool) -> None:
+    """Import documents from a MongoDB URI or a directory of JSON/JSONL files.
+
+    Unchanged documents are skipped, so re-running an import is safe.
+    """
+    from argonfs.store.transfer import sources
+
+    repo = app.repo
+    branch = branch or repo.default_branch
+    repo.resolve(branch)
+    results = {}
+    for src in sources(source, collection):
+        with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=click.get_text_stream("stderr")) as bar:
+            counts = repo.import_documents(branch, src.collection, src.docs, batch_size=batch_size, progress=bar.update)
+        results[src.collection] = vars(counts)
+        if not as_json:
+            click.echo(f"{src.collection}: {counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged (from {src.origin})")
+    if as_json:
+        echo_json(results)
+    elif not results:
+        click.echo(f"nothing to import in {source}")
+
+
+@click.command("export")
+@click.argument("ref")
+@click.argument("dest")
+@click.option("--force", is_flag=True, help="Write into a non-empty directory, or replace existing collections.")
+@pass_app
+def export(app: AppContext, ref: str, dest: str, force: bool) -> None:
+    """Materialise REF into a MongoDB database (DEST a URI naming the database) or a
+    directory (DEST/<collection>/<id>.json)."""
+    from argonfs.store.transfer import export_to_directory, export_to_mongo, is_mongo_uri
+
+    if is_mongo_uri(dest):
+        counts = export_to_mongo(app.repo, ref, dest, force=force)
+    else:
+        counts = export_to_directory(app.repo, ref, Path(dest), force=force)
+    for collection, n in counts.items():
+        click.echo(f"{collection}: {n} documents")
+    click.echo(f"exported {sum(counts.values())} documents in {len(counts)} collections from {ref}")
+
+
+def register(main: click.Group) -> None:
+    for command in (init, status, import_, export):
+        main.add_command(command)
