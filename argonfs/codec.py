@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import re
 from typing import Any
@@ -95,6 +96,27 @@ def _decode_ejson(value: Any) -> Any:
     return value
 
 
+def _has_huge_float(value: Any) -> bool:
+    """orjson reads integers beyond 64 bits as floats; such floats need a second look."""
+    if isinstance(value, float):
+        return abs(value) >= 2**63 and value.is_integer()
+    if isinstance(value, dict):
+        return any(_has_huge_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_float(v) for v in value)
+    return False
+
+
+def _reject_huge_integers(data: bytes | str) -> None:
+    def checked(text: str) -> int:
+        n = int(text)
+        if not -(2**63) <= n < 2**63:
+            raise InvalidDocument(f"invalid JSON: integer {text} does not fit in 64 bits")
+        return n
+
+    json.loads(data, parse_int=checked)
+
+
 def parse(data: bytes | str) -> dict[str, Any]:
     """Parse Extended JSON (or plain JSON) into a document, normalised through BSON.
 
@@ -105,6 +127,8 @@ def parse(data: bytes | str) -> dict[str, Any]:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidDocument(f"invalid JSON: {exc}") from None
+    if _has_huge_float(value):
+        _reject_huge_integers(data)
     if not isinstance(value, dict):
         raise InvalidDocument(f"a document must be a JSON object, not {type(value).__name__}")
     try:

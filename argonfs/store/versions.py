@@ -168,15 +168,15 @@ def visible_layers(
     the collection exists there.  Layers beyond the nearest marker are cut off."""
     marks = markers(versions, chain, collection)
     layers: list[tuple[ObjectId, int | None, int | None]] = []
+    exists = False
     for bid, limit in chain:
         marker = marks.get(bid)
         floor = marker["s"] if marker else None
         layers.append((bid, limit, floor))
-        if _has_documents(versions, bid, limit, floor, collection):
-            return layers, True
+        exists = exists or _has_documents(versions, bid, limit, floor, collection)
         if marker is not None:
-            return layers, marker["op"] == MKCOL
-    return layers, False
+            return layers, exists or marker["op"] == MKCOL
+    return layers, exists
 
 
 def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:

@@ -1,0 +1,253 @@
+"""Branches, versions, snapshots, bundles and labels against a real MongoDB server."""
+
+from __future__ import annotations
+
+import pytest
+
+from argonfs import codec
+from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.store import versions as v
+
+
+def stems(repo, ref, collection="people"):  # noqa: ANN001, ANN201
+    return [e.stem for e in repo.entries(ref, collection)]
+
+
+def test_init_is_idempotent_and_creates_main(repo) -> None:  # noqa: ANN001
+    assert repo.init() is False
+    assert [b.name for b in repo.list_branches()] == ["main"]
+    assert repo.head("main") == 0
+
+
+def test_branch_creation_copies_nothing(repo) -> None:  # noqa: ANN001
+    repo.import_documents("main", "people", ({"_id": i, "n": i} for i in range(50)))
+    before = repo.db["versions"].count_documents({})
+    b = repo.create_branch("exp")
+    assert repo.db["versions"].count_documents({}) == before
+    assert (b.parent_name, b.fork_seq) == ("main", repo.head("main"))
+    assert len(stems(repo, "exp")) == 50
+
+
+def test_branch_writes_do_not_touch_the_parent(repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": "ada", "name": "Ada"})
+    repo.put("main", "people", {"_id": "alan", "name": "Alan"})
+    repo.create_branch("exp")
+    repo.put("exp", "people", {"_id": "ada", "name": "Ada Lovelace"})
+    repo.delete("exp", "people", "alan")
+    repo.put("exp", "people", {"_id": "grace", "name": "Grace"})
+    assert stems(repo, "main") == ["ada", "alan"]
+    assert stems(repo, "exp") == ["ada", "grace"]
+    assert repo.get("main", "people", "ada").doc["name"] == "Ada"
+    assert repo.get("exp", "people", "ada").doc["name"] == "Ada Lovelace"
+    with pytest.raises(NotFound):
+        repo.get("exp", "people", "alan")
+    # a later write to main is not seen by the branch (it forked earlier)
+    repo.put("main", "people", {"_id": "linus"})
+    assert "linus" not in stems(repo, "exp")
+
+
+def test_branch_of_a_branch_and_from_a_past_point(repo) -> None:  # noqa: ANN001
+    for i in range(3):
+        repo.put("main", "people", {"_id": f"p{i}"})
+    repo.create_branch("old", "main@1")
+    assert stems(repo, "old") == ["p0"]
+    repo.create_branch("a")
+    repo.put("a", "people", {"_id": "p0", "x": 1})
+    repo.create_branch("b", "a")
+    repo.delete("b", "people", "p1")
+    repo.put("b", "people", {"_id": "p9"})
+    assert stems(repo, "b") == ["p0", "p2", "p9"]
+    assert repo.get("b", "people", "p0").doc == {"_id": "p0", "x": 1}
+
+
+def test_sequence_is_dense_and_snapshots_do_not_change(repo) -> None:  # noqa: ANN001
+    seqs = [repo.put("main", "c", {"_id": i}).seq for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert stems(repo, "main@3", "c") == ["0", "1", "2"]
+    repo.delete("main", "c", "0")
+    assert stems(repo, "main@3", "c") == ["0", "1", "2"]
+    assert sorted(r["s"] for r in repo.db["versions"].find({"b": repo.branch("main").id})) == list(range(1, 7))
+    with pytest.raises(NotFound, match="no version 99"):
+        repo.resolve("main@99")
+
+
+def test_version_records_carry_size_hash_author_and_time(repo) -> None:  # noqa: ANN001
+    d = repo.put("main", "people", {"_id": "ada", "langs": ["en", "fr"], "n": 1.5})
+    rendered = codec.render(d.doc)
+    [entry] = list(repo.entries("main", "people"))
+    assert entry.size == len(rendered) == d.size
+    assert entry.hash == codec.content_hash(rendered)
+    assert entry.author == "tester"
+    rec = repo.db["versions"].find_one({"k": "ada"})
+    assert rec["op"] == "put" and rec["a"] == "tester" and rec["t"] is not None
+
+
+def test_collections_create_drop_and_recreate(repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": 1})
+    repo.create_collection("main", "empty")
+    assert repo.collections("main") == ["empty", "people"]
+    assert stems(repo, "main", "empty") == []
+    with pytest.raises(AlreadyExists):
+        repo.create_collection("main", "empty")
+    repo.create_branch("exp")
+    before = repo.db["versions"].count_documents({})
+    repo.drop_collection("exp", "people")
+    assert repo.db["versions"].count_documents({}) == before + 1  # O(1): one marker
+    assert repo.collections("exp") == ["empty"]
+    assert repo.collections("main") == ["empty", "people"]
+    with pytest.raises(NotFound):
+        list(repo.entries("exp", "people"))
+    with pytest.raises(NotFound):
+        repo.get("exp", "people", "1")
+    repo.put("exp", "people", {"_id": 2})  # writing re-creates it, without the old documents
+    assert stems(repo, "exp") == ["2"]
+    repo.drop_collection("exp", "people")
+    repo.create_collection("exp", "people")
+    assert stems(repo, "exp") == []
+    # deleting every document leaves the collection in place (as in MongoDB)
+    repo.delete("main", "people", "1")
+    assert "people" in repo.collections("main")
+
+
+def test_drop_in_parent_before_fork_hides_grandparent_documents(repo) -> None:  # noqa: ANN001
+    repo.put("main", "c", {"_id": "old"})
+    repo.create_branch("a")
+    repo.drop_collection("a", "c")
+    repo.put("a", "c", {"_id": "new"})
+    repo.create_branch("b", "a")
+    repo.put("b", "c", {"_id": "newer"})
+    assert stems(repo, "b", "c") == ["new", "newer"]
+
+
+def test_listing_streams_in_pages_and_merges_layers(repo, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(v, "PAGE", 7)
+    model: dict[str, int] = {}
+    repo.import_documents("main", "c", ({"_id": f"k{i:03}", "v": 0} for i in range(40)))
+    model.update({f"k{i:03}": 0 for i in range(40)})
+    repo.create_branch("a")
+    for i in range(0, 40, 3):
+        repo.put("a", "c", {"_id": f"k{i:03}", "v": 1})
+        model[f"k{i:03}"] = 1
+    for i in range(0, 40, 5):
+        repo.put("a", "c", {"_id": f"k{i:03}", "v": 2})  # several versions of one key
+        model[f"k{i:03}"] = 2
+    repo.create_branch("b", "a")
+    for i in range(1, 40, 4):
+        repo.delete("b", "c", f"k{i:03}")
+        del model[f"k{i:03}"]
+    repo.put("b", "c", {"_id": "k999", "v": 3})
+    model["k999"] = 3
+    assert stems(repo, "b", "c") == sorted(model)
+    assert {d.stem: d.doc["v"] for d in repo.documents("b", "c")} == model
+    after = sorted(model)[10]
+    assert [e.stem for e in repo.entries("b", "c", after=after)] == sorted(model)[11:]
+
+
+def test_bundles_are_immutable_snapshots(repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": "ada", "v": 1})
+    b = repo.create_bundle("main", "first", label="production")
+    repo.put("main", "people", {"_id": "ada", "v": 2})
+    repo.put("main", "people", {"_id": "bob"})
+    assert repo.get(b.id, "people", "ada").doc["v"] == 1
+    assert stems(repo, "production") == ["ada"]
+    assert repo.resolve(b.id).kind == "bundle" and repo.resolve("production").bundle == b.id
+    with pytest.raises(ReadOnly):
+        repo.put(b.id, "people", {"_id": "x"})
+    with pytest.raises(ReadOnly):
+        repo.delete("production", "people", "ada")
+    with pytest.raises(ReadOnly):
+        repo.drop_collection("main@1", "people")
+    assert repo.bundle(b.id).message == "first"
+    assert [x.id for x in repo.list_bundles()] == [b.id]
+
+
+def test_bundle_ids_sort_by_time(repo) -> None:  # noqa: ANN001
+    ids = [repo.create_bundle("main", str(i)).id for i in range(3)]
+    assert ids == sorted(ids) and all(len(i) == 14 for i in ids)
+
+
+def test_labels_move_and_keep_history(repo) -> None:  # noqa: ANN001
+    one = repo.create_bundle("main", "one")
+    repo.put("main", "c", {"_id": 1})
+    two = repo.create_bundle("main", "two")
+    repo.set_label("prod", one.id)
+    repo.set_label("prod", two.id)
+    assert repo.resolve("prod").bundle == two.id
+    repo.delete_label("prod")
+    with pytest.raises(NotFound):
+        repo.resolve("prod")
+    history = repo.label_history("prod")
+    assert [(h["op"], h["bundle"]) for h in history] == [("delete", None), ("set", two.id), ("set", one.id)]
+    with pytest.raises(NotFound):
+        repo.set_label("x", "nosuchbundle")
+    with pytest.raises(InvalidName):
+        repo.set_label("a/b", one.id)
+
+
+def test_branch_delete_rules(repo) -> None:  # noqa: ANN001
+    repo.put("main", "c", {"_id": 1})
+    repo.create_branch("a")
+    repo.put("a", "c", {"_id": 2})
+    bundle = repo.create_bundle("a", "keep")
+    repo.create_branch("b", "a")
+    with pytest.raises(Conflict, match="default branch"):
+        repo.delete_branch("main")
+    with pytest.raises(Conflict, match="b"):
+        repo.delete_branch("a")
+    repo.delete_branch("a", force=True)
+    assert [b.name for b in repo.list_branches()] == ["b", "main"]
+    assert stems(repo, "b", "c") == ["1", "2"]  # the child still reads its parent's versions
+    assert stems(repo, bundle.id, "c") == ["1", "2"]  # and so does the bundle
+    repo.create_branch("a")  # the name is free again, with a fresh history
+    assert stems(repo, "a", "c") == ["1"]
+    with pytest.raises(NotFound):
+        repo.delete_branch("nope")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a@b", ".hidden", "x" * 101, "tab\there"])
+def test_invalid_branch_names(repo, name: str) -> None:  # noqa: ANN001
+    with pytest.raises(InvalidName):
+        repo.create_branch(name)
+
+
+def test_unknown_refs(repo) -> None:  # noqa: ANN001
+    with pytest.raises(NotFound, match="unknown ref 'nope'"):
+        repo.resolve("nope")
+    with pytest.raises(NotFound, match="unknown branch"):
+        repo.resolve("nope@1")
+    with pytest.raises(InvalidName):
+        repo.resolve("main@x")
+    with pytest.raises(NotFound):
+        repo.create_branch("x", "nope")
+
+
+def test_bad_documents_change_nothing(repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": "ada", "v": 1})
+    head = repo.head("main")
+    with pytest.raises(InvalidDocument, match="does not match"):
+        repo.put("main", "people", {"_id": "bob"}, stem="ada")
+    with pytest.raises(InvalidDocument, match="limit"):
+        repo.put("main", "people", {"_id": "ada", "blob": "x" * codec.MAX_BSON_SIZE})
+    with pytest.raises(InvalidDocument):
+        repo.put("main", "people", ["not", "an", "object"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidName):
+        repo.put("main", "$bad", {"_id": 1})
+    assert repo.head("main") == head
+    assert repo.get("main", "people", "ada").doc == {"_id": "ada", "v": 1}
+
+
+def test_stem_supplies_a_missing_id(repo) -> None:  # noqa: ANN001
+    d = repo.put("main", "c", {"x": 1}, stem="42")
+    assert d.doc == {"_id": 42, "x": 1}
+    assert repo.get_id("main", "c", 42).doc["x"] == 1
+
+
+def test_import_is_batched_and_safe_to_rerun(repo) -> None:  # noqa: ANN001
+    docs = [{"_id": i, "v": i} for i in range(120)]
+    first = repo.import_documents("main", "c", iter(docs), batch_size=50)
+    assert (first.added, first.updated, first.unchanged) == (120, 0, 0)
+    docs[5]["v"] = -1
+    again = repo.import_documents("main", "c", iter(docs + [{"_id": 500}]), batch_size=50)
+    assert (again.added, again.updated, again.unchanged) == (1, 1, 119)
+    assert repo.head("main") == 122
+    assert repo.get("main", "c", "5").doc["v"] == -1
