@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -60,7 +61,7 @@ def import_(app: AppContext, source: str, branch: str | None, collection: str | 
     repo.resolve(branch)
     results = {}
     for src in sources(source, collection):
-        with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=sys.stderr) as bar:
             counts = repo.import_documents(branch, src.collection, src.docs, batch_size=batch_size, progress=bar.update)
         results[src.collection] = vars(counts)
         if not as_json:

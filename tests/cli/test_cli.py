@@ -1,0 +1,145 @@
+"""The CLI through click's runner: the newcomer's whole path, --json, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from argonfs.cli import main
+
+
+@pytest.fixture
+def run(mongo_uri: str, repo_name: str):  # noqa: ANN201
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, code: int = 0) -> str:
+        result = runner.invoke(main, ["--mongo", mongo_uri, "--repo", repo_name, *args], input=input)
+        assert result.exit_code == code, (args, result.output, result.exception)
+        return result.stdout if code == 0 else result.stderr
+
+    invoke("init")
+    return invoke
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "people").mkdir(parents=True)
+    (src / "people" / "ada.json").write_text('{"name": "Ada", "born": {"$date": "1815-12-10T00:00:00Z"}}')
+    (src / "people" / "alan.json").write_text('{"_id": "alan", "name": "Alan"}')
+    (src / "events.jsonl").write_text('{"_id": 1, "t": "a"}\n\n{"_id": 2, "t": "b"}\n')
+    (src / "tags.json").write_text('[{"_id": "x"}, {"_id": "y"}]')
+    return src
+
+
+def test_newcomer_path(run, source: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    out = run("import", str(source))
+    assert "people: 2 added" in out and "events: 2 added" in out and "tags: 2 added" in out
+    assert "people: 0 added, 0 updated, 2 unchanged" in run("import", str(source))
+    run("branch", "create", "exp")
+    run("put", "exp", "people", "-", input='{"_id": "ada", "name": "Ada Lovelace"}')
+    run("rm", "exp", "people", "alan.json")
+    assert json.loads(run("cat", "main", "people", "ada"))["name"] == "Ada"
+    assert json.loads(run("cat", "exp", "people", "ada.json"))["name"] == "Ada Lovelace"
+    assert [r["name"] for r in json.loads(run("ls", "main", "people", "--json"))] == ["ada.json", "alan.json"]
+    assert [r["name"] for r in json.loads(run("ls", "exp", "people", "--json"))] == ["ada.json"]
+    bundle = run("bundle", "create", "exp", "-m", "first", "--label", "prod").strip()
+    assert json.loads(run("bundle", "show", bundle, "--json"))["labels"] == ["prod"]
+    assert json.loads(run("label", "list", "--json"))[0]["bundle"] == bundle
+    out_dir = tmp_path / "out"
+    run("export", "prod", str(out_dir))
+    assert sorted(p.name for p in (out_dir / "people").iterdir()) == ["ada.json"]
+    assert json.loads((out_dir / "people" / "ada.json").read_text())["name"] == "Ada Lovelace"
+    assert sorted(p.name for p in (out_dir / "events").iterdir()) == ["1.json", "2.json"]
+    # the exported directory imports back unchanged
+    run("branch", "create", "copy", "--from", "main@0")
+    assert "people: 1 added" in run("import", str(out_dir), "--branch", "copy")
+
+
+def test_lists_and_history_as_json(run) -> None:  # noqa: ANN001
+    run("put", "main", "c", "-", input='{"_id": 1}')
+    b1 = run("bundle", "create", "main", "-m", "one").strip()
+    b2 = run("bundle", "create", "main", "-m", "two").strip()
+    run("label", "set", "prod", b1)
+    run("label", "set", "prod", b2)
+    assert [h["bundle"] for h in json.loads(run("label", "history", "prod", "--json"))] == [b2, b1]
+    assert [b["id"] for b in json.loads(run("bundle", "list", "--json"))] == [b2, b1]
+    run("branch", "create", "x", "--from", "prod")
+    branches = {b["name"]: b for b in json.loads(run("branch", "list", "--json"))}
+    assert branches["x"]["parent"] == "main" and branches["x"]["fork_seq"] == 1
+    run("label", "delete", "prod")
+    assert json.loads(run("label", "list", "--json")) == []
+    status = json.loads(run("status", "--json"))
+    assert status["server"] == "external" and status["branches"] == 2
+
+
+def test_collections_and_time_travel(run) -> None:  # noqa: ANN001
+    run("put", "main", "c", "-", input='{"_id": 1, "v": 1}')
+    run("put", "main", "c", "-", input='{"_id": 1, "v": 2}')
+    assert json.loads(run("cat", "main@1", "c", "1"))["v"] == 1
+    run("collection", "create", "main", "empty")
+    assert run("ls", "main").split() == ["c", "empty"]
+    run("collection", "drop", "main", "c")
+    assert run("ls", "main").split() == ["empty"]
+    assert run("ls", "main@2").split() == ["c"]
+
+
+@pytest.mark.parametrize(
+    "args, stdin, code, message",
+    [
+        (("cat", "nope", "c", "1"), None, 2, "unknown ref 'nope'"),
+        (("branch", "create", "a/b"), None, 4, "must not contain '/'"),
+        (("branch", "create", "main"), None, 3, "already exists"),
+        (("put", "main", "c", "-"), "[1, 2]", 4, "must be a JSON object"),
+        (("put", "main", "c", "-"), '{"_id": 1', 4, "invalid JSON"),
+        (("cat", "main", "c", "404"), None, 2, "no document '404.json'"),
+        (("branch", "delete", "main"), None, 6, "default branch"),
+        (("label", "set", "x", "nosuch"), None, 2, "unknown bundle"),
+    ],
+)
+def test_user_errors_are_one_line(run, args, stdin, code, message) -> None:  # noqa: ANN001
+    err = run(*args, input=stdin, code=code)
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_writes_to_bundles_are_refused(run) -> None:  # noqa: ANN001
+    run("put", "main", "c", "-", input='{"_id": 1}')
+    b = run("bundle", "create", "main", "-m", "m").strip()
+    assert "read-only bundle" in run("put", b, "c", "-", input='{"_id": 2}', code=5)
+    assert "read-only" in run("rm", "main@1", "c", "1", code=5)
+    assert run("ls", b, "c").count(".json") == 1
+
+
+def test_import_errors_name_the_file(run, tmp_path: Path) -> None:  # noqa: ANN001
+    bad = tmp_path / "bad"
+    (bad / "c").mkdir(parents=True)
+    (bad / "c" / "a.json").write_text('{"_id": "b"}')
+    assert "a.json" in run("import", str(bad), code=4)
+    (bad / "c" / "a.json").write_text('{"_id": "a"')
+    assert "invalid JSON" in run("import", str(bad), code=4)
+
+
+def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+    from argonfs.store.mongo import client
+
+    src_db = repo_name + "_src"
+    dst_db = repo_name + "_dst"
+    c = client(mongo_uri)
+    try:
+        c[src_db]["people"].insert_many([{"_id": i, "n": i} for i in range(30)])
+        c[src_db]["other"].insert_one({"_id": "x"})
+        base = mongo_uri.rstrip("/")
+        assert "people: 30 added" in run("import", f"{base}/{src_db}")
+        assert "renamed: 30 added" in run("import", f"{base}/{src_db}.people", "--collection", "renamed")
+        run("export", "main", f"{base}/{dst_db}")
+        assert c[dst_db]["people"].count_documents({}) == 30
+        assert c[dst_db]["renamed"].find_one({"_id": 7}) == {"_id": 7, "n": 7}
+        assert "already has documents" in run("export", "main", f"{base}/{dst_db}", code=3)
+        run("export", "main", f"{base}/{dst_db}", "--force")
+        assert c[dst_db]["other"].count_documents({}) == 1
+    finally:
+        c.drop_database(src_db)
+        c.drop_database(dst_db)
