@@ -163,7 +163,6 @@ class Repository:
         v.create_indexes(self._versions)
         db["branch_names"].create_index([("bid", ASCENDING)], name="bid")
         db["catalog"].create_index([("b", ASCENDING), ("c", ASCENDING)], unique=True, name="bc")
-        db["bundles"].create_index([("b", ASCENDING), ("s", ASCENDING)], name="slot")
         db["label_history"].create_index([("name", ASCENDING), ("t", DESCENDING)], name="name_t")
         try:
             db["meta"].insert_one(
@@ -286,7 +285,7 @@ class Repository:
         return self._head(self._branch_id(branch))
 
     def _head(self, bid: ObjectId) -> int:
-        seq = v.head(self._versions, bid)
+        seq = v.head(self._versions, bid, self._heads.get(bid, 0))
         self._heads[bid] = seq
         return seq
 
@@ -427,8 +426,8 @@ class Repository:
     def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
         if not entries:
             return
-        keys = [{"b": e.branch_id, "s": e.seq} for e in entries]
-        found = {(r["b"], r["s"]): r for r in self._versions.find({"$or": keys})}
+        ids = [v.slot_id(e.branch_id, e.seq) for e in entries]
+        found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
         for e in entries:
             rec = found[(e.branch_id, e.seq)]
             yield Document(collection, e.stem, rec["d"], e.seq, e.size, e.hash, e.time, e.author)

@@ -59,16 +59,49 @@ def entry_of(rec: dict[str, Any]) -> Entry:
 
 
 def create_indexes(versions: Collection) -> None:
-    versions.create_index([("b", ASCENDING), ("s", ASCENDING)], unique=True, name="slot")
+    # The slot's uniqueness comes from _id ("<branch id>:<seq>"), so no second unique index.
     versions.create_index(
         [("b", ASCENDING), ("c", ASCENDING), ("k", ASCENDING), ("s", DESCENDING)], name="key"
     )
 
 
-def head(versions: Collection, bid: ObjectId) -> int:
-    """The highest occupied slot of a branch (0 for none).  Every slot up to it is filled."""
-    rec = versions.find_one({"b": bid}, {"s": 1, "_id": 0}, sort=[("s", DESCENDING)])
-    return rec["s"] if rec else 0
+def slot_id(bid: ObjectId, seq: int) -> str:
+    return f"{bid}:{seq}"
+
+
+def _filled(versions: Collection, bid: ObjectId, seqs: list[int]) -> set[int]:
+    ids = [slot_id(bid, s) for s in seqs]
+    return {int(r["_id"].rsplit(":", 1)[1]) for r in versions.find({"_id": {"$in": ids}}, {"_id": 1})}
+
+
+def head(versions: Collection, bid: ObjectId, known: int = 0) -> int:
+    """The highest occupied slot of a branch (0 for none), at least ``known``.
+
+    Slots are dense, so "slot x is filled" holds for every x up to the head and for
+    none above it: the head is found by probing a few slots per round trip (powers of
+    two above ``known``, then evenly spaced points), a handful of _id point lookups
+    whatever the branch's length, and one round trip when ``known`` is current.
+    """
+    lo = known
+    while True:
+        probes = [lo + 2**i for i in range(24)]
+        found = _filled(versions, bid, probes)
+        if not found:
+            return lo
+        lo = max(found)
+        missing = [p for p in probes if p > lo]
+        if missing:
+            hi = missing[0]
+            break
+    while hi - lo > 1:
+        step = max(1, (hi - lo) // 64)
+        probes = list(range(lo + 1, hi, step))
+        found = _filled(versions, bid, probes)
+        if found:
+            lo = max(found)
+        above = [p for p in probes if p > lo]
+        hi = above[0] if above else hi
+    return lo
 
 
 def _layer_filter(bid: ObjectId, limit: int | None, floor: int | None = None) -> dict[str, Any]:
@@ -93,11 +126,12 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
     """
     pending = records
     base = guess if guess is not None else head(versions, bid)
+    known = base
     for attempt in range(_MAX_ATTEMPTS):
         for i, rec in enumerate(pending):
             rec["b"] = bid
             rec["s"] = base + 1 + i
-            rec.pop("_id", None)
+            rec["_id"] = slot_id(bid, rec["s"])
         try:
             if len(pending) == 1:
                 versions.insert_one(pending[0])
@@ -112,9 +146,10 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
                 raise
             done = exc.details.get("nInserted", errors[0]["index"])
         pending = pending[done:]
+        known = base + done
         if attempt:
             time.sleep(random.uniform(0, min(0.05, 0.001 * attempt)))
-        base = head(versions, bid)
+        base = head(versions, bid, known)
     raise Conflict(f"could not find a free slot after {_MAX_ATTEMPTS} attempts (too much contention)")
 
 
@@ -188,22 +223,22 @@ def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor
 def _layer_stream(
     versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str
 ) -> Iterator[dict[str, Any]]:
-    """The newest record of each key of one layer, in key order, fetched in pages."""
-    last = after
-    while True:
-        q = _layer_filter(bid, limit, floor)
-        q.update({"c": collection, "k": {"$gt": last}})
-        page = list(
-            versions.find(q, _META).sort([("k", ASCENDING), ("s", DESCENDING)]).limit(PAGE)
-        )
+    """The newest record of each key of one layer, in key order.
+
+    One cursor for the whole layer, fetched PAGE records per round trip: re-querying
+    per page would cost a sort of the rest of the collection per page on servers that
+    do not push a limit through their sort."""
+    q = _layer_filter(bid, limit, floor)
+    q.update({"c": collection, "k": {"$gt": after}})
+    cursor = versions.find(q, _META, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
+    try:
         prev = None
-        for rec in page:
+        for rec in cursor:
             if rec["k"] != prev:
                 prev = rec["k"]
                 yield rec
-        if len(page) < PAGE:
-            return
-        last = page[-1]["k"]
+    finally:
+        cursor.close()
 
 
 def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:

@@ -251,3 +251,11 @@ def test_import_is_batched_and_safe_to_rerun(repo) -> None:  # noqa: ANN001
     assert (again.added, again.updated, again.unchanged) == (1, 1, 119)
     assert repo.head("main") == 122
     assert repo.get("main", "c", "5").doc["v"] == -1
+
+
+def test_head_is_found_by_probing_dense_slots(repo) -> None:  # noqa: ANN001
+    repo.import_documents("main", "c", ({"_id": i} for i in range(333)), batch_size=100)
+    bid = repo.branch("main").id
+    for known in (0, 1, 17, 200, 332, 333):
+        assert v.head(repo.db["versions"], bid, known) == 333
+    assert v.head(repo.db["versions"], repo.create_branch("empty").id) == 0

@@ -1,0 +1,118 @@
+"""Store benchmark: branch/bundle creation vs repository size, branch storage overhead,
+and import throughput against a raw insert_many, all measured in one run.
+
+    .venv/bin/python scripts/bench_store.py [--mongo URI] [--small 1000] [--big 50000]
+
+With no --mongo, an in-process SecantusDB server in a temporary directory is used.
+Ratios compare measurements taken in the same run, so machine noise mostly cancels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+
+from argonfs.store import Repository
+from argonfs.store.mongo import client
+
+
+def docs(n: int, salt: str = "") -> list[dict]:
+    return [
+        {"_id": i, "name": f"user {i}{salt}", "email": f"user{i}@example.com", "score": i % 97, "tags": ["a", "b", str(i % 13)]}
+        for i in range(n)
+    ]
+
+
+def median_ms(fn: Callable[[int], object], repeat: int) -> float:
+    times = []
+    for i in range(repeat):
+        t = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def coll_bytes(db, name: str) -> int:  # noqa: ANN001
+    stats = db.command("collStats", name)
+    return int(stats["size"]) + int(stats["totalIndexSize"])
+
+
+def run(uri: str, small: int, big: int, repeat: int) -> dict[str, float]:
+    c = client(uri)
+    names = [f"bench_{uuid.uuid4().hex[:8]}_{k}" for k in ("small", "big", "raw")]
+    out: dict[str, float] = {}
+    try:
+        repos = {}
+        for label, name, n in (("small", names[0], small), ("big", names[1], big)):
+            repo = Repository.open(uri, name, author="bench")
+            repo.init()
+            payload = docs(n)
+            t = time.perf_counter()
+            repo.import_documents("main", "users", iter(payload))
+            out[f"import_{label}_s"] = time.perf_counter() - t
+            repos[label] = repo
+        raw = c[names[2]]["users"]
+        payload = docs(big)
+        t = time.perf_counter()
+        for i in range(0, big, 1000):
+            raw.insert_many(payload[i : i + 1000], ordered=True)
+        out["raw_insert_big_s"] = time.perf_counter() - t
+        out["import_vs_raw"] = out["raw_insert_big_s"] / out["import_big_s"]
+
+        for label, repo in repos.items():
+            out[f"branch_{label}_ms"] = median_ms(lambda i, r=repo: r.create_branch(f"b{i}"), repeat)
+            out[f"bundle_{label}_ms"] = median_ms(lambda i, r=repo: r.create_bundle("main", f"m{i}"), repeat)
+        out["branch_ratio"] = out["branch_big_ms"] / out["branch_small_ms"]
+        out["bundle_ratio"] = out["bundle_big_ms"] / out["bundle_small_ms"]
+
+        repo = repos["big"]
+        base = coll_bytes(repo.db, "versions")
+        repo.create_branch("one-percent")
+        changed = [dict(d, score=-1) for d in docs(big)[:: 100]]
+        for d in changed:
+            repo.put("one-percent", "users", d)
+        added = coll_bytes(repo.db, "versions") - base
+        out["changed_docs"] = len(changed)
+        out["branch_storage_fraction"] = added / base
+    finally:
+        for name in names:
+            c.drop_database(name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mongo", help="MongoDB URI (default: in-process SecantusDB)")
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--big", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=21)
+    args = parser.parse_args()
+    server = None
+    uri = args.mongo
+    tmp = tempfile.TemporaryDirectory(prefix="argonfs-bench-")
+    if uri is None:
+        from secantus import SecantusDBServer
+
+        server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=tmp.name)
+        server.start()
+        uri = server.uri
+    try:
+        r = run(uri, args.small, args.big, args.repeat)
+    finally:
+        if server is not None:
+            server.stop()
+        tmp.cleanup()
+    goal = lambda ok: "ok" if ok else "MISSED"  # noqa: E731
+    print(f"server: {'SecantusDB (in-process)' if server else args.mongo}; repos of {args.small} and {args.big} documents")
+    print(f"branch create   {r['branch_small_ms']:7.2f} ms (small)  {r['branch_big_ms']:7.2f} ms (big)  ratio {r['branch_ratio']:.2f}  goal <=1.5 and <=20 ms: {goal(r['branch_ratio'] <= 1.5 and r['branch_big_ms'] <= 20)}")
+    print(f"bundle create   {r['bundle_small_ms']:7.2f} ms (small)  {r['bundle_big_ms']:7.2f} ms (big)  ratio {r['bundle_ratio']:.2f}  goal <=1.5 and <=20 ms: {goal(r['bundle_ratio'] <= 1.5 and r['bundle_big_ms'] <= 20)}")
+    print(f"branch storage  {int(r['changed_docs'])} of {args.big} documents changed: {r['branch_storage_fraction'] * 100:.2f}% of the base  goal <=2%: {goal(r['branch_storage_fraction'] <= 0.02)}")
+    print(f"import          {args.big / r['import_big_s']:8.0f} docs/s vs raw insert_many {args.big / r['raw_insert_big_s']:8.0f} docs/s  ratio {r['import_vs_raw']:.2f}  goal >=0.80: {goal(r['import_vs_raw'] >= 0.8)}")
+
+
+if __name__ == "__main__":
+    main()

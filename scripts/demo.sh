@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up, then run the main job on the embedded default server: a demo repository
+# with imported sample data, a branch with changes, a bundle with a label, an export.
+# Re-runnable.  Uses repository "demo" so your own "argonfs" repository is untouched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" ARGONFS_REPO=demo
+work=$(mktemp -d)
+was_running=$(argonfs server status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["running"])')
+cleanup() {
+  rm -rf "$work"
+  # leave the embedded server as we found it
+  [ "$was_running" = "True" ] || argonfs server stop >/dev/null
+}
+trap cleanup EXIT
+step() { printf '\n$ %s\n' "$*"; "$@"; }
+
+.venv/bin/python scripts/make_sample.py "$work/sample"
+step argonfs init
+step argonfs status
+step argonfs import "$work/sample"
+argonfs branch list --json | grep -q '"name": "experiment"' || step argonfs branch create experiment
+echo '{"_id": 0, "title": "On vision #0 (revised)", "year": 2026}' > "$work/p0.json"
+step argonfs put experiment papers "$work/p0.json"
+argonfs cat experiment papers 1 >/dev/null 2>&1 && step argonfs rm experiment papers 1
+step argonfs ls main
+step argonfs ls main papers --limit 3
+step argonfs ls experiment papers --limit 3
+step argonfs cat main papers 0
+step argonfs cat experiment papers 0
+bundle=$(argonfs bundle create experiment -m "demo snapshot" --label production)
+echo "bundle: $bundle (label production)"
+step argonfs bundle show "$bundle"
+step argonfs export production "$work/export"
+echo "exported files: $(find "$work/export" -name '*.json' | wc -l)"
+step argonfs branch list
