@@ -145,6 +145,7 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
             if not errors or any(e.get("code") != 11000 for e in errors):
                 raise
             done = exc.details.get("nInserted", errors[0]["index"])
+        log.debug("slot collision on branch %s above %d: %d placed, %d left", bid, base, done, len(pending) - done)
         pending = pending[done:]
         known = base + done
         if attempt:

@@ -41,3 +41,26 @@ def test_concurrent_writers_never_lose_a_write_or_leave_a_gap(repo, mongo_uri: s
     for i in range(5):
         newest = repo.db["versions"].find_one({"k": f"shared{i}"}, sort=[("s", -1)])
         assert repo.get("main", "c", f"shared{i}").seq == newest["s"]
+
+
+def _importer(uri: str, name: str, n: int, q) -> None:  # noqa: ANN001
+    repo = Repository.open(uri, name, author=f"importer{n}")
+    counts = repo.import_documents("main", f"c{n}", ({"_id": i, "by": n} for i in range(300)), batch_size=40)
+    q.put(counts.added)
+
+
+def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+    """Ordered batches that collide part way keep what they placed and retry the rest."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_importer, args=(mongo_uri, repo_name, n, q)) for n in range(3)]
+    for p in procs:
+        p.start()
+    assert sorted(q.get(timeout=120) for _ in procs) == [300, 300, 300]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    stored = sorted(r["s"] for r in repo.db["versions"].find({"b": repo.branch("main").id}, {"s": 1}))
+    assert stored == list(range(1, 901))
+    for n in range(3):
+        assert [e.stem for e in repo.entries("main", f"c{n}")] == sorted(str(i) for i in range(300))

@@ -259,3 +259,49 @@ def test_head_is_found_by_probing_dense_slots(repo) -> None:  # noqa: ANN001
     for known in (0, 1, 17, 200, 332, 333):
         assert v.head(repo.db["versions"], bid, known) == 333
     assert v.head(repo.db["versions"], repo.create_branch("empty").id) == 0
+
+
+def test_over_long_ids_use_hashed_names(repo) -> None:  # noqa: ANN001
+    long_id = "x" * 500
+    d = repo.put("main", "c", {"_id": long_id, "v": 1})
+    assert codec.is_hashed_stem(d.stem)
+    assert repo.get("main", "c", d.stem).doc["_id"] == long_id
+    repo.put("main", "c", {"_id": long_id, "v": 2}, stem=d.stem)
+    assert [e.stem for e in repo.entries("main", "c")] == [d.stem]
+    with pytest.raises(InvalidDocument, match="must carry its _id"):
+        repo.put("main", "c", {"v": 3}, stem=d.stem)
+
+
+def test_batch_that_collides_part_way_keeps_its_prefix(repo) -> None:  # noqa: ANN001
+    bid = repo.branch("main").id
+    versions = repo.db["versions"]
+    other = {"_id": v.slot_id(bid, 5), "b": bid, "s": 5, "c": "c", "k": "other", "op": "del", "a": "x", "t": None}
+    for s in range(1, 5):  # slots 1-4 were already there when "another writer" took slot 5
+        versions.insert_one({**other, "_id": v.slot_id(bid, s), "s": s, "k": f"early{s}"})
+    versions.insert_one(other)
+    # a writer that last saw head 0 places its batch at 1.. and collides at once; one
+    # that saw head 2 places nothing either; neither leaves a gap
+    records = [{"c": "c", "k": f"mine{i}", "op": "del", "a": "me", "t": None} for i in range(6)]
+    assert v.append(versions, bid, records, guess=2) == 11
+    assert sorted(r["s"] for r in versions.find({"b": bid})) == list(range(1, 12))
+    assert [r["k"] for r in versions.find({"b": bid, "s": {"$gt": 5}}).sort("s", 1)] == [f"mine{i}" for i in range(6)]
+
+
+def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, monkeypatch) -> None:  # noqa: ANN001
+    """Simulate another writer taking slot 3 while our ordered batch is at slots 1-2."""
+    bid = repo.branch("main").id
+    versions = repo.db["versions"]
+    real = versions.insert_many
+    calls = []
+
+    def racing_insert_many(docs, ordered=True):  # noqa: ANN001, ANN202
+        if not calls:
+            versions.insert_one({"_id": v.slot_id(bid, 3), "b": bid, "s": 3, "c": "c", "k": "theirs", "op": "del", "a": "x", "t": None})
+        calls.append([d["s"] for d in docs])
+        return real(docs, ordered=ordered)
+
+    monkeypatch.setattr(versions, "insert_many", racing_insert_many)
+    records = [{"c": "c", "k": f"mine{i}", "op": "del", "a": "me", "t": None} for i in range(5)]
+    assert v.append(versions, bid, records, guess=0) == 6
+    assert calls == [[1, 2, 3, 4, 5], [4, 5, 6]]
+    assert [r["k"] for r in versions.find({"b": bid}).sort("s", 1)] == ["mine0", "mine1", "theirs", "mine2", "mine3", "mine4"]
