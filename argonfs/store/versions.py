@@ -37,7 +37,7 @@ Chain = Sequence[Layer]
 PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
 MARKER_KEY = ""
 PAGE = 1000
-_MAX_ATTEMPTS = 10_000
+_MAX_ATTEMPTS = 1000
 _META = {"d": 0}
 
 
@@ -138,12 +138,14 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
             else:
                 versions.insert_many(pending, ordered=True)
             return pending[-1]["s"]
-        except DuplicateKeyError:
+        except DuplicateKeyError as exc:
+            _check_slot_collision(exc.details or {})
             done = 0
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if not errors or any(e.get("code") != 11000 for e in errors):
                 raise
+            _check_slot_collision(errors[0])
             done = exc.details.get("nInserted", errors[0]["index"])
         log.debug("slot collision on branch %s above %d: %d placed, %d left", bid, base, done, len(pending) - done)
         pending = pending[done:]
@@ -152,6 +154,15 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
             time.sleep(random.uniform(0, min(0.05, 0.001 * attempt)))
         base = head(versions, bid, known)
     raise Conflict(f"could not find a free slot after {_MAX_ATTEMPTS} attempts (too much contention)")
+
+
+def _check_slot_collision(error: dict[str, Any]) -> None:
+    """Only a duplicate ``_id`` means another writer took the slot; any other unique
+    index is not ours (e.g. a database written by another format) and retrying would
+    never succeed."""
+    pattern = error.get("keyPattern")
+    if pattern is not None and list(pattern) != ["_id"]:
+        raise Conflict(f"unexpected unique index {pattern} on the versions collection; is this database an argonfs repository of this format?")
 
 
 def _newest_per_layer_and_key(

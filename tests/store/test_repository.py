@@ -305,3 +305,14 @@ def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, m
     assert v.append(versions, bid, records, guess=0) == 6
     assert calls == [[1, 2, 3, 4, 5], [4, 5, 6]]
     assert [r["k"] for r in versions.find({"b": bid}).sort("s", 1)] == ["mine0", "mine1", "theirs", "mine2", "mine3", "mine4"]
+
+
+def test_foreign_unique_index_fails_fast(repo) -> None:  # noqa: ANN001
+    repo.db["versions"].create_index([("c", 1), ("k", 1)], unique=True, name="foreign")
+    repo.put("main", "c", {"_id": 1})
+    head = repo.head("main")
+    with pytest.raises(Conflict, match="unexpected unique index"):
+        repo.put("main", "c", {"_id": 1, "again": True})
+    assert repo.head("main") == head
+    with pytest.raises(Conflict, match="unexpected unique index"):
+        repo.import_documents("main", "c", iter([{"_id": 7}, {"_id": 1, "changed": True}]))
