@@ -263,14 +263,11 @@ def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, 
             heap.append((rec["k"], depth, rec))
     heapq.heapify(heap)
     while heap:
-        key, depth, rec = heap[0]
-        best = rec
+        key, _, best = heap[0]  # heap order (key, depth): the nearest layer's record comes first
         while heap and heap[0][0] == key:
-            _, d, r = heapq.heappop(heap)
-            if d < depth:
-                depth, best = d, r
-            nxt = next(streams[d], None)
+            _, depth, _ = heapq.heappop(heap)
+            nxt = next(streams[depth], None)
             if nxt is not None:
-                heapq.heappush(heap, (nxt["k"], d, nxt))
+                heapq.heappush(heap, (nxt["k"], depth, nxt))
         if best["op"] == PUT:
             yield entry_of(best)
