@@ -14,6 +14,7 @@ Collections of the database (docs/formats.md has every field):
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import secrets
@@ -145,6 +146,12 @@ class Repository:
         self._branches: dict[ObjectId, dict[str, Any]] = {}
         self._catalogued: set[tuple[ObjectId, str]] = set()
         self._heads: dict[ObjectId, int] = {}
+
+    def with_author(self, author: str) -> Repository:
+        """The same repository (sharing connection and caches) writing as ``author``."""
+        other = copy.copy(self)
+        other.author = author
+        return other
 
     @classmethod
     def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None) -> Repository:
@@ -374,6 +381,13 @@ class Repository:
         self.db["label_history"].insert_one({"name": name, "op": "delete", "bundle": None, "t": now(), "author": self.author})
 
     @translating
+    def label(self, name: str) -> dict[str, Any]:
+        row = self.db["labels"].find_one({"_id": name})
+        if row is None:
+            raise NotFound(f"unknown label {name!r}")
+        return {"name": row["_id"], "bundle": row["bundle"], "time": row["t"], "author": row["author"]}
+
+    @translating
     def list_labels(self) -> list[dict[str, Any]]:
         return [
             {"name": r["_id"], "bundle": r["bundle"], "time": r["t"], "author": r["author"]}
@@ -401,6 +415,15 @@ class Repository:
     def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
         return self.get(ref, collection, codec.id_to_stem(doc_id))
 
+    @translating
+    def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:
+        """What a listing knows of one document (size, hash, slot), without its body."""
+        view = self.resolve(ref) if isinstance(ref, str) else ref
+        rec = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+        if rec is None:
+            raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
+        return v.entry_of(rec)
+
     @translating_iter
     def entries(self, ref: str | View, collection: str, *, after: str = "") -> Iterator[v.Entry]:
         """Live documents of a collection in name order, without bodies, streamed in pages.
@@ -419,11 +442,14 @@ class Repository:
         for entry in self.entries(view, collection):
             batch.append(entry)
             if len(batch) == v.PAGE:
-                yield from self._bodies(collection, batch)
+                yield from self.bodies(collection, batch)
                 batch = []
-        yield from self._bodies(collection, batch)
+        yield from self.bodies(collection, batch)
 
-    def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
+    @translating_iter
+    def bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
+        """The documents the listed entries describe, in one round trip.  A version
+        record never changes, so an entry's body can be fetched (and cached) at any time."""
         if not entries:
             return
         ids = [v.slot_id(e.branch_id, e.seq) for e in entries]

@@ -1,0 +1,223 @@
+"""The mount daemon: one repository served at one mountpoint by pyfuse3 under trio.
+
+``serve`` runs in the foreground: it mounts, confirms the mount answers, signals
+readiness (a ready file, and a line on a pipe for the ``argonfs mount`` that started it),
+serves until unmounted or told to stop (SIGTERM, SIGINT, SIGHUP), then unmounts.
+``start`` is what ``argonfs mount`` does without ``--foreground``: it starts ``serve``
+in a new session, detached, and returns once the mount is usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from argonfs.errors import ArgonError, Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+
+
+@dataclass
+class MountConfig:
+    mountpoint: str
+    mongo: str | None = None
+    repo: str | None = None
+    ready_file: str | None = None
+    options: list[str] = field(default_factory=list)
+    debug: bool = False
+    threads: int = 16
+
+
+def _state_dir() -> Path:
+    from argonfs.config import data_dir
+
+    path = data_dir() / "mounts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def state_file(mountpoint: str) -> Path:
+    """Where a running daemon records its pid, by mountpoint."""
+    key = hashlib.sha256(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
+    return _state_dir() / f"{key}.json"
+
+
+def log_file(mountpoint: str) -> Path:
+    return state_file(mountpoint).with_suffix(".log")
+
+
+def check_mountpoint(mountpoint: str) -> str:
+    path = os.path.realpath(mountpoint)
+    if not os.path.isdir(path):
+        raise NotFound(f"mountpoint {mountpoint!r} is not a directory")
+    if os.path.ismount(path):
+        raise Conflict(f"{mountpoint!r} is already a mountpoint")
+    return path
+
+
+def fuse_options(config: MountConfig, repo_name: str) -> set[str]:
+    import pyfuse3
+
+    options = set(pyfuse3.default_options)
+    options.update({f"fsname=argonfs:{repo_name}", "subtype=argonfs"})
+    for opt in config.options:
+        options.update(o.strip() for o in opt.split(",") if o.strip())
+    return options
+
+
+# ---------------------------------------------------------------------- foreground
+
+
+def serve(config: MountConfig, notify_fd: int | None = None) -> None:
+    """Mount and serve until unmounted or signalled.  Blocking; returns after unmount."""
+    import pyfuse3
+    import trio
+
+    from argonfs.fs.operations import ArgonOperations
+    from argonfs.store import Repository
+    from argonfs.store.aio import AsyncRepository
+
+    mountpoint = check_mountpoint(config.mountpoint)
+    repo = Repository.open(config.mongo, config.repo)
+    repo.info()  # fail before mounting when the repository is missing or MongoDB is down
+    ops = ArgonOperations(AsyncRepository(repo, config.threads))
+    state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
+    pyfuse3.init(ops, mountpoint, fuse_options(config, repo.db.name))
+    state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, "repo": repo.db.name}))
+    log.info("mounted repository %r of %s at %s", repo.db.name, repo.where, mountpoint)
+    try:
+        trio.run(_main, ops, mountpoint, config, notify_fd)
+    finally:
+        _discard_unclosed(ops)
+        pyfuse3.close(unmount=True)
+        state.unlink(missing_ok=True)
+        if config.ready_file:
+            Path(config.ready_file).unlink(missing_ok=True)
+        log.info("unmounted %s", mountpoint)
+
+
+async def _main(ops: object, mountpoint: str, config: MountConfig, notify_fd: int | None) -> None:
+    import pyfuse3
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pyfuse3.main)
+        await _wait_answering(mountpoint)
+        if config.ready_file:
+            tmp = f"{config.ready_file}.tmp{os.getpid()}"
+            Path(tmp).write_text(f"{mountpoint}\n")
+            os.replace(tmp, config.ready_file)
+        if notify_fd is not None:
+            os.write(notify_fd, b"ready\n")
+            os.close(notify_fd)
+        log.info("ready: %s answers", mountpoint)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                log.info("%s: finishing requests in flight and unmounting", signal.Signals(signum).name)
+                pyfuse3.terminate()
+                break
+
+
+async def _wait_answering(mountpoint: str) -> None:
+    """The mount is usable once its root answers a stat with the FUSE root inode.  The
+    stat runs in a thread; the trio thread keeps serving the request it causes."""
+    import pyfuse3
+    import trio
+
+    deadline = trio.current_time() + READY_TIMEOUT
+    while True:
+        st = await trio.to_thread.run_sync(os.stat, mountpoint)
+        if st.st_ino == pyfuse3.ROOT_INODE:
+            return
+        if trio.current_time() > deadline:
+            raise ArgonError(f"{mountpoint} did not answer within {READY_TIMEOUT:.0f} s")
+        await trio.sleep(0.05)
+
+
+def _discard_unclosed(ops: object) -> None:
+    from argonfs.fs.handles import FileHandle
+
+    for handle in getattr(ops, "_handles", {}).values():
+        if isinstance(handle, FileHandle) and handle.dirty:
+            log.warning("/%s was still open for writing at unmount; its unsaved changes are discarded", "/".join(handle.path))
+
+
+# ---------------------------------------------------------------------- background
+
+
+def start(config: MountConfig, argv: list[str]) -> int:
+    """Start ``serve`` detached and wait until the mount answers; return its pid.
+
+    ``argv`` re-runs the CLI in the foreground; the child reports readiness (or dies,
+    and its log says why) through a pipe."""
+    mountpoint = check_mountpoint(config.mountpoint)
+    logpath = log_file(mountpoint)
+    read_fd, write_fd = os.pipe()
+    with open(logpath, "ab") as logf:
+        env = dict(os.environ, ARGONFS_NOTIFY_FD=str(write_fd))
+        if config.mongo:  # by environment: a URI may carry a password, argv is public
+            env["ARGONFS_MONGO_URI"] = config.mongo
+        if config.repo:
+            env["ARGONFS_REPO"] = config.repo
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(write_fd,), env=env, start_new_session=True
+        )
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        answer = pipe.readline()
+    if answer.strip() == b"ready":
+        return proc.pid
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    tail = _last_error(logpath)
+    raise ArgonError(f"the mount daemon exited ({code}) before the mount was ready: {tail} (log: {logpath})")
+
+
+def _last_error(path: Path) -> str:
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if "error" in line.lower():
+            return line.strip()
+    return lines[-1].strip() if lines else "no output"
+
+
+def umount(mountpoint: str, timeout: float = STOP_TIMEOUT) -> None:
+    """Unmount, then wait for the daemon (if this machine runs it) to finish."""
+    path = os.path.realpath(mountpoint)
+    state = state_file(path)
+    pid = None
+    if state.exists():
+        pid = json.loads(state.read_text()).get("pid")
+    if not os.path.ismount(path):
+        raise NotFound(f"{mountpoint!r} is not mounted")
+    proc = subprocess.run(["fusermount3", "-u", path], capture_output=True, text=True)
+    if proc.returncode != 0:
+        message = proc.stderr.strip() or f"fusermount3 exited {proc.returncode}"
+        raise Conflict(f"cannot unmount {mountpoint!r}: {message}")
+    if pid is not None:
+        _wait_exit(pid, timeout)
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    print(f"argonfs: warning: daemon {pid} still running {timeout:.0f} s after unmount", file=sys.stderr)

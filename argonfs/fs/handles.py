@@ -1,0 +1,131 @@
+"""Open files, open directories, scratch files and the cache of document bodies."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from argonfs.fs.nodes import Node, Path
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclass(eq=False)
+class Scratch:
+    """A file that is not a document (an editor's swap file, a ``sed -i`` or rsync
+    temporary) or a new document with no content yet.  It lives in memory, in its
+    branch, for the life of the mount, and becomes a document when renamed onto a
+    ``<id>.json`` name."""
+
+    data: bytearray
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int = field(default_factory=now_ns)
+
+
+@dataclass(eq=False)
+class FileHandle:
+    node: Node
+    path: Path
+    data: bytes | bytearray
+    writable: bool = False
+    #: the buffer differs from what the store holds and is committed on close
+    dirty: bool = False
+    #: the buffer is a Scratch's own bytes (writes land there directly)
+    scratch: Scratch | None = None
+    author: str | None = None
+
+
+Item = tuple[str, Any]  # (name, attributes)
+
+
+class DirHandle:
+    """One open directory: a listing produced in pages and served at stable offsets.
+
+    Offsets are positions in the listing (1, 2, ...).  Continuing where the last
+    readdir stopped (the normal case) costs nothing; the kernel may also restart at
+    any offset it was given, which re-opens the stream after the name at that offset
+    (remembered for recent offsets) instead of re-reading from the start.
+    """
+
+    MARKS = 8192
+
+    def __init__(self, node: Node, head: list[Item], pages: Callable[[str], Callable[[], Awaitable[list[Item]]]] | None = None) -> None:
+        self.node = node
+        self.head = head  # fixed entries: ".", "..", subdirectories, scratch files
+        self._open_pages = pages  # after-name -> a function fetching the next page
+        self.pos = 0
+        self._pending: collections.deque[Item] = collections.deque()
+        self._fetch: Callable[[], Awaitable[list[Item]]] | None = None
+        self._done = False
+        self._marks: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._rewind(0, "")
+
+    def _rewind(self, pos: int, after: str) -> None:
+        self.pos = pos
+        self._pending = collections.deque(self.head[pos:]) if pos < len(self.head) else collections.deque()
+        self._fetch = self._open_pages(after) if self._open_pages is not None else None
+        self._done = self._fetch is None
+
+    async def seek(self, pos: int) -> None:
+        if pos == self.pos:
+            return
+        if pos <= len(self.head):
+            self._rewind(pos, "")
+        elif pos in self._marks:
+            self._rewind(pos, self._marks[pos])
+        else:  # an offset we no longer remember: count our way there
+            self._rewind(0, "")
+            while self.pos < pos and await self.peek() is not None:
+                self.advance()
+
+    async def peek(self) -> Item | None:
+        while not self._pending and not self._done:
+            assert self._fetch is not None
+            page = await self._fetch()
+            if not page:
+                self._done = True
+            self._pending.extend(page)
+        return self._pending[0] if self._pending else None
+
+    def advance(self) -> None:
+        name, _ = self._pending.popleft()
+        self.pos += 1
+        if self.pos > len(self.head):
+            self._marks[self.pos] = name[: -len(".json")] if name.endswith(".json") else name
+            if len(self._marks) > self.MARKS:
+                self._marks.popitem(last=False)
+
+
+class BodyCache:
+    """Rendered document bodies by version slot.  A slot never changes, so an entry is
+    valid for every view that shows that slot; the cache only bounds memory (LRU)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+
+    def get(self, slot: str) -> bytes | None:
+        data = self._items.get(slot)
+        if data is not None:
+            self._items.move_to_end(slot)
+        return data
+
+    def __contains__(self, slot: str) -> bool:
+        return slot in self._items
+
+    def put(self, slot: str, data: bytes) -> None:
+        if slot in self._items or len(data) > self.max_bytes // 8:
+            return
+        self._items[slot] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self.size -= len(old)

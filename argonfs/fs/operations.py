@@ -1,0 +1,806 @@
+"""The FUSE filesystem: pyfuse3 handlers over the versioned store.
+
+Handlers are thin: each one is wrapped by ``fuse_op`` (the single place where argonfs
+errors become errnos and unexpected exceptions are logged and answered with EIO) and
+calls private helpers.  Every store call runs in a worker thread (store/aio.py).
+
+Caching, docs/mount.md has the user's view of it:
+
+* bundles and ``BRANCH@SEQ`` views never change: long kernel timeouts, page cache kept;
+* branch heads change: kernel timeouts of ``BRANCH_TIMEOUT`` seconds, and attributes
+  the daemon remembers are reused only while the branch's head seq is unchanged
+  (one cheap probe, at most every ``HEAD_TTL`` seconds per branch);
+* document bodies are cached by version slot, which never changes.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import pwd
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from itertools import islice
+from typing import Any, TypeVar
+
+import pyfuse3
+
+from argonfs import codec
+from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, Scratch, now_ns
+from argonfs.store.versions import Entry
+from argonfs.fs.nodes import (
+    BRANCHES,
+    BUNDLES,
+    COLLDIR,
+    FILE,
+    LABEL,
+    LABELS,
+    REFDIR,
+    ROOT,
+    TOP,
+    TOPDIR,
+    InodeTable,
+    Node,
+    Path,
+    is_dir,
+    kind_of,
+    read_only_ref,
+)
+
+log = logging.getLogger(__name__)
+
+BRANCH_TIMEOUT = 1.0
+FROZEN_TIMEOUT = 3600.0
+HEAD_TTL = 0.25
+PAGE = 1000
+PREFETCH = 256
+MAX_FILE = codec.MAX_BSON_SIZE
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def fuse_op(fn: F) -> F:
+    """The one seam where errors become errnos.  pyfuse3 unmounts if anything but
+    FUSEError escapes a handler, so everything else is logged and answered with EIO."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: ArgonOperations, *args: Any) -> Any:
+        try:
+            return await fn(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except NotFound as exc:
+            log.debug("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        except InvalidDocument as exc:  # already logged with its path where it was rejected
+            log.debug("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except ArgonError as exc:
+            log.warning("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except Exception:
+            log.exception("unexpected error in %s%r", fn.__name__, args)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(code: int) -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(code)
+
+
+def _name(raw: bytes) -> str:
+    return os.fsdecode(raw)
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid:{uid}"
+
+
+class ArgonOperations(pyfuse3.Operations):
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, store: Any, *, uid: int | None = None, gid: int | None = None) -> None:
+        super().__init__()
+        self.store = store  # an AsyncRepository
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self.started_ns = now_ns()
+        self.inodes = InodeTable()
+        self.scratch: dict[Path, Scratch] = {}
+        self.writers: dict[Path, FileHandle] = {}
+        self.bodies = BodyCache()
+        self._handles: dict[int, FileHandle | DirHandle] = {}
+        self._next_fh = 1
+        self._views: dict[tuple[str, str], tuple[Any, float]] = {}
+        self._heads: dict[Any, tuple[int, float]] = {}
+        self._listings: dict[tuple[Any, str], tuple[list[Any], dict[str, int]]] = {}
+
+    # ------------------------------------------------------------------ views and heads
+
+    async def _view(self, path: Path) -> Any:
+        """The store view a path lives in (its top directory and ref)."""
+        key = (path[0], path[1])
+        cached = self._views.get(key)
+        if cached is not None and (cached[1] == 0 or time.monotonic() < cached[1]):
+            return cached[0]
+        try:
+            view = await self.store.call("resolve", path[1])
+        except InvalidName as exc:
+            raise NotFound(str(exc)) from None
+        expected = ("bundle",) if path[0] == BUNDLES else ("branch", "seq")
+        if view.kind not in expected:
+            raise NotFound(f"no {path[0][:-1]} {path[1]!r}")
+        frozen = view.kind != "branch"
+        self._views[key] = (view, 0 if frozen else time.monotonic() + BRANCH_TIMEOUT)
+        return view
+
+    async def _head(self, view: Any) -> int | None:
+        """The current head of a branch view (cached briefly), None for frozen views."""
+        if view.seq is not None:
+            return view.seq
+        bid = view.branch_id
+        cached = self._heads.get(bid)
+        if cached is not None and time.monotonic() - cached[1] < HEAD_TTL:
+            return cached[0]
+        pinned = await self.store.call("pin", view)
+        self._note_head(bid, pinned.seq)
+        return pinned.seq
+
+    def _note_head(self, bid: Any, seq: int) -> None:
+        cached = self._heads.get(bid)
+        if cached is None or seq >= cached[0]:
+            self._heads[bid] = (seq, time.monotonic())
+
+    def _author(self, ctx: Any) -> str:
+        return _user(ctx.uid)
+
+    def _check_writable(self, path: Path) -> None:
+        if len(path) < 2 or path[0] == LABELS:
+            return
+        if read_only_ref(path):
+            raise ReadOnly(f"/{'/'.join(path[:2])} is read-only")
+
+    # ------------------------------------------------------------------ attributes
+
+    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+        path = node.path
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = node.ino
+        frozen = read_only_ref(path)
+        a.entry_timeout = a.attr_timeout = FROZEN_TIMEOUT if frozen else BRANCH_TIMEOUT
+        a.st_uid, a.st_gid = self.uid, self.gid
+        a.st_blksize = 4096
+        info = node.info
+        kind = node.kind
+        mtime = info.get("mtime_ns", self.started_ns)
+        if kind == LABEL:
+            a.st_mode = stat.S_IFLNK | 0o777
+            a.st_size = len(info.get("target", b""))
+            a.st_nlink = 1
+        elif kind == FILE:
+            scratch = self.scratch.get(path)
+            writer = self.writers.get(path)
+            if scratch is not None:
+                a.st_mode = scratch.mode
+                a.st_uid, a.st_gid = scratch.uid, scratch.gid
+                a.st_size = len(scratch.data)
+                mtime = scratch.mtime_ns
+            else:
+                a.st_mode = stat.S_IFREG | (0o444 if frozen else 0o644)
+                a.st_size = len(writer.data) if writer is not None else info.get("size", 0)
+            a.st_nlink = 1
+        else:
+            a.st_mode = stat.S_IFDIR | (0o555 if frozen or path in ((), (BUNDLES,)) else 0o755)
+            a.st_nlink = info.get("nlink", 2)
+        a.st_blocks = (a.st_size + 511) // 512
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = mtime
+        return a
+
+    def _set_doc_info(self, node: Node, entry: Any, head: int | None) -> None:
+        node.info = {"size": entry.size, "mtime_ns": _ns(entry.time), "slot": _slot(entry), "entry": entry, "head": head, "valid": True}
+
+    async def _refresh(self, node: Node) -> None:
+        """Make ``node.info`` current; raises NotFound if the path no longer exists."""
+        path = node.path
+        kind = kind_of(path)
+        if kind == ROOT:
+            node.info = {"nlink": 5}
+        elif kind == TOPDIR:
+            if path[0] not in TOP:
+                raise NotFound(f"no /{path[0]}")
+            node.info = {"nlink": 2}
+        elif kind == LABEL:
+            label = await self.store.call("label", path[1])
+            node.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"])}
+        elif path in self.scratch:
+            return
+        else:
+            view = await self._view(path)
+            head = await self._head(view)
+            if node.info.get("head", -1) == head and node.info.get("valid"):
+                return
+            if kind == REFDIR:
+                info: dict[str, Any] = {"nlink": 2}
+                if view.kind == "bundle":
+                    bundle = await self.store.call("bundle", view.bundle)
+                    info["mtime_ns"] = _ns(bundle.time)
+            elif kind == COLLDIR:
+                if not await self.store.call("collection_exists", view, path[2]):
+                    raise NotFound(f"no collection {path[2]!r} in {view.ref}")
+                info = {"nlink": 2}
+            else:
+                stem = codec.filename_to_stem(path[3])
+                if stem is None:
+                    raise NotFound(f"no file {path[3]!r}")
+                entry = await self.store.call("stat", view, path[2], stem)
+                self._set_doc_info(node, entry, head)
+                return
+            info["head"] = head
+            info["valid"] = True
+            node.info = info
+
+    async def _lookup(self, path: Path) -> Node:
+        node = self.inodes.find(path) or self.inodes.get(path)
+        try:
+            await self._refresh(node)
+        except ArgonError:
+            self.inodes.release(node)
+            raise
+        return node
+
+    def _counted(self, node: Node) -> pyfuse3.EntryAttributes:
+        """Attributes for a reply that hands the kernel a reference (lookup, create...)."""
+        node.lookups += 1
+        return self._entry(node)
+
+    # ------------------------------------------------------------------ lookup and attributes
+
+    @fuse_op
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        parent = self.inodes[parent_inode]
+        text = _name(name)
+        log.debug("lookup %s / %s", parent.path, text)
+        if text == ".":
+            return self._counted(parent)
+        if text == "..":
+            return self._counted(self.inodes.get(parent.path[:-1]) if parent.path else parent)
+        if not is_dir(parent.path):
+            raise _fail(errno.ENOTDIR)
+        path = (*parent.path, text)
+        if len(path) > 4 or (len(path) == 3 and path[0] == LABELS) or (len(path) == 1 and text not in TOP):
+            raise NotFound(f"no {text!r}")
+        return self._counted(await self._lookup(path))
+
+    @fuse_op
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            self.inodes.forget(ino, count)
+
+    @fuse_op
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        node = self.inodes[inode]
+        log.debug("getattr %s", node.path)
+        if node.path not in self.writers:
+            await self._refresh(node)
+        return self._entry(node)
+
+    @fuse_op
+    async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None, ctx: Any) -> pyfuse3.EntryAttributes:
+        node = self.inodes[inode]
+        path = node.path
+        log.debug("setattr %s", path)
+        self._check_writable(path)
+        if kind_of(path) != FILE:
+            if fields.update_size:
+                raise _fail(errno.EISDIR)
+            await self._refresh(node)  # modes and times of directories are fixed; accept silently
+            return self._entry(node)
+        scratch = self.scratch.get(path)
+        if fields.update_size:
+            handle = self._handles.get(fh) if fh is not None else None
+            if isinstance(handle, FileHandle) and handle.writable:
+                _resize(handle.data, attr.st_size)  # type: ignore[arg-type]
+                handle.dirty = handle.scratch is None or _is_document(path)
+            elif scratch is not None:
+                _resize(scratch.data, attr.st_size)
+            else:  # truncate(2) by path: a write of its own
+                data = bytearray(await self._body(node))
+                _resize(data, attr.st_size)
+                await self._commit(node, path, bytes(data), self._author(ctx))
+        if scratch is not None:
+            if fields.update_mode:
+                scratch.mode = stat.S_IFREG | stat.S_IMODE(attr.st_mode)
+            if fields.update_uid:
+                scratch.uid = attr.st_uid
+            if fields.update_gid:
+                scratch.gid = attr.st_gid
+            if fields.update_mtime:
+                scratch.mtime_ns = attr.st_mtime_ns
+        elif path not in self.writers:
+            await self._refresh(node)  # a document's mode, owner and times are the store's
+        return self._entry(node)
+
+    @fuse_op
+    async def readlink(self, inode: int, ctx: Any = None) -> bytes:
+        node = self.inodes[inode]
+        if node.kind != LABEL:
+            raise _fail(errno.EINVAL)
+        await self._refresh(node)
+        return node.info["target"]
+
+    @fuse_op
+    async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_blocks = s.f_bfree = s.f_bavail = 0
+        s.f_files = s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s
+
+    # ------------------------------------------------------------------ directories
+
+    @fuse_op
+    async def opendir(self, inode: int, ctx: Any = None) -> int:
+        node = self.inodes[inode]
+        path = node.path
+        log.debug("opendir %s", path)
+        await self._refresh(node)
+        parent = self.inodes.get(path[:-1]) if path else node
+        head: list[Item] = [(".", node), ("..", parent)]
+        pages = None
+        kind = node.kind
+        if kind == ROOT:
+            head += [(name, self.inodes.get((name,))) for name in TOP]
+        elif path == (BRANCHES,):
+            head += [(b.name, self.inodes.get((BRANCHES, b.name))) for b in await self.store.call("list_branches")]
+        elif path == (BUNDLES,):
+            for bundle in await self.store.call("list_bundles"):
+                child = self.inodes.get((BUNDLES, bundle.id))
+                child.info = child.info or {"mtime_ns": _ns(bundle.time), "nlink": 2}
+                head.append((bundle.id, child))
+        elif path == (LABELS,):
+            for label in await self.store.call("list_labels"):
+                child = self.inodes.get((LABELS, label["name"]))
+                child.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"])}
+                head.append((label["name"], child))
+        elif kind == REFDIR:
+            view = await self._view(path)
+            head += [(c, self.inodes.get((*path, c))) for c in await self.store.call("collections", view)]
+        elif kind == COLLDIR:
+            view = await self.store.call("pin", await self._view(path))
+            head += [(p[-1], self.inodes.get(p)) for p in sorted(self.scratch) if p[:-1] == path]
+            pages = self._doc_pages(path, view)
+        else:
+            raise _fail(errno.ENOTDIR)
+        return self._add_handle(DirHandle(node, head, pages))
+
+    def _doc_pages(self, path: Path, view: Any) -> Callable[[str], Callable[[], Awaitable[list[Item]]]]:
+        """Streams of a collection's documents, a page per worker-thread round trip."""
+        head = view.seq
+
+        def open_after(after: str) -> Callable[[], Awaitable[list[Item]]]:
+            stream = None
+
+            def page() -> list[Any]:
+                nonlocal stream
+                if stream is None:
+                    stream = self.store.repo.entries(view, path[2], after=after)
+                return list(islice(stream, PAGE))
+
+            async def fetch() -> list[Item]:
+                entries = await self.store.run(page)
+                items: list[Item] = []
+                for entry in entries:
+                    name = entry.stem + codec.SUFFIX
+                    child_path = (*path, name)
+                    if child_path in self.scratch:
+                        continue
+                    child = self.inodes.get(child_path)
+                    if child.path not in self.writers:
+                        self._set_doc_info(child, entry, head)
+                    items.append((name, child))
+                self._remember_listing(view, path[2], entries)
+                return items
+
+            return fetch
+
+        return open_after
+
+    @fuse_op
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        handle = self._handles[fh]
+        assert isinstance(handle, DirHandle)
+        await handle.seek(start_id)
+        while (item := await handle.peek()) is not None:
+            name, child = item
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(child), handle.pos + 1):
+                break
+            if name not in (".", ".."):
+                child.lookups += 1
+            handle.advance()
+
+    @fuse_op
+    async def releasedir(self, fh: int) -> None:
+        self._handles.pop(fh, None)
+
+    @fuse_op
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        parent = self.inodes[parent_inode]
+        path = (*parent.path, _name(name))
+        log.debug("mkdir %s", path)
+        self._check_writable(path)
+        if parent.path == (BRANCHES,):
+            await self.store.call("create_branch", path[1], author=self._author(ctx))
+            self._views.pop((BRANCHES, path[1]), None)
+        elif parent.kind == REFDIR:
+            view = await self._view(path)
+            await self.store.call("create_collection", view, path[2], author=self._author(ctx))
+        else:
+            raise _fail(errno.EPERM)
+        node = self.inodes.get(path)
+        node.info = {}
+        return self._counted(await self._lookup(path))
+
+    @fuse_op
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = self.inodes[parent_inode]
+        path = (*parent.path, _name(name))
+        log.debug("rmdir %s", path)
+        self._check_writable(path)
+        kind = kind_of(path)
+        if kind == COLLDIR:
+            view = await self._view(path)
+            await self.store.call("drop_collection", view, path[2], author=self._author(ctx))
+            for p in [p for p in self.scratch if p[:-1] == path]:
+                del self.scratch[p]
+        elif kind == REFDIR and path[0] == BRANCHES:
+            view = await self._view(path)
+            if await self.store.call("collections", view):
+                raise _fail(errno.ENOTEMPTY)
+            await self.store.call("delete_branch", path[1])
+            self._views.pop((BRANCHES, path[1]), None)
+        else:
+            raise _fail(errno.EPERM)
+
+    # ------------------------------------------------------------------ labels
+
+    @fuse_op
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        parent = self.inodes[parent_inode]
+        path = (*parent.path, _name(name))
+        log.debug("symlink %s -> %s", path, target)
+        if parent.path != (LABELS,):
+            raise _fail(errno.EPERM)
+        bundle = os.fsdecode(target).rstrip("/").rsplit("/", 1)[-1]
+        await self.store.call("set_label", path[1], bundle, author=self._author(ctx))
+        return self._counted(await self._lookup(path))
+
+    # ------------------------------------------------------------------ files
+
+    def _add_handle(self, handle: FileHandle | DirHandle) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = handle
+        handle.node.opens += 1
+        return fh
+
+    async def _body(self, node: Node) -> bytes:
+        """The rendered bytes of a document: its attributes name its version slot, whose
+        body comes from the cache, with its listing neighbours, or alone."""
+        await self._refresh(node)
+        path = node.path
+        slot, entry = node.info["slot"], node.info["entry"]
+        data = self.bodies.get(slot)
+        if data is None:
+            await self._prefetch(await self._view(path), path[2], slot)
+            data = self.bodies.get(slot)
+        if data is None:
+            docs = await self.store.run(lambda: list(self.store.repo.bodies(path[2], [entry])))
+            data = docs[0].rendered
+            self.bodies.put(slot, data)
+        if len(data) != entry.size:
+            log.warning("/%s: stored size %d differs from rendered size %d", "/".join(path), entry.size, len(data))
+        return data
+
+    def _remember_listing(self, view: Any, collection: str, entries: list[Any]) -> None:
+        """Keep the last listed page of each collection so reading its files in listing
+        order can fetch their bodies many at a time."""
+        if not entries:
+            return
+        index = {_slot(e): i for i, e in enumerate(entries)}
+        self._listings[(view.chain[0][0], collection)] = (entries, index)
+        if len(self._listings) > 64:
+            self._listings.pop(next(iter(self._listings)))
+
+    async def _prefetch(self, view: Any, collection: str, slot: str) -> None:
+        listing = self._listings.get((view.chain[0][0], collection))
+        if listing is None or slot not in listing[1]:
+            return
+        entries, index = listing
+        start = index[slot]
+        wanted = [e for e in entries[start : start + PREFETCH] if _slot(e) not in self.bodies]
+
+        def fetch() -> list[tuple[str, bytes]]:
+            docs = self.store.repo.bodies(collection, wanted)
+            return [(_slot(e), d.rendered) for e, d in zip(wanted, docs)]
+
+        for key, data in await self.store.run(fetch):
+            self.bodies.put(key, data)
+
+    @fuse_op
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        node = self.inodes[inode]
+        path = node.path
+        log.debug("open %s flags %o", path, flags)
+        if node.kind != FILE:
+            raise _fail(errno.EISDIR if is_dir(path) else errno.EINVAL)
+        writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND) != 0
+        if writing:
+            self._check_writable(path)
+        scratch = self.scratch.get(path)
+        if scratch is not None:
+            if flags & os.O_TRUNC:
+                del scratch.data[:]
+            handle = FileHandle(node, path, scratch.data, writable=writing, scratch=scratch, author=self._author(ctx))
+            handle.dirty = writing and _is_document(path)
+            return pyfuse3.FileInfo(fh=self._add_handle(handle))
+        if writing:
+            data: bytes | bytearray = bytearray() if flags & os.O_TRUNC else bytearray(await self._body(node))
+            handle = FileHandle(node, path, data, writable=True, dirty=bool(flags & os.O_TRUNC), author=self._author(ctx))
+            self.writers[path] = handle
+            return pyfuse3.FileInfo(fh=self._add_handle(handle))
+        await self._refresh(node)
+        reported = node.info.get("size")
+        data = await self._body(node)
+        if reported is not None and reported != len(data):
+            node.info["size"] = len(data)
+            pyfuse3.invalidate_inode(node.ino, attr_only=True)
+        frozen = read_only_ref(path)
+        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=frozen)
+
+    @fuse_op
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        parent = self.inodes[parent_inode]
+        path = (*parent.path, _name(name))
+        log.debug("create %s", path)
+        self._check_writable(path)
+        if parent.kind != COLLDIR:
+            raise _fail(errno.EPERM)
+        await self._refresh(parent)
+        scratch = self.scratch.get(path)
+        if scratch is None:
+            scratch = self.scratch[path] = Scratch(bytearray(), stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid)
+        node = self.inodes.get(path)
+        handle = FileHandle(node, path, scratch.data, writable=True, scratch=scratch, author=self._author(ctx))
+        handle.dirty = _is_document(path)
+        fh = self._add_handle(handle)
+        return pyfuse3.FileInfo(fh=fh), self._counted(node)
+
+    @fuse_op
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self._handles[fh]
+        assert isinstance(handle, FileHandle)
+        return bytes(handle.data[off : off + size])
+
+    @fuse_op
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self._handles[fh]
+        assert isinstance(handle, FileHandle)
+        if not handle.writable:
+            raise _fail(errno.EBADF)
+        end = off + len(buf)
+        if end > MAX_FILE:
+            log.warning("%s: write beyond %d bytes refused", "/".join(handle.path), MAX_FILE)
+            raise _fail(errno.EFBIG)
+        data = handle.data
+        assert isinstance(data, bytearray)
+        if off > len(data):
+            data.extend(bytes(off - len(data)))
+        data[off:end] = buf
+        if handle.scratch is not None:
+            handle.scratch.mtime_ns = now_ns()
+        handle.dirty = handle.scratch is None or _is_document(handle.path)
+        return len(buf)
+
+    @fuse_op
+    async def flush(self, fh: int) -> None:
+        handle = self._handles[fh]
+        # An empty buffer is not committed (or rejected) before release: shells close a
+        # duplicate of the descriptor right after open(O_TRUNC), before writing.
+        if isinstance(handle, FileHandle) and handle.dirty and handle.data:
+            await self._commit_handle(handle)
+
+    @fuse_op
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        handle = self._handles[fh]
+        if isinstance(handle, FileHandle) and handle.dirty:
+            await self._commit_handle(handle)
+
+    @fuse_op
+    async def release(self, fh: int) -> None:
+        handle = self._handles.pop(fh)
+        assert isinstance(handle, FileHandle)
+        try:
+            if handle.dirty:
+                await self._commit_handle(handle)
+        finally:
+            if self.writers.get(handle.path) is handle:
+                del self.writers[handle.path]
+            handle.node.opens -= 1
+            self.inodes.release(handle.node)
+
+    async def _commit_handle(self, handle: FileHandle) -> None:
+        """Commit a write handle's buffer as one version; on bad content the previous
+        version stays and close() fails with EINVAL."""
+        handle.dirty = False
+        path = handle.path
+        if handle.scratch is not None:
+            if not handle.data:
+                return  # a new document with no content yet stays a scratch file
+            try:
+                await self._commit(handle.node, path, bytes(handle.data), handle.author)
+            except ArgonError:  # nothing was stored: the new name goes away
+                self.scratch.pop(path, None)
+                self._forget_entry(path)
+                raise
+            if self.scratch.get(path) is handle.scratch:
+                del self.scratch[path]
+            return
+        try:
+            await self._commit(handle.node, path, bytes(handle.data), handle.author)
+        except ArgonError:
+            self._invalidate(handle.node)  # the kernel saw the rejected writes: forget its size
+            raise
+
+    async def _commit(self, node: Node, path: Path, data: bytes, author: str | None) -> None:
+        stem = codec.filename_to_stem(path[3])
+        if stem is None:
+            raise InvalidDocument(f"{path[3]!r} is not a document name")
+        view = await self._view(path)
+        try:
+            doc = codec.parse(data)
+            written = await self.store.call("put", view, path[2], doc, stem=stem, author=author)
+        except InvalidDocument as exc:
+            log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
+            raise
+        self._note_head(view.branch_id, written.seq)
+        entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author)
+        self._set_doc_info(node, entry, written.seq)
+        self.bodies.put(node.info["slot"], written.rendered)
+        self._invalidate(node)
+
+    def _forget_entry(self, path: Path) -> None:
+        parent = self.inodes.find(path[:-1])
+        if parent is not None:
+            pyfuse3.invalidate_entry_async(parent.ino, os.fsencode(path[-1]), ignore_enoent=True)
+
+    def _invalidate(self, node: Node) -> None:
+        try:
+            pyfuse3.invalidate_inode(node.ino)
+        except OSError as exc:  # ENOENT: the kernel had already forgotten it
+            log.debug("invalidate %s: %s", node.path, exc)
+
+    # ------------------------------------------------------------------ unlink and rename
+
+    @fuse_op
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = self.inodes[parent_inode]
+        path = (*parent.path, _name(name))
+        log.debug("unlink %s", path)
+        kind = kind_of(path)
+        if kind == LABEL:
+            await self.store.call("delete_label", path[1], author=self._author(ctx))
+            return
+        self._check_writable(path)
+        if kind != FILE:
+            raise _fail(errno.EPERM)
+        if self.scratch.pop(path, None) is not None:
+            return
+        stem = codec.filename_to_stem(path[3])
+        if stem is None:
+            raise NotFound(f"no file {path[3]!r}")
+        view = await self._view(path)
+        seq = await self.store.call("delete", view, path[2], stem, author=self._author(ctx))
+        self._note_head(view.branch_id, seq)
+        node = self.inodes.find(path)
+        if node is not None:
+            node.info = {}
+
+    @fuse_op
+    async def rename(self, parent_old: int, name_old: bytes, parent_new: int, name_new: bytes, flags: int, ctx: Any) -> None:
+        src = (*self.inodes[parent_old].path, _name(name_old))
+        dst = (*self.inodes[parent_new].path, _name(name_new))
+        log.debug("rename %s -> %s", src, dst)
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise _fail(errno.EINVAL)
+        kind = kind_of(src)
+        if kind == LABEL and kind_of(dst) == LABEL:
+            label = await self.store.call("label", src[1])
+            author = self._author(ctx)
+            await self.store.call("set_label", dst[1], label["bundle"], author=author)
+            await self.store.call("delete_label", src[1], author=author)
+            self._move(src, dst)
+            return
+        if src[:2] != dst[:2] or src[0] != dst[0]:
+            raise _fail(errno.EXDEV)
+        self._check_writable(src)
+        if kind == COLLDIR:
+            raise _fail(errno.EXDEV)  # mv falls back to copying
+        if kind != FILE or kind_of(dst) != FILE:
+            raise _fail(errno.EPERM)
+        if flags & pyfuse3.RENAME_NOREPLACE and (dst in self.scratch or await self._exists(dst)):
+            raise _fail(errno.EEXIST)
+        author = self._author(ctx)
+        view = await self._view(src)
+        scratch = self.scratch.get(src)
+        data = bytes(scratch.data) if scratch is not None else await self._body(await self._lookup(src))
+        dst_node = self.inodes.find(dst) or self.inodes.get(dst)
+        if _is_document(dst):
+            if scratch is None:  # a document renamed: it takes the id its new name says
+                doc = codec.parse(data)
+                stem = codec.filename_to_stem(dst[3]) or ""
+                if codec.is_hashed_stem(stem):
+                    raise InvalidDocument(f"cannot rename onto the hashed name {dst[3]!r}")
+                doc["_id"] = codec.stem_to_id(stem)
+                data = codec.render(doc)
+            await self._commit(dst_node, dst, data, author)
+            self.scratch.pop(dst, None)
+        else:
+            old = self.scratch.get(dst)
+            self.scratch[dst] = Scratch(bytearray(data), old.mode if old else scratch.mode if scratch else stat.S_IFREG | 0o644, ctx.uid, ctx.gid)
+        if scratch is not None:
+            del self.scratch[src]
+        else:
+            seq = await self.store.call("delete", view, src[2], codec.filename_to_stem(src[3]) or "", author=author)
+            self._note_head(view.branch_id, seq)
+        self._move(src, dst)
+
+    def _move(self, src: Path, dst: Path) -> None:
+        node = self.inodes.find(src)
+        if node is not None:
+            target = self.inodes.find(dst)
+            info = target.info if target is not None else node.info
+            self.inodes.move(node, dst)
+            node.info = dict(info)
+            self._invalidate(node)
+
+    async def _exists(self, path: Path) -> bool:
+        try:
+            await self._lookup(path)
+        except NotFound:
+            return False
+        return True
+
+
+def _is_document(path: Path) -> bool:
+    return len(path) == 4 and path[0] == BRANCHES and codec.filename_to_stem(path[3]) is not None
+
+
+def _resize(data: bytearray, size: int) -> None:
+    if size > MAX_FILE:
+        raise _fail(errno.EFBIG)
+    if size < len(data):
+        del data[size:]
+    else:
+        data.extend(bytes(size - len(data)))
+
+
+def _ns(t: Any) -> int:
+    """Nanoseconds since the epoch of a naive-UTC datetime from MongoDB."""
+    from datetime import timezone
+
+    return int(t.replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000 + t.microsecond * 1000
+
+
+def _slot(entry: Entry) -> str:
+    return f"{entry.branch_id}:{entry.seq}"
