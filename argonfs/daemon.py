@@ -112,7 +112,12 @@ async def _main(ops: object, mountpoint: str, config: MountConfig, notify_fd: in
     import trio
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(pyfuse3.main)
+
+        async def serve_requests() -> None:
+            await pyfuse3.main()  # returns once unmounted (fusermount3 -u) or terminated
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(serve_requests)
         await _wait_answering(mountpoint)
         if config.ready_file:
             tmp = f"{config.ready_file}.tmp{os.getpid()}"
@@ -212,12 +217,19 @@ def umount(mountpoint: str, timeout: float = STOP_TIMEOUT) -> None:
         _wait_exit(pid, timeout)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie nobody has reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+
+
 def _wait_exit(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             return
         time.sleep(0.05)
     print(f"argonfs: warning: daemon {pid} still running {timeout:.0f} s after unmount", file=sys.stderr)
