@@ -226,6 +226,8 @@ class ArgonOperations(pyfuse3.Operations):
             return
         else:
             view = await self._view(path)
+            if kind != FILE and time.monotonic() < node.info.get("until", 0):
+                return  # directories: existence is re-checked once per timeout
             head = await self._head(view)
             if node.info.get("head", -1) == head and node.info.get("valid"):
                 return
@@ -247,6 +249,7 @@ class ArgonOperations(pyfuse3.Operations):
                 return
             info["head"] = head
             info["valid"] = True
+            info["until"] = time.monotonic() + (FROZEN_TIMEOUT if view.seq is not None else BRANCH_TIMEOUT)
             node.info = info
 
     async def _lookup(self, path: Path) -> Node:
@@ -444,7 +447,8 @@ class ArgonOperations(pyfuse3.Operations):
             self._views.pop((BRANCHES, path[1]), None)
         elif parent.kind == REFDIR:
             view = await self._view(path)
-            await self.store.call("create_collection", view, path[2], author=self._author(ctx))
+            seq = await self.store.call("create_collection", view, path[2], author=self._author(ctx))
+            self._note_head(view.branch_id, seq)
         else:
             raise _fail(errno.EPERM)
         node = self.inodes.get(path)
@@ -460,7 +464,8 @@ class ArgonOperations(pyfuse3.Operations):
         kind = kind_of(path)
         if kind == COLLDIR:
             view = await self._view(path)
-            await self.store.call("drop_collection", view, path[2], author=self._author(ctx))
+            seq = await self.store.call("drop_collection", view, path[2], author=self._author(ctx))
+            self._note_head(view.branch_id, seq)
             for p in [p for p in self.scratch if p[:-1] == path]:
                 del self.scratch[p]
         elif kind == REFDIR and path[0] == BRANCHES:
@@ -471,6 +476,9 @@ class ArgonOperations(pyfuse3.Operations):
             self._views.pop((BRANCHES, path[1]), None)
         else:
             raise _fail(errno.EPERM)
+        node = self.inodes.find(path)
+        if node is not None:
+            node.info = {}
 
     # ------------------------------------------------------------------ labels
 
@@ -576,7 +584,6 @@ class ArgonOperations(pyfuse3.Operations):
         self._check_writable(path)
         if parent.kind != COLLDIR:
             raise _fail(errno.EPERM)
-        await self._refresh(parent)
         scratch = self.scratch.get(path)
         if scratch is None:
             scratch = self.scratch[path] = Scratch(bytearray(), stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid)

@@ -8,12 +8,16 @@ the process.  The client's timeouts (store/mongo.py) make every thread come back
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
 
 from argonfs.store.repository import Repository
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -32,7 +36,11 @@ class AsyncRepository:
 
     async def call(self, method: str, *args: Any, author: str | None = None, **kwargs: Any) -> Any:
         """Call a Repository method by name, writing as ``author`` when given."""
-        return await self.run(getattr(self.as_author(author), method), *args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return await self.run(getattr(self.as_author(author), method), *args, **kwargs)
+        finally:
+            log.debug("store %s took %.1f ms", method, (time.perf_counter() - start) * 1000)
 
     def as_author(self, author: str | None) -> Repository:
         if author is None:

@@ -104,16 +104,16 @@ def head(versions: Collection, bid: ObjectId, known: int = 0) -> int:
     return lo
 
 
-def _layer_filter(bid: ObjectId, limit: int | None, floor: int | None = None) -> dict[str, Any]:
-    q: dict[str, Any] = {"b": bid}
-    bounds: dict[str, int] = {}
-    if limit is not None:
-        bounds["$lte"] = limit
-    if floor is not None:
-        bounds["$gt"] = floor
-    if bounds:
-        q["s"] = bounds
-    return q
+def _in_layer(rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
+    """Whether a record lies in a layer's seq bounds ``(floor, limit]``.
+
+    The bounds are checked here rather than sent to the server: a filter with ranges on
+    two fields of the index (or an ``$in`` and a range) makes some servers (SecantusDB)
+    give up the index and scan the whole collection, while equality on (b, c) and one
+    condition on k always uses it.  What the client then skips is bounded by the
+    parent's changes after the fork and the records a collection marker hides."""
+    s = rec["s"]
+    return (limit is None or s <= limit) and (floor is None or s > floor)
 
 
 def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:
@@ -165,47 +165,51 @@ def _check_slot_collision(error: dict[str, Any]) -> None:
         raise Conflict(f"unexpected unique index {pattern} on the versions collection; is this database an argonfs repository of this format?")
 
 
-def _newest_per_layer_and_key(
-    versions: Collection, chain: Chain, collection: str, keys: list[str], projection: dict[str, int] | None
-) -> dict[tuple[ObjectId, str], dict[str, Any]]:
-    """One round trip: the newest record of each key in each layer."""
-    match = {
-        "c": collection,
-        "k": keys[0] if len(keys) == 1 else {"$in": keys},
-        "$or": [_layer_filter(bid, limit) for bid, limit in chain],
-    }
-    if len(chain) == 1:
-        match.update(match.pop("$or")[0])
-    pipeline: list[dict[str, Any]] = [{"$match": match}, {"$sort": {"s": -1}}]
-    if projection:
-        pipeline.append({"$project": projection})
-    pipeline.append({"$group": {"_id": {"b": "$b", "k": "$k"}, "r": {"$first": "$$ROOT"}}})
-    return {(row["_id"]["b"], row["_id"]["k"]): row["r"] for row in versions.aggregate(pipeline)}
+def _newest_in_layer(
+    versions: Collection, bid: ObjectId, limit: int | None, collection: str, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The newest record (without its body) of each key in one layer.
+
+    One query per layer, each an equality on the branch id: servers that do not plan
+    an ``$or`` over layers (or an ``$in`` on the leading index field) with the index
+    would scan the whole collection.  The newest is picked here, not by a server sort."""
+    q = {"b": bid, "c": collection, "k": keys[0] if len(keys) == 1 else {"$in": keys}}
+    newest: dict[str, dict[str, Any]] = {}
+    for rec in versions.find(q, _META):
+        if not _in_layer(rec, limit):
+            continue
+        old = newest.get(rec["k"])
+        if old is None or rec["s"] > old["s"]:
+            newest[rec["k"]] = rec
+    return newest
 
 
 def lookup_many(
     versions: Collection, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True
 ) -> dict[str, dict[str, Any]]:
-    """The visible record (a put; deletes and hidden records are left out) of each stem."""
-    newest = _newest_per_layer_and_key(versions, chain, collection, [*stems, MARKER_KEY], None if bodies else _META)
+    """The visible record (a put; deletes and hidden records are left out) of each stem.
+
+    Layers are read nearest first, and only for the stems no nearer layer decided, so
+    a lookup costs one query per layer it has to reach (plus one for bodies)."""
+    pending = set(stems)
     found: dict[str, dict[str, Any]] = {}
-    for stem in stems:
-        for bid, _limit in chain:
-            rec = newest.get((bid, stem))
-            marker = newest.get((bid, MARKER_KEY))
+    for bid, limit in chain:
+        if not pending:
+            break
+        newest = _newest_in_layer(versions, bid, limit, collection, [*sorted(pending), MARKER_KEY])
+        marker = newest.get(MARKER_KEY)
+        for stem in list(pending):
+            rec = newest.get(stem)
             if rec is not None and (marker is None or rec["s"] > marker["s"]):
                 if rec["op"] == PUT:
                     found[stem] = rec
-                break
-            if marker is not None:
-                break
+                pending.discard(stem)
+        if marker is not None:
+            break  # a collection marker hides everything older
+    if bodies and found:
+        full = {r["_id"]: r for r in versions.find({"_id": {"$in": [r["_id"] for r in found.values()]}})}
+        found = {stem: full[rec["_id"]] for stem, rec in found.items()}
     return found
-
-
-def markers(versions: Collection, chain: Chain, collection: str) -> dict[ObjectId, dict[str, Any]]:
-    """The newest collection marker of each layer."""
-    rows = _newest_per_layer_and_key(versions, chain, collection, [MARKER_KEY], None)
-    return {bid: rec for (bid, _k), rec in rows.items()}
 
 
 def visible_layers(
@@ -213,11 +217,10 @@ def visible_layers(
 ) -> tuple[list[tuple[ObjectId, int | None, int | None]], bool]:
     """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, and whether
     the collection exists there.  Layers beyond the nearest marker are cut off."""
-    marks = markers(versions, chain, collection)
     layers: list[tuple[ObjectId, int | None, int | None]] = []
     exists = False
     for bid, limit in chain:
-        marker = marks.get(bid)
+        marker = _newest_in_layer(versions, bid, limit, collection, [MARKER_KEY]).get(MARKER_KEY)
         floor = marker["s"] if marker else None
         layers.append((bid, limit, floor))
         exists = exists or _has_documents(versions, bid, limit, floor, collection)
@@ -227,9 +230,9 @@ def visible_layers(
 
 
 def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
-    q = _layer_filter(bid, limit, floor)
-    q.update({"c": collection, "k": {"$gt": MARKER_KEY}})
-    return versions.find_one(q, {"_id": 1}) is not None
+    q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
+    with versions.find(q, {"_id": 0, "s": 1}, batch_size=PAGE) as cursor:
+        return any(_in_layer(rec, limit, floor) for rec in cursor)
 
 
 def _layer_stream(
@@ -240,13 +243,12 @@ def _layer_stream(
     One cursor for the whole layer, fetched PAGE records per round trip: re-querying
     per page would cost a sort of the rest of the collection per page on servers that
     do not push a limit through their sort."""
-    q = _layer_filter(bid, limit, floor)
-    q.update({"c": collection, "k": {"$gt": after}})
+    q = {"b": bid, "c": collection, "k": {"$gt": after}}
     cursor = versions.find(q, _META, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
     try:
         prev = None
         for rec in cursor:
-            if rec["k"] != prev:
+            if rec["k"] != prev and _in_layer(rec, limit, floor):
                 prev = rec["k"]
                 yield rec
     finally:

@@ -1,0 +1,187 @@
+"""Mount benchmark: reading, listing and writing through the FUSE mount, each as a
+ratio to a baseline measured in the same run.
+
+    .venv/bin/python scripts/bench_mount.py [--mongo URI] [--n 2000] [--big 100000]
+
+* cold/warm reads of N small documents: files/s, against an in-memory pyfuse3
+  filesystem serving the same bytes (scripts/memfs.py) and a direct pymongo scan;
+* ``ls -l`` of a collection of --big documents (seconds);
+* ``cp -r`` of N documents into a branch, against ``Repository.put`` of each;
+* the daemon's peak RSS after listing and reading the --big collection.
+
+With no --mongo, an in-process SecantusDB server in a temporary directory is used.
+Needs root (or fuse permissions) and /dev/fuse.  Results: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from argonfs.store import Repository
+
+ROOT = Path(__file__).resolve().parents[1]
+
+READER = r"""
+import os, sys, time
+root = sys.argv[1]
+t = time.perf_counter()
+n = 0
+for name in os.listdir(root):
+    with open(os.path.join(root, name), "rb") as f:
+        f.read()
+    n += 1
+print(n, time.perf_counter() - t)
+"""
+
+
+def read_all(path: Path) -> float:
+    """Files per second reading every file of a directory, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", READER, str(path)], check=True, capture_output=True, text=True).stdout.split()
+    return int(out[0]) / float(out[1])
+
+
+class Mounted:
+    def __init__(self, argv: list[str], mountpoint: Path, env: dict[str, str] | None = None) -> None:
+        self.mountpoint = mountpoint
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        ready = mountpoint.with_name(mountpoint.name + ".ready")
+        ready.unlink(missing_ok=True)
+        self.log = open(mountpoint.with_name(mountpoint.name + ".log"), "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([*argv, str(ready)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"mount failed: {argv}")
+            time.sleep(0.02)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def __enter__(self) -> Mounted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if os.path.ismount(self.mountpoint):
+                subprocess.run(["fusermount3", "-u", "-z", str(self.mountpoint)], check=False)
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.log.close()
+
+
+def doc(i: int) -> dict:
+    return {"_id": i, "name": f"user {i}", "email": f"user{i}@example.com", "score": i % 97, "tags": ["a", "b", str(i % 13)]}
+
+
+def run(uri: str, n: int, big: int, work: Path) -> dict[str, float]:
+    name = f"bench_mount_{uuid.uuid4().hex[:8]}"
+    repo = Repository.open(uri, name, author="bench")
+    repo.init()
+    env = dict(os.environ, ARGONFS_MONGO_URI=uri, ARGONFS_REPO=name, ARGONFS_HOME=str(work / "home"))
+    argonfs = [sys.executable, "-m", "argonfs", "mount", "--foreground"]
+
+    def mount(tag: str) -> Mounted:
+        mnt = work / f"mnt-{tag}"
+        return Mounted([*argonfs, str(mnt), "--ready-file"], mnt, env)
+
+    out: dict[str, float] = {}
+    try:
+        repo.import_documents("main", "small", (doc(i) for i in range(n)))
+        bundle = repo.create_bundle("main", "bench").id
+        src = work / "src/small"
+        src.mkdir(parents=True)
+        for d in repo.documents(bundle, "small"):
+            (src / f"{d.stem}.json").write_bytes(d.rendered)
+
+        mem = work / "mnt-mem"
+        with Mounted([sys.executable, str(ROOT / "scripts/memfs.py"), str(work / "src"), str(mem)], mem):
+            out["memfs_cold"] = read_all(mem / "small")
+            out["memfs_warm"] = read_all(mem / "small")
+        t = time.perf_counter()
+        count = sum(len(d.rendered) > 0 for d in repo.documents(bundle, "small"))
+        out["pymongo_scan"] = count / (time.perf_counter() - t)
+        with mount("bundle") as m:
+            out["bundle_cold"] = read_all(m.mountpoint / f"bundles/{bundle}/small")
+            out["bundle_warm"] = read_all(m.mountpoint / f"bundles/{bundle}/small")
+        with mount("branch") as m:
+            out["branch_cold"] = read_all(m.mountpoint / "branches/main/small")
+            out["branch_warm"] = read_all(m.mountpoint / "branches/main/small")
+
+        # writes: cp -r into a branch against the Python API
+        repo.create_branch("w")
+        t = time.perf_counter()
+        for i in range(n):
+            repo.put("w", "api", doc(i))
+        out["api_put_s"] = time.perf_counter() - t
+        with mount("write") as m:
+            t = time.perf_counter()
+            subprocess.run(["cp", "-r", str(src), str(m.mountpoint / "branches/w/copied")], check=True)
+            out["cp_r_s"] = time.perf_counter() - t
+        assert sum(1 for _ in repo.entries("w", "copied")) == n
+
+        if big:
+            t = time.perf_counter()
+            repo.import_documents("main", "big", (doc(i) for i in range(big)))
+            out["big_import_s"] = time.perf_counter() - t
+            with mount("big") as m:
+                t = time.perf_counter()
+                subprocess.run(["ls", "-l", str(m.mountpoint / "branches/main/big")], check=True, stdout=subprocess.DEVNULL)
+                out["ls_l_big_s"] = time.perf_counter() - t
+                out["big_read_files_s"] = read_all(m.mountpoint / "branches/main/big")
+                out["daemon_peak_rss_mb"] = m.peak_rss_mb()
+    finally:
+        from argonfs.store.mongo import client
+
+        client(uri).drop_database(name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mongo", help="MongoDB URI (default: an in-process SecantusDB)")
+    parser.add_argument("--n", type=int, default=2000, help="small documents read and written")
+    parser.add_argument("--big", type=int, default=100_000, help="documents listed with ls -l (0: skip)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="argonfs-bench-") as tmp:
+        work = Path(tmp)
+        if args.mongo:
+            out = run(args.mongo, args.n, args.big, work)
+        else:
+            from secantus import SecantusDBServer
+
+            server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=str(work / "db"))
+            server.start()
+            try:
+                out = run(server.uri, args.n, args.big, work)
+            finally:
+                server.stop()
+    for key, value in out.items():
+        print(f"{key:22} {value:12.2f}")
+    print()
+    print(f"cold read, bundle / memfs      {out['bundle_cold'] / out['memfs_cold']:.2f}   (goal >= 0.60)")
+    print(f"cold read, branch / memfs      {out['branch_cold'] / out['memfs_cold']:.2f}")
+    print(f"warm read, bundle / memfs warm {out['bundle_warm'] / out['memfs_warm']:.2f}   (goal >= 1.00)")
+    print(f"warm read, branch / memfs warm {out['branch_warm'] / out['memfs_warm']:.2f}")
+    print(f"cold read, bundle / pymongo    {out['bundle_cold'] / out['pymongo_scan']:.2f}")
+    print(f"cp -r / Repository.put         {out['api_put_s'] / out['cp_r_s']:.2f}   (goal >= 0.50)")
+    if "ls_l_big_s" in out:
+        print(f"ls -l of {args.big} documents    {out['ls_l_big_s']:.2f} s (goal <= 3 s)")
+        print(f"daemon peak RSS                {out['daemon_peak_rss_mb']:.0f} MB (goal <= 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
