@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, then run the main job on the embedded default server: a demo repository
-# with imported sample data, a branch with changes, a bundle with a label, an export.
+# with imported sample data, a branch with changes, a bundle with a label, an export,
+# and the repository mounted as files (shown, written to, unmounted).
 # Re-runnable.  Uses repository "demo" so your own "argonfs" repository is untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,9 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" ARGONFS_REPO=demo
 work=$(mktemp -d)
 was_running=$(argonfs server status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["running"])')
+mnt="$work/mnt"
 cleanup() {
+  if mountpoint -q "$mnt" 2>/dev/null; then argonfs umount "$mnt" || fusermount3 -u -z "$mnt"; fi
   rm -rf "$work"
   # leave the embedded server as we found it
   [ "$was_running" = "True" ] || argonfs server stop >/dev/null
@@ -35,3 +38,22 @@ step argonfs bundle show "$bundle"
 step argonfs export production "$work/export"
 echo "exported files: $(find "$work/export" -name '*.json' | wc -l)"
 step argonfs branch list
+
+# The repository as files
+mkdir -p "$mnt"
+step argonfs mount "$mnt"
+step ls "$mnt" "$mnt/branches" "$mnt/labels"
+step ls -l "$mnt/branches/experiment"
+printf '\n$ ls -l %s | head -4\n' "$mnt/branches/experiment/papers"
+ls -l "$mnt/branches/experiment/papers" | head -4
+step cat "$mnt/labels/production/papers/0.json"
+printf '\n$ echo %s > %s\n' "'{\"title\": \"written as a file\"}'" "$mnt/branches/experiment/papers/from-shell.json"
+echo '{"title": "written as a file"}' > "$mnt/branches/experiment/papers/from-shell.json"
+step cat "$mnt/branches/experiment/papers/from-shell.json"
+step argonfs cat experiment papers from-shell
+printf '\n$ echo not-json > .../papers/0.json   # rejected, the previous version stays\n'
+(echo not-json > "$mnt/branches/experiment/papers/0.json") 2>&1 || true
+log=$(.venv/bin/python -c 'import sys; from argonfs.daemon import log_file; print(log_file(sys.argv[1]))' "$mnt")
+echo "daemon log: $(grep rejected "$log" | tail -1 | cut -c1-160)"
+step head -3 "$mnt/branches/experiment/papers/0.json"
+step argonfs umount "$mnt"
