@@ -110,18 +110,18 @@ class BodyCache:
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._items: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._items: collections.OrderedDict[Any, bytes] = collections.OrderedDict()
 
-    def get(self, slot: str) -> bytes | None:
+    def get(self, slot: Any) -> bytes | None:
         data = self._items.get(slot)
         if data is not None:
             self._items.move_to_end(slot)
         return data
 
-    def __contains__(self, slot: str) -> bool:
+    def __contains__(self, slot: Any) -> bool:
         return slot in self._items
 
-    def put(self, slot: str, data: bytes) -> None:
+    def put(self, slot: Any, data: bytes) -> None:
         if slot in self._items or len(data) > self.max_bytes // 8:
             return
         self._items[slot] = data

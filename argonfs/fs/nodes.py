@@ -11,14 +11,13 @@ A node is identified by its path from the mount root, as a tuple of names:
     ("labels", NAME)                     a symlink to ../bundles/<id>
 
 Inode numbers are a 63-bit hash of the path, so they are stable for the life of the
-mount (and across mounts) without keeping every path ever seen: the table only holds
+mount without keeping every path ever seen: the table only holds
 nodes the kernel still knows (lookup counts, released on forget).  A hash collision
 between two live paths is resolved by probing the next number.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +52,9 @@ def read_only_ref(path: Path) -> bool:
 
 
 def _hash(path: Path) -> int:
-    digest = hashlib.blake2b("/".join(path).encode("utf-8", "surrogateescape"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    """Python's tuple hash: stable for the life of the process, and cheap (listing a
+    collection hashes every name)."""
+    return hash(path) & (2**63 - 1)
 
 
 @dataclass(eq=False)

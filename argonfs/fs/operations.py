@@ -23,6 +23,7 @@ import pwd
 import stat
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -182,7 +183,8 @@ class ArgonOperations(pyfuse3.Operations):
         a.st_blksize = 4096
         info = node.info
         kind = node.kind
-        mtime = info.get("mtime_ns", self.started_ns)
+        entry = info.get("entry")
+        mtime = _ns(entry.time) if entry is not None else info.get("mtime_ns", self.started_ns)
         if kind == LABEL:
             a.st_mode = stat.S_IFLNK | 0o777
             a.st_size = len(info.get("target", b""))
@@ -207,7 +209,7 @@ class ArgonOperations(pyfuse3.Operations):
         return a
 
     def _set_doc_info(self, node: Node, entry: Any, head: int | None) -> None:
-        node.info = {"size": entry.size, "mtime_ns": _ns(entry.time), "slot": _slot(entry), "entry": entry, "head": head, "valid": True}
+        node.info = {"size": entry.size, "slot": (entry.branch_id, entry.seq), "entry": entry, "head": head, "valid": True}
 
     async def _refresh(self, node: Node) -> None:
         """Make ``node.info`` current; raises NotFound if the path no longer exists."""
@@ -220,8 +222,10 @@ class ArgonOperations(pyfuse3.Operations):
                 raise NotFound(f"no /{path[0]}")
             node.info = {"nlink": 2}
         elif kind == LABEL:
+            if time.monotonic() < node.info.get("until", 0):
+                return  # every path walk through a label reads the link: ask the store once per timeout
             label = await self.store.call("label", path[1])
-            node.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"])}
+            node.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"]), "until": time.monotonic() + BRANCH_TIMEOUT}
         elif path in self.scratch:
             return
         else:
@@ -802,12 +806,14 @@ def _resize(data: bytearray, size: int) -> None:
         data.extend(bytes(size - len(data)))
 
 
-def _ns(t: Any) -> int:
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _ns(t: datetime) -> int:
     """Nanoseconds since the epoch of a naive-UTC datetime from MongoDB."""
-    from datetime import timezone
-
-    return int(t.replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000 + t.microsecond * 1000
+    return (t - _EPOCH) // _MICROSECOND * 1000
 
 
-def _slot(entry: Entry) -> str:
-    return f"{entry.branch_id}:{entry.seq}"
+def _slot(entry: Entry) -> tuple[Any, int]:
+    return (entry.branch_id, entry.seq)

@@ -145,6 +145,7 @@ class Repository:
         self._versions = db["versions"]
         self._branches: dict[ObjectId, dict[str, Any]] = {}
         self._catalogued: set[tuple[ObjectId, str]] = set()
+        self._populated: set[tuple[Any, ...]] = set()  # see versions.exists
         self._heads: dict[ObjectId, int] = {}
 
     def with_author(self, author: str) -> Repository:
@@ -429,10 +430,13 @@ class Repository:
         """Live documents of a collection in name order, without bodies, streamed in pages.
         The snapshot is pinned when iteration starts."""
         view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
-        layers, exists = v.visible_layers(self._versions, view.chain, collection)
-        if not exists:
+        layers, created = v.visible_layers(self._versions, view.chain, collection)
+        listed = False
+        for entry in v.iter_entries(self._versions, layers, collection, after):
+            listed = True
+            yield entry
+        if not listed and not v.exists(self._versions, layers, created, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
-        yield from v.iter_entries(self._versions, layers, collection, after)
 
     @translating_iter
     def documents(self, ref: str | View, collection: str) -> Iterator[Document]:
@@ -463,12 +467,16 @@ class Repository:
         view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
         bids = [bid for bid, _ in view.chain]
         names = sorted({r["c"] for r in self.db["catalog"].find({"b": {"$in": bids}}, {"c": 1})})
-        return [c for c in names if v.visible_layers(self._versions, view.chain, c)[1]]
+        return [c for c in names if self._collection_exists(view, c)]
 
     @translating
     def collection_exists(self, ref: str | View, collection: str) -> bool:
         view = self.resolve(ref) if isinstance(ref, str) else ref
-        return v.visible_layers(self._versions, view.chain, collection)[1]
+        return self._collection_exists(view, collection)
+
+    def _collection_exists(self, view: View, collection: str) -> bool:
+        layers, created = v.visible_layers(self._versions, view.chain, collection)
+        return v.exists(self._versions, layers, created, collection, self._populated)
 
     # ------------------------------------------------------------------ writing
 

@@ -212,21 +212,37 @@ def lookup_many(
     return found
 
 
-def visible_layers(
-    versions: Collection, chain: Chain, collection: str
-) -> tuple[list[tuple[ObjectId, int | None, int | None]], bool]:
-    """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, and whether
-    the collection exists there.  Layers beyond the nearest marker are cut off."""
-    layers: list[tuple[ObjectId, int | None, int | None]] = []
-    exists = False
+Bounds = tuple[ObjectId, "int | None", "int | None"]
+
+
+def visible_layers(versions: Collection, chain: Chain, collection: str) -> tuple[list[Bounds], bool]:
+    """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, cut off at
+    the nearest collection marker, and whether that marker is an ``mkcol`` (which makes
+    the collection exist even with no documents).  One small query per layer."""
+    layers: list[Bounds] = []
     for bid, limit in chain:
         marker = _newest_in_layer(versions, bid, limit, collection, [MARKER_KEY]).get(MARKER_KEY)
-        floor = marker["s"] if marker else None
-        layers.append((bid, limit, floor))
-        exists = exists or _has_documents(versions, bid, limit, floor, collection)
+        layers.append((bid, limit, marker["s"] if marker else None))
         if marker is not None:
-            return layers, exists or marker["op"] == MKCOL
-    return layers, exists
+            return layers, marker["op"] == MKCOL
+    return layers, False
+
+
+def exists(versions: Collection, layers: list[Bounds], created: bool, collection: str, known: set[tuple[Any, ...]]) -> bool:
+    """Whether a collection exists in the given layers: created empty (``mkcol``), or any
+    record of a document in them.  A layer once seen to hold records always will (records
+    are never removed, and new markers give new bounds), so ``known`` remembers those:
+    checking a large layer costs a scan of it on servers that cannot stop a query early."""
+    if created:
+        return True
+    for bounds in layers:
+        key = (*bounds, collection)
+        if key in known:
+            return True
+        if _has_documents(versions, *bounds, collection):
+            known.add(key)
+            return True
+    return False
 
 
 def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
