@@ -129,3 +129,39 @@ class BodyCache:
         while self.size > self.max_bytes:
             _, old = self._items.popitem(last=False)
             self.size -= len(old)
+
+
+class ListingIndex:
+    """Where each recently listed document sits in its listing page, so opening one can
+    fetch the bodies of the documents listed after it in one query (a reader going
+    through a directory in order then costs one round trip per ``PREFETCH`` files).
+    Bounded: the oldest pages are forgotten first."""
+
+    def __init__(self, max_pages: int = 256) -> None:
+        self.max_pages = max_pages
+        self._pages: collections.OrderedDict[int, tuple[str, list[Any]]] = collections.OrderedDict()
+        self._where: dict[Any, tuple[int, int]] = {}
+        self._next = 0
+
+    def add(self, collection: str, entries: list[Any], key: Callable[[Any], Any]) -> None:
+        if not entries:
+            return
+        page_id = self._next
+        self._next += 1
+        self._pages[page_id] = (collection, entries)
+        for i, entry in enumerate(entries):
+            self._where[key(entry)] = (page_id, i)
+        while len(self._pages) > self.max_pages:
+            old_id, (_, old) = self._pages.popitem(last=False)
+            for entry in old:
+                k = key(entry)
+                if self._where.get(k, (None, 0))[0] == old_id:
+                    del self._where[k]
+
+    def following(self, slot: Any, count: int) -> tuple[str, list[Any]] | None:
+        """The collection and the entries from ``slot`` on (at most ``count``)."""
+        where = self._where.get(slot)
+        if where is None or where[0] not in self._pages:
+            return None
+        collection, entries = self._pages[where[0]]
+        return collection, entries[where[1] : where[1] + count]

@@ -31,7 +31,7 @@ import pyfuse3
 
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
-from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, Scratch, now_ns
+from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, ListingIndex, Scratch, now_ns
 from argonfs.store.versions import Entry
 from argonfs.fs.nodes import (
     BRANCHES,
@@ -124,7 +124,7 @@ class ArgonOperations(pyfuse3.Operations):
         self._next_fh = 1
         self._views: dict[tuple[str, str], tuple[Any, float]] = {}
         self._heads: dict[Any, tuple[int, float]] = {}
-        self._listings: dict[tuple[Any, str], tuple[list[Any], dict[str, int]]] = {}
+        self._listed = ListingIndex()
 
     # ------------------------------------------------------------------ views and heads
 
@@ -416,7 +416,7 @@ class ArgonOperations(pyfuse3.Operations):
                     if child.path not in self.writers:
                         self._set_doc_info(child, entry, head)
                     items.append((name, child))
-                self._remember_listing(view, path[2], entries)
+                self._listed.add(path[2], entries, _slot)
                 return items
 
             return fetch
@@ -514,7 +514,7 @@ class ArgonOperations(pyfuse3.Operations):
         slot, entry = node.info["slot"], node.info["entry"]
         data = self.bodies.get(slot)
         if data is None:
-            await self._prefetch(await self._view(path), path[2], slot)
+            await self._prefetch(slot)
             data = self.bodies.get(slot)
         if data is None:
             docs = await self.store.run(lambda: list(self.store.repo.bodies(path[2], [entry])))
@@ -524,23 +524,12 @@ class ArgonOperations(pyfuse3.Operations):
             log.warning("/%s: stored size %d differs from rendered size %d", "/".join(path), entry.size, len(data))
         return data
 
-    def _remember_listing(self, view: Any, collection: str, entries: list[Any]) -> None:
-        """Keep the last listed page of each collection so reading its files in listing
-        order can fetch their bodies many at a time."""
-        if not entries:
+    async def _prefetch(self, slot: Any) -> None:
+        listed = self._listed.following(slot, PREFETCH)
+        if listed is None:
             return
-        index = {_slot(e): i for i, e in enumerate(entries)}
-        self._listings[(view.chain[0][0], collection)] = (entries, index)
-        if len(self._listings) > 64:
-            self._listings.pop(next(iter(self._listings)))
-
-    async def _prefetch(self, view: Any, collection: str, slot: str) -> None:
-        listing = self._listings.get((view.chain[0][0], collection))
-        if listing is None or slot not in listing[1]:
-            return
-        entries, index = listing
-        start = index[slot]
-        wanted = [e for e in entries[start : start + PREFETCH] if _slot(e) not in self.bodies]
+        collection, entries = listed
+        wanted = [e for e in entries if _slot(e) not in self.bodies]
 
         def fetch() -> list[tuple[str, bytes]]:
             docs = self.store.repo.bodies(collection, wanted)
