@@ -216,11 +216,20 @@ class ArgonOperations(pyfuse3.Operations):
         path = node.path
         kind = kind_of(path)
         if kind == ROOT:
-            node.info = {"nlink": 5}
+            node.info = {"nlink": 2 + len(TOP)}
         elif kind == TOPDIR:
             if path[0] not in TOP:
                 raise NotFound(f"no /{path[0]}")
-            node.info = {"nlink": 2}
+            if time.monotonic() < node.info.get("until", 0):
+                return
+            # nlink of a directory: 2 + its subdirectories (labels are symlinks)
+            if path[0] == BRANCHES:
+                subdirs = len(await self.store.call("list_branches"))
+            elif path[0] == BUNDLES:
+                subdirs = len(await self.store.call("list_bundles"))
+            else:
+                subdirs = 0
+            node.info = {"nlink": 2 + subdirs, "until": time.monotonic() + BRANCH_TIMEOUT}
         elif kind == LABEL:
             if time.monotonic() < node.info.get("until", 0):
                 return  # every path walk through a label reads the link: ask the store once per timeout
@@ -236,7 +245,7 @@ class ArgonOperations(pyfuse3.Operations):
             if node.info.get("head", -1) == head and node.info.get("valid"):
                 return
             if kind == REFDIR:
-                info: dict[str, Any] = {"nlink": 2}
+                info: dict[str, Any] = {"nlink": 2 + len(await self.store.call("collections", view))}
                 if view.kind == "bundle":
                     bundle = await self.store.call("bundle", view.bundle)
                     info["mtime_ns"] = _ns(bundle.time)

@@ -61,7 +61,9 @@ def test_layout_sizes_and_attributes(repo, mnt):
     # inode numbers are stable
     assert (mnt / "branches/main/papers/3.json").stat().st_ino == st.st_ino
     d = (mnt / "branches/main").stat()
-    assert stat.S_ISDIR(d.st_mode) and d.st_nlink >= 2
+    assert stat.S_ISDIR(d.st_mode) and d.st_nlink == 2 + 2  # . and .. plus two collections
+    assert mnt.path.stat().st_nlink == 5 and (mnt / "branches").stat().st_nlink == 3
+    assert (mnt / "branches/main/papers").stat().st_nlink == 2
     # . and .. are listed and right
     listing = sh("ls", "-a", str(mnt / "branches/main")).split()
     assert listing[:2] == [".", ".."]
