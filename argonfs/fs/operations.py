@@ -32,7 +32,6 @@ import pyfuse3
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
 from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, ListingIndex, Scratch, now_ns
-from argonfs.store.versions import Entry
 from argonfs.fs.nodes import (
     BRANCHES,
     BUNDLES,
@@ -51,6 +50,7 @@ from argonfs.fs.nodes import (
     kind_of,
     read_only_ref,
 )
+from argonfs.store.versions import Entry
 
 log = logging.getLogger(__name__)
 
@@ -542,7 +542,7 @@ class ArgonOperations(pyfuse3.Operations):
 
         def fetch() -> list[tuple[str, bytes]]:
             docs = self.store.repo.bodies(collection, wanted)
-            return [(_slot(e), d.rendered) for e, d in zip(wanted, docs)]
+            return [(_slot(e), d.rendered) for e, d in zip(wanted, docs, strict=True)]
 
         for key, data in await self.store.run(fetch):
             self.bodies.put(key, data)
