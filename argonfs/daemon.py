@@ -118,6 +118,7 @@ async def _main(ops: object, mountpoint: str, config: MountConfig, notify_fd: in
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(serve_requests)
+        ops.nursery = nursery  # type: ignore[attr-defined]
         await _wait_answering(mountpoint)
         if config.ready_file:
             tmp = f"{config.ready_file}.tmp{os.getpid()}"

@@ -28,6 +28,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 import pyfuse3
+import trio
 
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
@@ -125,6 +126,9 @@ class ArgonOperations(pyfuse3.Operations):
         self._views: dict[tuple[str, str], tuple[Any, float]] = {}
         self._heads: dict[Any, tuple[int, float]] = {}
         self._listed = ListingIndex()
+        self._inflight: dict[Any, trio.Event] = {}
+        #: where background work (read-ahead) runs; set by the daemon
+        self.nursery: trio.Nursery | None = None
 
     # ------------------------------------------------------------------ views and heads
 
@@ -522,6 +526,9 @@ class ArgonOperations(pyfuse3.Operations):
         path = node.path
         slot, entry = node.info["slot"], node.info["entry"]
         data = self.bodies.get(slot)
+        if data is None and slot in self._inflight:
+            await self._inflight[slot].wait()
+            data = self.bodies.get(slot)
         if data is None:
             await self._prefetch(slot)
             data = self.bodies.get(slot)
@@ -531,21 +538,51 @@ class ArgonOperations(pyfuse3.Operations):
             self.bodies.put(slot, data)
         if len(data) != entry.size:
             log.warning("/%s: stored size %d differs from rendered size %d", "/".join(path), entry.size, len(data))
+        self._read_ahead(slot)
         return data
 
     async def _prefetch(self, slot: Any) -> None:
+        """Fetch the bodies of ``slot`` and the documents listed after it, in one query."""
         listed = self._listed.following(slot, PREFETCH)
         if listed is None:
             return
         collection, entries = listed
-        wanted = [e for e in entries if _slot(e) not in self.bodies]
+        wanted = [e for e in entries if _slot(e) not in self.bodies and _slot(e) not in self._inflight]
+        if not wanted:
+            return
+        done = trio.Event()
+        for e in wanted:
+            self._inflight[_slot(e)] = done
 
-        def fetch() -> list[tuple[str, bytes]]:
+        def fetch() -> list[tuple[Any, bytes]]:
             docs = self.store.repo.bodies(collection, wanted)
             return [(_slot(e), d.rendered) for e, d in zip(wanted, docs, strict=True)]
 
-        for key, data in await self.store.run(fetch):
-            self.bodies.put(key, data)
+        try:
+            for key, data in await self.store.run(fetch):
+                self.bodies.put(key, data)
+        finally:
+            for e in wanted:
+                self._inflight.pop(_slot(e), None)
+            done.set()
+
+    def _read_ahead(self, slot: Any) -> None:
+        """Reading in listing order: fetch the next window in the background while the
+        reader works through this one, so it rarely waits for MongoDB."""
+        if self.nursery is None:
+            return
+        listed = self._listed.following(slot, PREFETCH // 2 + 1)
+        if listed is None or len(listed[1]) <= PREFETCH // 2:
+            return
+        ahead = _slot(listed[1][-1])
+        if ahead not in self.bodies and ahead not in self._inflight:
+            self.nursery.start_soon(self._prefetch_in_background, ahead)
+
+    async def _prefetch_in_background(self, slot: Any) -> None:
+        try:
+            await self._prefetch(slot)
+        except Exception as exc:  # a reader that needs it will fetch it itself and see the error
+            log.debug("read-ahead from %s failed: %s", slot, exc)
 
     @fuse_op
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
@@ -555,6 +592,11 @@ class ArgonOperations(pyfuse3.Operations):
         if node.kind != FILE:
             raise _fail(errno.EISDIR if is_dir(path) else errno.EINVAL)
         writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND) != 0
+        if not writing and node.info.get("valid") and read_only_ref(path):
+            data = self.bodies.get(node.info["slot"])
+            if data is not None:  # a frozen document already in memory: nothing to ask
+                self._read_ahead(node.info["slot"])
+                return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=True)
         if writing:
             self._check_writable(path)
         scratch = self.scratch.get(path)
