@@ -727,8 +727,10 @@ class ArgonOperations(pyfuse3.Operations):
         self._note_head(view.branch_id, written.seq)
         entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author)
         self._set_doc_info(node, entry, written.seq)
-        self.bodies.put(node.info["slot"], written.rendered)
-        self._invalidate(node)
+        rendered = written.rendered
+        self.bodies.put(node.info["slot"], rendered)
+        if rendered != data:  # the kernel cached what was written, not the canonical form
+            self._invalidate(node)
 
     def _forget_entry(self, path: Path) -> None:
         parent = self.inodes.find(path[:-1])
