@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from argonfs.errors import InvalidName
 
@@ -49,18 +50,28 @@ def check_collection_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class RefSpec:
-    """A parsed ref: ``name`` alone, or ``name@seq``."""
+    """A parsed ref: ``name`` alone, ``name@seq``, or ``name@time`` (naive UTC)."""
 
     name: str
     seq: int | None = None
+    time: datetime | None = None
 
 
 def parse_ref(ref: str) -> RefSpec:
+    """``NAME``, ``BRANCH@SEQ`` or ``BRANCH@TIME`` with TIME in ISO 8601
+    (``2026-11-23``, ``2026-11-23T05:30``, ``2026-11-23T05:30:00.250+01:00``, ``...Z``);
+    a time without a zone is UTC."""
     if not ref:
         raise InvalidName("a ref must not be empty")
     name, at, rest = ref.partition("@")
     if not at:
         return RefSpec(ref)
-    if not rest.isdigit():
-        raise InvalidName(f"invalid ref {ref!r}: expected BRANCH@SEQ with SEQ a non-negative integer")
-    return RefSpec(name, int(rest))
+    if rest.isdigit():
+        return RefSpec(name, int(rest))
+    try:
+        when = datetime.fromisoformat(rest)
+    except ValueError:
+        raise InvalidName(f"invalid ref {ref!r}: expected BRANCH@SEQ (a non-negative integer) or BRANCH@TIME (ISO 8601)") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return RefSpec(name, time=when)

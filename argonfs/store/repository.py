@@ -30,7 +30,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from argonfs import codec
-from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, NotFound, ReadOnly
+from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
 from argonfs.store import versions as v
 from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
 from argonfs.store.names import (
@@ -119,6 +119,21 @@ class Document:
     @property
     def rendered(self) -> bytes:
         return codec.render(self.doc)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One version: which branch and slot, when, who, what (``put``, ``del``, or a
+    collection marker ``drop``/``mkcol`` with no ``stem``), and the document's size."""
+
+    branch: str
+    seq: int
+    time: datetime
+    author: str
+    op: str
+    collection: str
+    stem: str | None
+    size: int | None
 
 
 @dataclass
@@ -303,6 +318,12 @@ class Repository:
     def resolve(self, ref: str) -> View:
         """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
         spec = parse_ref(ref)
+        if spec.time is not None:
+            bid = self._branch_id(spec.name)
+            if spec.time < self._branch_record(bid)["created"]:
+                raise NotFound(f"branch {spec.name!r} did not exist yet at {spec.time.isoformat()}Z")
+            seq = v.seq_at(self._versions, bid, self._head(bid), spec.time)
+            return View(ref, self._chain(bid, seq), "seq", branch=spec.name)
         if spec.seq is not None:
             bid = self._branch_id(spec.name)
             top = self._head(bid)
@@ -415,6 +436,24 @@ class Repository:
     @translating
     def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
         return self.get(ref, collection, codec.id_to_stem(doc_id))
+
+    @translating_iter
+    def log(self, ref: str | View, collection: str | None = None, stem: str | None = None) -> Iterator[LogEntry]:
+        """Versions newest first: the ref's own branch from its seq down, then each
+        ancestor from its fork point down.  Unfiltered, each batch is read by slot id,
+        so the first page costs the same whatever the length of the history; with a
+        collection (and a document) it is an index scan of that collection per layer."""
+        view = self._pin(self.resolve(ref) if isinstance(ref, str) else ref)
+        if stem is not None and collection is None:
+            raise InvalidName("a document filter needs a collection")
+        for bid, limit in view.chain:
+            name = self._branch_record(bid)["name"]
+            if collection is None:
+                records: Iterable[dict[str, Any]] = v.slots_desc(self._versions, bid, limit or 0)
+            else:
+                records = v.key_history(self._versions, bid, limit, collection, stem)
+            for rec in records:
+                yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"))
 
     @translating
     def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:

@@ -289,3 +289,45 @@ def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, 
                 heapq.heappush(heap, (nxt["k"], depth, nxt))
         if best["op"] == PUT:
             yield entry_of(best)
+
+
+def slots_desc(versions: Collection, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
+    """A branch's records from slot ``top`` down to 1, without bodies.
+
+    Slots are dense, so the newest records are the highest slot numbers: fetched by
+    ``_id`` a batch at a time, whatever the length of the history (a sort by seq would
+    read the whole branch on servers that do not stream sorted index scans)."""
+    while top > 0:
+        low = max(0, top - batch)
+        ids = [slot_id(bid, s) for s in range(top, low, -1)]
+        found = {r["s"]: r for r in versions.find({"_id": {"$in": ids}}, _META)}
+        for s in range(top, low, -1):
+            if s in found:
+                yield found[s]
+        top = low
+
+
+def key_history(versions: Collection, bid: ObjectId, limit: int | None, collection: str, key: str | None) -> list[dict[str, Any]]:
+    """The records of one document (``key``) or of a whole collection in one layer, newest
+    first, without bodies: an index scan on (b, c[, k]), ordered here."""
+    q: dict[str, Any] = {"b": bid, "c": collection}
+    if key is not None:
+        q["k"] = {"$in": [key, MARKER_KEY]}  # the collection's markers touch the document too
+    recs = [r for r in versions.find(q, _META) if _in_layer(r, limit)]
+    recs.sort(key=lambda r: r["s"], reverse=True)
+    return recs
+
+
+def seq_at(versions: Collection, bid: ObjectId, head: int, when: datetime) -> int:
+    """The newest slot of a branch written at or before ``when`` (0: none), by binary
+    search over the dense slots: O(log n) point lookups.  Slot times follow the order
+    in which writers took their slots, to within the clock skew between writers."""
+    lo, hi = 0, head  # invariant: slot lo is at or before `when` (0 stands for "before all"); slots above hi are after
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        rec = versions.find_one({"_id": slot_id(bid, mid)}, {"t": 1})
+        if rec is not None and rec["t"] <= when:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -143,3 +143,18 @@ def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) 
     finally:
         c.drop_database(src_db)
         c.drop_database(dst_db)
+
+
+def test_log_command(run, repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": "ada"})
+    repo.put("main", "people", {"_id": "bob"})
+    repo.delete("main", "people", "ada")
+    out = run("log", "main")
+    lines = out.splitlines()
+    assert lines[0].split() == ["VERSION", "TIME", "(UTC)", "AUTHOR", "OP", "COLLECTION", "ID"]
+    assert lines[1].split()[0] == "main@3" and "delete" in lines[1] and "ada.json" in lines[1]
+    rows = json.loads(run("log", "main", "-c", "people", "--id", "ada.json", "--json"))
+    assert [(r["seq"], r["op"]) for r in rows] == [(3, "delete"), (1, "put")]
+    assert len(json.loads(run("log", "main", "-n", "1", "--json"))) == 1
+    at = repo.get("main", "people", "bob").time.isoformat() + "Z"
+    assert "ada.json" in run("ls", f"main@{at}", "people")
