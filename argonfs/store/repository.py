@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.store import diff as d
 from argonfs.store import versions as v
 from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
 from argonfs.store.names import (
@@ -456,6 +457,81 @@ class Repository:
                 yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"))
 
     @translating
+    def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
+        """Documents added, removed and modified from ``old`` to ``new``, by collection
+        and name; for modified ones (with ``fields``) the JSON paths that changed.
+
+        When the two share history, only keys written since their common point are
+        compared (see store/diff.py); otherwise every collection is listed on both sides."""
+        a = self._pin(self.resolve(old) if isinstance(old, str) else old)
+        b = self._pin(self.resolve(new) if isinstance(new, str) else new)
+        found = d.changed_keys(self._versions, a.chain, b.chain, collection)
+        if found is None:
+            names = {collection} if collection else set(self.collections(a)) | set(self.collections(b))
+            keys: dict[str, set[str]] = {}
+            whole = names
+        else:
+            keys, whole = found
+        changes: list[d.DocChange] = []
+        for c in sorted(set(keys) | whole):
+            if c in whole:
+                changes += self._diff_listings(a, b, c)
+            else:
+                changes += self._diff_keys(a, b, c, sorted(keys[c]))
+        if fields:
+            self._field_changes([ch for ch in changes if ch.change == d.MODIFIED], a, b)
+        return changes
+
+    def _diff_keys(self, a: View, b: View, collection: str, stems: list[str]) -> list[d.DocChange]:
+        out = []
+        for start in range(0, len(stems), v.PAGE):
+            chunk = stems[start : start + v.PAGE]
+            ra = v.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
+            rb = v.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
+            for stem in chunk:
+                change = _compare(ra.get(stem), rb.get(stem))
+                if change:
+                    out.append(d.DocChange(collection, stem, change))
+        return out
+
+    def _diff_listings(self, a: View, b: View, collection: str) -> list[d.DocChange]:
+        """Merge-join both listings by name; hashes say whether bodies differ."""
+        def listing(view: View) -> Iterator[v.Entry]:
+            try:
+                yield from self.entries(view, collection)
+            except NotFound:
+                return
+
+        out = []
+        left, right = listing(a), listing(b)
+        ea, eb = next(left, None), next(right, None)
+        while ea is not None or eb is not None:
+            if eb is None or (ea is not None and ea.stem < eb.stem):
+                out.append(d.DocChange(collection, ea.stem, d.REMOVED))  # type: ignore[union-attr]
+                ea = next(left, None)
+            elif ea is None or eb.stem < ea.stem:
+                out.append(d.DocChange(collection, eb.stem, d.ADDED))
+                eb = next(right, None)
+            else:
+                if ea.hash != eb.hash:
+                    out.append(d.DocChange(collection, ea.stem, d.MODIFIED))
+                ea, eb = next(left, None), next(right, None)
+        return out
+
+    def _field_changes(self, changes: list[d.DocChange], a: View, b: View) -> None:
+        by_collection: dict[str, list[d.DocChange]] = {}
+        for ch in changes:
+            by_collection.setdefault(ch.collection, []).append(ch)
+        for c, group in by_collection.items():
+            for start in range(0, len(group), v.PAGE):
+                chunk = group[start : start + v.PAGE]
+                stems = [ch.stem for ch in chunk]
+                old = v.lookup_many(self._versions, a.chain, c, stems)
+                new = v.lookup_many(self._versions, b.chain, c, stems)
+                for ch in chunk:
+                    ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
+
+    @translating
     def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:
         """What a listing knows of one document (size, hash, slot), without its body."""
         view = self.resolve(ref) if isinstance(ref, str) else ref
@@ -619,6 +695,14 @@ class Repository:
                 flush()
         flush()
         return counts
+
+
+def _compare(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
+    if old is None:
+        return d.ADDED if new is not None else None
+    if new is None:
+        return d.REMOVED
+    return d.MODIFIED if old["h"] != new["h"] else None
 
 
 def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:

@@ -158,3 +158,24 @@ def test_log_command(run, repo) -> None:  # noqa: ANN001
     assert len(json.loads(run("log", "main", "-n", "1", "--json"))) == 1
     at = repo.get("main", "people", "bob").time.isoformat() + "Z"
     assert "ada.json" in run("ls", f"main@{at}", "people")
+
+
+def test_diff_command(run, repo) -> None:  # noqa: ANN001
+    repo.put("main", "people", {"_id": "ada", "born": 1815, "tags": ["math"]})
+    repo.put("main", "people", {"_id": "bob"})
+    repo.create_branch("b")
+    repo.put("b", "people", {"_id": "ada", "born": 1816, "tags": ["math", "poetry"]})
+    repo.delete("b", "people", "bob")
+    repo.put("b", "people", {"_id": "cy"})
+    out = run("diff", "main", "b")
+    assert out.splitlines() == [
+        "~ people/ada.json",
+        "    born: 1815 -> 1816",
+        '    tags: ["math"] -> ["math", "poetry"]',
+        "- people/bob.json",
+        "+ people/cy.json",
+    ]
+    assert run("diff", "main", "b", "--stat").strip() == "people: 1 added, 1 removed, 1 modified"
+    rows = json.loads(run("diff", "main", "b", "-c", "people", "--json"))
+    assert rows[0]["fields"] == [{"path": "born", "change": "modified", "old": 1815, "new": 1816}, {"path": "tags", "change": "modified", "old": ["math"], "new": ["math", "poetry"]}]
+    assert run("diff", "b", "b") == ""
