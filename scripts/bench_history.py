@@ -1,5 +1,6 @@
 """History benchmark: diff of two branches that differ in 1% of N documents, as a ratio
-to a full scan of the collection, measured in the same run.
+to a full scan of the collection, and the merge of those changes in documents/s, as a
+ratio to plain puts, measured in the same run.
 
     .venv/bin/python scripts/bench_history.py [--mongo URI] [--n 50000] [--changed 0.01]
 
@@ -47,6 +48,16 @@ def run(uri: str, n: int, changed: float) -> dict[str, float]:
         out["diff_s"] = timed(lambda: result.append(repo.diff("main", "feature", "users")))
         assert len(result[-1]) == k, (len(result[-1]), k)
         out["diff_stat_s"] = timed(lambda: repo.diff("main", "feature", "users", fields=False))
+        # merge throughput: the k changed documents into main, against k plain puts
+        t = time.perf_counter()
+        merged = repo.merge("feature", "main")
+        out["merge_s"] = time.perf_counter() - t
+        assert merged.updated == k and not merged.conflicts
+        repo.create_branch("plain")
+        t = time.perf_counter()
+        for i in range(0, n, step):
+            repo.put("plain", "users", {"_id": i, "name": f"user {i}", "score": -2})
+        out["puts_s"] = time.perf_counter() - t
     finally:
         client(uri).drop_database(name)
     return out
@@ -75,6 +86,7 @@ def main() -> None:
     print(f"\ndiff ({out['changed']} of {out['n']} changed) / full scan   {out['diff_s'] / out['scan_s']:.3f}   (goal <= 0.05)")
     print(f"diff --stat / full scan                       {out['diff_stat_s'] / out['scan_s']:.3f}")
     print(f"diff / listing without bodies                 {out['diff_s'] / out['listing_s']:.3f}")
+    print(f"merge {out['changed']:.0f} documents: {out['changed'] / out['merge_s']:.0f} docs/s; plain puts {out['changed'] / out['puts_s']:.0f} docs/s; ratio {out['puts_s'] / out['merge_s']:.2f}")
 
 
 if __name__ == "__main__":

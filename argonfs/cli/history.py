@@ -1,4 +1,4 @@
-"""History: log, diff."""
+"""History: log, diff, merge."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, l
         stem = codec.filename_to_stem(doc_id) or doc_id
     entries = app.repo.log(ref, collection, stem)
     rows = [
-        {"branch": e.branch, "seq": e.seq, "time": e.time, "author": e.author, "op": _OPS.get(e.op, e.op),
+        {"branch": e.branch, "seq": e.seq, "time": e.time, "author": e.author, "op": _OPS.get(e.op, e.op) + (" (merge)" if e.txn else ""),
          "collection": e.collection, "id": e.stem + codec.SUFFIX if e.stem else None, "size": e.size}
         for e in itertools.islice(entries, limit or None)
     ]
@@ -101,6 +101,62 @@ def diff(app: AppContext, old: str, new: str, collection: str | None, stat: bool
             click.echo(f"    {f['path']}: {old_text} -> {new_text}")
 
 
+def _conflict_line(collection: str, stem: str | None, c: object) -> str:
+    import json
+
+    from argonfs import codec
+
+    where = f"{collection}/{stem}{codec.SUFFIX}" if stem is not None else f"{collection} (collection)"
+    kind = c.kind  # type: ignore[attr-defined]
+    if kind == "field":
+        parts = [f"{side} {json.dumps(_ejson(getattr(c, side)), ensure_ascii=False)}" for side in ("base", "ours", "theirs")]
+        return f"CONFLICT {kind:<13} {where} {c.path}: " + ", ".join(parts)  # type: ignore[attr-defined]
+    if kind == "drop-modify":
+        return f"CONFLICT {kind:<13} {where}: ours {c.ours}, theirs {c.theirs}"  # type: ignore[attr-defined]
+    return f"CONFLICT {kind:<13} {where}"
+
+
+@click.command("merge")
+@click.argument("source")
+@click.argument("target")
+@click.option("--strategy", type=click.Choice(["fail", "ours", "theirs"]), default="fail", show_default=True,
+              help="On conflict: change nothing (fail), or keep that side at each conflict.")
+@click.option("--dry-run", is_flag=True, help="Compute and report, write nothing.")
+@click.option("-m", "--message", default="", help="Recorded with the merge.")
+@json_option
+@pass_app
+def merge(app: AppContext, source: str, target: str, strategy: str, dry_run: bool, message: str, as_json: bool) -> None:
+    """Three-way merge of SOURCE (any ref) into the branch TARGET.
+
+    Documents changed on both sides merge field by field; conflicts are listed
+    precisely.  The merge is applied atomically and recorded, so merging again later
+    only brings what is new.  Exit status 6 when conflicts stop it (strategy fail)."""
+    from argonfs.errors import Conflict
+
+    r = app.repo.merge(source, target, strategy=strategy, dry_run=dry_run, message=message)
+    stopped = bool(r.conflicts) and strategy == "fail"
+    if as_json:
+        echo_json({
+            "source": r.source, "target": r.target, "base": r.base, "seq": r.seq, "dry_run": dry_run, "applied": r.seq is not None,
+            "added": r.added, "updated": r.updated, "deleted": r.deleted, "dropped": r.dropped,
+            "conflicts": [{"collection": c, "id": s, "kind": k.kind, "path": k.path, "base": _ejson(k.base), "ours": _ejson(k.ours), "theirs": _ejson(k.theirs)}
+                          for c, s, k in r.conflicts],
+        })
+    else:
+        for c, stem, conflict in r.conflicts:
+            click.echo(_conflict_line(c, stem, conflict))
+        verb = "would merge" if dry_run or stopped else "merged"
+        summary = f"{verb} {source} into {target} (base {r.base}): {r.added} added, {r.updated} updated, {r.deleted} deleted"
+        if r.dropped:
+            summary += f", dropped {', '.join(r.dropped)}"
+        if r.seq is not None:
+            summary += f"; now {target}@{r.seq}"
+        click.echo(summary)
+    if stopped:
+        raise Conflict(f"{len(r.conflicts)} conflict(s): nothing changed (resolve them, or use --strategy ours|theirs)")
+
+
 def register(main: click.Group) -> None:
     main.add_command(log)
     main.add_command(diff)
+    main.add_command(merge)

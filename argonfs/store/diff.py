@@ -71,7 +71,7 @@ def field_diff(old: Any, new: Any, path: str = "") -> list[FieldChange]:
     return [FieldChange(path or "$", old, new)]
 
 
-def _shared_point(a: v.Chain, b: v.Chain) -> tuple[int, int, int] | None:
+def shared_point(a: v.Chain, b: v.Chain) -> tuple[int, int, int] | None:
     """(index in a, index in b, base seq) of the nearest layer both chains read."""
     b_index = {bid: i for i, (bid, _) in enumerate(b)}
     for i, (bid, limit_a) in enumerate(a):
@@ -93,7 +93,7 @@ def _records(versions: Collection, bid: ObjectId, top: int, floor: int) -> Itera
 def changed_keys(versions: Collection, a: v.Chain, b: v.Chain, collection: str | None) -> tuple[dict[str, set[str]], set[str]] | None:
     """Keys that may differ between pinned chains ``a`` and ``b``, per collection, and the
     collections a marker makes wholly uncertain; None when they share no history."""
-    shared = _shared_point(a, b)
+    shared = shared_point(a, b)
     if shared is None:
         return None
     i, j, base = shared

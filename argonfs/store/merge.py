@@ -23,7 +23,7 @@ from typing import Any
 
 MISSING: Any = object()
 
-FIELD, DELETE_MODIFY, ADD_ADD = "field", "delete-modify", "add-add"
+FIELD, DELETE_MODIFY, ADD_ADD, DROP_MODIFY = "field", "delete-modify", "add-add", "drop-modify"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 from argonfs import codec
 from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
 from argonfs.store import diff as d
+from argonfs.store import merge as m
 from argonfs.store import versions as v
 from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
 from argonfs.store.names import (
@@ -135,6 +136,27 @@ class LogEntry:
     collection: str
     stem: str | None
     size: int | None
+    #: the merge (transaction id) that wrote it, if any
+    txn: str | None = None
+
+
+@dataclass
+class MergeResult:
+    source: str
+    target: str
+    base: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    dropped: list[str] = field(default_factory=list)
+    #: (collection, document stem or None for the collection, conflict)
+    conflicts: list[tuple[str, str | None, Any]] = field(default_factory=list)
+    #: the target's seq of the merge's last version; None when nothing was written
+    seq: int | None = None
+
+    @property
+    def changes(self) -> int:
+        return self.added + self.updated + self.deleted + len(self.dropped)
 
 
 @dataclass
@@ -454,7 +476,7 @@ class Repository:
             else:
                 records = v.key_history(self._versions, bid, limit, collection, stem)
             for rec in records:
-                yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"))
+                yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"))
 
     @translating
     def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
@@ -530,6 +552,124 @@ class Repository:
                 new = v.lookup_many(self._versions, b.chain, c, stems)
                 for ch in chunk:
                     ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
+
+    @translating
+    def merge(self, source: str, target: str, *, strategy: str = "fail", dry_run: bool = False, message: str = "") -> MergeResult:
+        """Three-way merge of ``source`` into the branch ``target``.
+
+        The base is the newest of: the two refs' common fork point, and the source side of
+        the latest earlier merge between the two branches (either direction), so merging
+        twice only brings what is new.  Each document changed on either side since the
+        base is merged field by field (store/merge.py); a collection dropped on one side
+        and changed on the other is a conflict.  ``strategy``: ``fail`` (nothing changes
+        if there is any conflict), ``ours`` or ``theirs`` (conflicts resolved to that
+        side).  The writes are applied atomically (versions.append_atomic) and recorded in
+        ``merges``."""
+        if strategy not in ("fail", "ours", "theirs"):
+            raise InvalidName(f"unknown merge strategy {strategy!r}: use fail, ours or theirs")
+        src = self._pin(self.resolve(source))
+        tgt_view = self._writable(target)
+        tgt = self._pin(tgt_view)
+        base = self._merge_base(src, tgt)
+        result = MergeResult(source, target, base.ref)
+        records: list[dict[str, Any]] = []
+        for collection, stems, whole in self._merge_candidates(base, src, tgt):
+            dropped = self._merge_collection_drop(base, src, tgt, collection, whole, result, records)
+            if dropped:
+                continue
+            for start in range(0, len(stems), v.PAGE):
+                chunk = stems[start : start + v.PAGE]
+                sides = [v.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
+                for stem in chunk:
+                    b, o, t = (side[stem]["d"] if stem in side else None for side in sides)
+                    merged, conflicts = m.merge_document(b, o, t)
+                    if conflicts:
+                        result.conflicts += [(collection, stem, c) for c in conflicts]
+                        if strategy == "theirs":
+                            merged, _ = m.merge_document(b, t, o)
+                    if _same_doc(merged, o):
+                        continue
+                    if merged is None:
+                        records.append(self._record(v.DELETE, collection, stem))
+                        result.deleted += 1
+                    else:
+                        records.append(self._record(v.PUT, collection, stem, merged))
+                        result.updated += o is not None
+                        result.added += o is None
+        if result.conflicts and strategy == "fail":
+            return result
+        if dry_run or not records:
+            return result
+        if self._head(tgt.branch_id) != tgt.seq:
+            raise Conflict(f"{target!r} changed while the merge was computed; run it again")
+        for rec in records:
+            if rec["k"]:
+                self._catalog(tgt.branch_id, rec["c"])
+        txn = new_bundle_id()
+        meta = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, meta)
+        self._heads[tgt.branch_id] = last
+        self.db["merges"].insert_one({"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": meta["t"], "a": self.author, "message": message})
+        result.seq = last
+        return result
+
+    def _merge_base(self, src: View, tgt: View) -> View:
+        rows = list(self.db["merges"].find({"$or": [{"sb": src.branch_id, "tb": tgt.branch_id}, {"sb": tgt.branch_id, "tb": src.branch_id}]}).sort("t", DESCENDING).limit(1))
+        if rows:
+            row = rows[0]
+            if row["sb"] == src.branch_id:  # merged from the source before: everything up to ss is in
+                seq = min(row["ss"], src.seq or 0)
+                return View(f"{self._branch_record(row['sb'])['name']}@{seq}", self._chain(row["sb"], seq), "seq")
+            # merged the other way: the target's side of that merge is an ancestor of both
+            return View(f"{self._branch_record(row['sb'])['name']}@{row['ss']}", self._chain(row["sb"], row["ss"]), "seq")
+        shared = d.shared_point(src.chain, tgt.chain)
+        if shared is None:
+            raise Conflict("the two refs share no history")
+        i, _j, seq = shared
+        bid = src.chain[i][0]
+        return View(f"{self._branch_record(bid)['name']}@{seq}", ((bid, seq), *src.chain[i + 1 :]), "seq")
+
+    def _merge_candidates(self, base: View, src: View, tgt: View) -> Iterator[tuple[str, list[str], bool]]:
+        keys: dict[str, set[str]] = {}
+        whole: set[str] = set()
+        for side in (src, tgt):
+            found = d.changed_keys(self._versions, base.chain, side.chain, None)
+            if found is None:
+                raise Conflict("the two refs share no history")
+            for c, ks in found[0].items():
+                keys.setdefault(c, set()).update(ks)
+            whole |= found[1]
+        for c in sorted(set(keys) | whole):
+            stems = set(keys.get(c, ()))
+            if c in whole:  # a collection marker: every document is a candidate
+                for view in (base, src, tgt):
+                    try:
+                        stems.update(e.stem for e in self.entries(view, c))
+                    except NotFound:
+                        pass
+            yield c, sorted(stems), c in whole
+
+    def _merge_collection_drop(self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]) -> bool:
+        """A collection dropped on one side: applied if the other side did not change it,
+        a conflict if it did.  True when the collection is settled at that level."""
+        if not whole:
+            return False
+        exists = [self._collection_exists(view, collection) for view in (base, tgt, src)]
+        in_base, in_tgt, in_src = exists
+        if not in_base or (in_tgt and in_src):
+            return False
+        changed_src = bool(self.diff(base, src, collection, fields=False))
+        changed_tgt = bool(self.diff(base, tgt, collection, fields=False))
+        if in_tgt and not in_src:  # the source dropped it
+            if changed_tgt:
+                result.conflicts.append((collection, None, m.MergeConflict(m.DROP_MODIFY, collection, None, "modified", "dropped")))
+            else:
+                records.append(self._record(v.DROP, collection, v.MARKER_KEY))
+                result.dropped.append(collection)
+            return True
+        if in_src and not in_tgt and changed_src:  # the target dropped what the source changed
+            result.conflicts.append((collection, None, m.MergeConflict(m.DROP_MODIFY, collection, None, "dropped", "modified")))
+        return True
 
     @translating
     def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:
@@ -695,6 +835,12 @@ class Repository:
                 flush()
         flush()
         return counts
+
+
+def _same_doc(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return codec.render(a) == codec.render(b)
 
 
 def _compare(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:

@@ -104,8 +104,9 @@ def head(versions: Collection, bid: ObjectId, known: int = 0) -> int:
     return lo
 
 
-def _in_layer(rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
-    """Whether a record lies in a layer's seq bounds ``(floor, limit]``.
+def _in_layer(versions: Collection, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
+    """Whether a record lies in a layer's seq bounds ``(floor, limit]`` and is visible
+    there (see ``visible``).
 
     The bounds are checked here rather than sent to the server: a filter with ranges on
     two fields of the index (or an ``$in`` and a range) makes some servers (SecantusDB)
@@ -113,7 +114,40 @@ def _in_layer(rec: dict[str, Any], limit: int | None, floor: int | None = None) 
     condition on k always uses it.  What the client then skips is bounded by the
     parent's changes after the fork and the records a collection marker hides."""
     s = rec["s"]
-    return (limit is None or s <= limit) and (floor is None or s > floor)
+    return (limit is None or s <= limit) and (floor is None or s > floor) and visible(versions, rec, limit)
+
+
+#: committed transactions: (database, txn id) -> last slot.  A commit never changes.
+_COMMITTED: dict[tuple[str, str], int] = {}
+
+
+def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> bool:
+    """A record written by a multi-record operation (a merge) carries its transaction
+    id ``x``; it is visible only once the transaction's commit document exists, and only
+    to views whose limit reaches the transaction's last slot.  So a reader, bundle or
+    fork sees all of the operation or none of it; a crashed one leaves records nobody
+    ever sees."""
+    txn = rec.get("x")
+    if txn is None:
+        return True
+    key = (versions.database.name, txn)
+    last = _COMMITTED.get(key)
+    if last is None:
+        row = versions.database["txns"].find_one({"_id": txn})
+        if row is None:
+            return False
+        last = _COMMITTED[key] = row["last"]
+    return limit is None or last <= limit
+
+
+def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, meta: dict[str, Any]) -> int:
+    """Append records that become visible together: tag them with ``txn``, append them
+    (possibly interleaved with other writers' records), then commit with one insert."""
+    for rec in records:
+        rec["x"] = txn
+    last = append(versions, bid, records, guess)
+    versions.database["txns"].insert_one({"_id": txn, "b": bid, "first": records[0]["s"], "last": last, **meta})
+    return last
 
 
 def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:
@@ -176,7 +210,7 @@ def _newest_in_layer(
     q = {"b": bid, "c": collection, "k": keys[0] if len(keys) == 1 else {"$in": keys}}
     newest: dict[str, dict[str, Any]] = {}
     for rec in versions.find(q, _META):
-        if not _in_layer(rec, limit):
+        if not _in_layer(versions, rec, limit):
             continue
         old = newest.get(rec["k"])
         if old is None or rec["s"] > old["s"]:
@@ -247,8 +281,8 @@ def exists(versions: Collection, layers: list[Bounds], created: bool, collection
 
 def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
     q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
-    with versions.find(q, {"_id": 0, "s": 1}, batch_size=PAGE) as cursor:
-        return any(_in_layer(rec, limit, floor) for rec in cursor)
+    with versions.find(q, {"_id": 0, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
+        return any(_in_layer(versions, rec, limit, floor) for rec in cursor)
 
 
 def _layer_stream(
@@ -264,7 +298,7 @@ def _layer_stream(
     try:
         prev = None
         for rec in cursor:
-            if rec["k"] != prev and _in_layer(rec, limit, floor):
+            if rec["k"] != prev and _in_layer(versions, rec, limit, floor):
                 prev = rec["k"]
                 yield rec
     finally:
@@ -297,12 +331,13 @@ def slots_desc(versions: Collection, bid: ObjectId, top: int, batch: int = 100) 
     Slots are dense, so the newest records are the highest slot numbers: fetched by
     ``_id`` a batch at a time, whatever the length of the history (a sort by seq would
     read the whole branch on servers that do not stream sorted index scans)."""
+    limit = top
     while top > 0:
         low = max(0, top - batch)
         ids = [slot_id(bid, s) for s in range(top, low, -1)]
         found = {r["s"]: r for r in versions.find({"_id": {"$in": ids}}, _META)}
         for s in range(top, low, -1):
-            if s in found:
+            if s in found and visible(versions, found[s], limit):
                 yield found[s]
         top = low
 
@@ -313,7 +348,7 @@ def key_history(versions: Collection, bid: ObjectId, limit: int | None, collecti
     q: dict[str, Any] = {"b": bid, "c": collection}
     if key is not None:
         q["k"] = {"$in": [key, MARKER_KEY]}  # the collection's markers touch the document too
-    recs = [r for r in versions.find(q, _META) if _in_layer(r, limit)]
+    recs = [r for r in versions.find(q, _META) if _in_layer(versions, r, limit)]
     recs.sort(key=lambda r: r["s"], reverse=True)
     return recs
 
