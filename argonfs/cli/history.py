@@ -1,4 +1,4 @@
-"""History: log, diff, merge."""
+"""History: log, diff, merge, revert."""
 
 from __future__ import annotations
 
@@ -156,7 +156,23 @@ def merge(app: AppContext, source: str, target: str, strategy: str, dry_run: boo
         raise Conflict(f"{len(r.conflicts)} conflict(s): nothing changed (resolve them, or use --strategy ours|theirs)")
 
 
+@click.command("revert")
+@click.argument("branch")
+@click.option("--to", "to", required=True, metavar="SEQ|TIME|REF", help="A seq or ISO time of BRANCH, or any ref (bundle, label, other@SEQ).")
+@click.option("-m", "--message", default="", help="Recorded with the revert.")
+@pass_app
+def revert(app: AppContext, branch: str, to: str, message: str) -> None:
+    """Make BRANCH equal to an earlier state by writing new versions (atomically);
+    its history is kept, so a revert can itself be reverted."""
+    r = app.repo.revert(branch, to, message=message)
+    summary = f"reverted {branch} to {r.base}: {r.added} restored, {r.updated} updated, {r.deleted} deleted"
+    if r.dropped:
+        summary += f", dropped {', '.join(r.dropped)}"
+    click.echo(summary + (f"; now {branch}@{r.seq}" if r.seq is not None else "; nothing to change"))
+
+
 def register(main: click.Group) -> None:
     main.add_command(log)
     main.add_command(diff)
     main.add_command(merge)
+    main.add_command(revert)

@@ -613,6 +613,50 @@ class Repository:
         result.seq = last
         return result
 
+    @translating
+    def revert(self, branch: str, to: str, *, message: str = "") -> MergeResult:
+        """Write new versions to ``branch`` that make it equal to an earlier state; the
+        history is kept.  ``to``: a seq or an ISO time of the branch, or any ref (a
+        bundle, a label, ``other@SEQ``).  Applied atomically, like a merge."""
+        view = self._writable(branch)
+        current = self._pin(view)
+        ref = f"{branch}@{to}" if to.isdigit() or _is_time(to) else to
+        old = self._pin(self.resolve(ref))
+        result = MergeResult(ref, branch, ref)
+        records: list[dict[str, Any]] = []
+        now_colls, old_colls = set(self.collections(current)), set(self.collections(old))
+        for c in sorted(now_colls - old_colls):
+            records.append(self._record(v.DROP, c, v.MARKER_KEY))
+            result.dropped.append(c)
+        for c in sorted(old_colls - now_colls):
+            if next(iter(self.entries(old, c)), None) is None:
+                records.append(self._record(v.MKCOL, c, v.MARKER_KEY))
+        changes = [ch for ch in self.diff(current, old, fields=False) if ch.collection not in result.dropped]
+        by_collection: dict[str, list[d.DocChange]] = {}
+        for ch in changes:
+            by_collection.setdefault(ch.collection, []).append(ch)
+        for c, group in by_collection.items():
+            for start in range(0, len(group), v.PAGE):
+                chunk = group[start : start + v.PAGE]
+                bodies = v.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
+                for ch in chunk:
+                    if ch.change == d.REMOVED:
+                        records.append(self._record(v.DELETE, c, ch.stem))
+                        result.deleted += 1
+                    else:
+                        records.append(self._record(v.PUT, c, ch.stem, bodies[ch.stem]["d"]))
+                        result.added += ch.change == d.ADDED
+                        result.updated += ch.change == d.MODIFIED
+        if not records:
+            return result
+        for rec in records:
+            self._catalog(current.branch_id, rec["c"])
+        meta = {"kind": "revert", "to": ref, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), meta)
+        self._heads[current.branch_id] = last
+        result.seq = last
+        return result
+
     def _merge_base(self, src: View, tgt: View) -> View:
         rows = list(self.db["merges"].find({"$or": [{"sb": src.branch_id, "tb": tgt.branch_id}, {"sb": tgt.branch_id, "tb": src.branch_id}]}).sort("t", DESCENDING).limit(1))
         if rows:
@@ -835,6 +879,14 @@ class Repository:
                 flush()
         flush()
         return counts
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _same_doc(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:

@@ -179,3 +179,23 @@ def test_diff_command(run, repo) -> None:  # noqa: ANN001
     rows = json.loads(run("diff", "main", "b", "-c", "people", "--json"))
     assert rows[0]["fields"] == [{"path": "born", "change": "modified", "old": 1815, "new": 1816}, {"path": "tags", "change": "modified", "old": ["math"], "new": ["math", "poetry"]}]
     assert run("diff", "b", "b") == ""
+
+
+def test_merge_and_revert_commands(run, repo) -> None:  # noqa: ANN001
+    repo.put("main", "c", {"_id": 1, "a": 1, "b": 1})
+    repo.create_branch("f")
+    repo.put("f", "c", {"_id": 1, "a": 2, "b": 1})
+    repo.put("main", "c", {"_id": 1, "a": 3, "b": 1})
+    out = run("merge", "f", "main", code=6)
+    assert "1 conflict(s): nothing changed" in out
+    dry = run("merge", "f", "main", "--strategy", "ours", "--dry-run")
+    assert dry.splitlines()[0] == "CONFLICT field         c/1.json a: base 1, ours 3, theirs 2"
+    assert dry.splitlines()[1].startswith("would merge f into main (base main@1)")
+    assert repo.get("main", "c", "1").doc["a"] == 3
+    report = json.loads(run("merge", "f", "main", "--strategy", "theirs", "--json"))
+    assert report["applied"] and report["updated"] == 1 and report["conflicts"][0]["path"] == "a"
+    assert repo.get("main", "c", "1").doc["a"] == 2
+    assert "(merge)" in run("log", "main", "-n", "1")
+    out = run("revert", "main", "--to", "2")
+    assert out.startswith("reverted main to main@2: 0 restored, 1 updated, 0 deleted; now main@")
+    assert repo.get("main", "c", "1").doc["a"] == 3
