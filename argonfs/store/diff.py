@@ -111,3 +111,13 @@ def changed_keys(versions: Collection, a: v.Chain, b: v.Chain, collection: str |
             else:
                 keys.setdefault(c, set()).add(rec["k"])
     return keys, whole
+
+
+def chunks_by_collection(changes: list[DocChange], size: int) -> Iterator[tuple[str, list[DocChange]]]:
+    """Changes grouped by collection, in chunks of at most ``size`` (one lookup each)."""
+    groups: dict[str, list[DocChange]] = {}
+    for ch in changes:
+        groups.setdefault(ch.collection, []).append(ch)
+    for collection, group in groups.items():
+        for start in range(0, len(group), size):
+            yield collection, group[start : start + size]

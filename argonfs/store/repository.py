@@ -541,17 +541,12 @@ class Repository:
         return out
 
     def _field_changes(self, changes: list[d.DocChange], a: View, b: View) -> None:
-        by_collection: dict[str, list[d.DocChange]] = {}
-        for ch in changes:
-            by_collection.setdefault(ch.collection, []).append(ch)
-        for c, group in by_collection.items():
-            for start in range(0, len(group), v.PAGE):
-                chunk = group[start : start + v.PAGE]
-                stems = [ch.stem for ch in chunk]
-                old = v.lookup_many(self._versions, a.chain, c, stems)
-                new = v.lookup_many(self._versions, b.chain, c, stems)
-                for ch in chunk:
-                    ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
+        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
+            stems = [ch.stem for ch in chunk]
+            old = v.lookup_many(self._versions, a.chain, c, stems)
+            new = v.lookup_many(self._versions, b.chain, c, stems)
+            for ch in chunk:
+                ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
 
     @translating
     def merge(self, source: str, target: str, *, strategy: str = "fail", dry_run: bool = False, message: str = "") -> MergeResult:
@@ -632,21 +627,16 @@ class Repository:
             if next(iter(self.entries(old, c)), None) is None:
                 records.append(self._record(v.MKCOL, c, v.MARKER_KEY))
         changes = [ch for ch in self.diff(current, old, fields=False) if ch.collection not in result.dropped]
-        by_collection: dict[str, list[d.DocChange]] = {}
-        for ch in changes:
-            by_collection.setdefault(ch.collection, []).append(ch)
-        for c, group in by_collection.items():
-            for start in range(0, len(group), v.PAGE):
-                chunk = group[start : start + v.PAGE]
-                bodies = v.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
-                for ch in chunk:
-                    if ch.change == d.REMOVED:
-                        records.append(self._record(v.DELETE, c, ch.stem))
-                        result.deleted += 1
-                    else:
-                        records.append(self._record(v.PUT, c, ch.stem, bodies[ch.stem]["d"]))
-                        result.added += ch.change == d.ADDED
-                        result.updated += ch.change == d.MODIFIED
+        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
+            bodies = v.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
+            for ch in chunk:
+                if ch.change == d.REMOVED:
+                    records.append(self._record(v.DELETE, c, ch.stem))
+                    result.deleted += 1
+                else:
+                    records.append(self._record(v.PUT, c, ch.stem, bodies[ch.stem]["d"]))
+                    result.added += ch.change == d.ADDED
+                    result.updated += ch.change == d.MODIFIED
         if not records:
             return result
         for rec in records:
