@@ -37,6 +37,7 @@ class MountConfig:
     options: list[str] = field(default_factory=list)
     debug: bool = False
     threads: int = 16
+    read_log: bool = False
 
 
 def _state_dir() -> Path:
@@ -91,7 +92,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     mountpoint = check_mountpoint(config.mountpoint)
     repo = Repository.open(config.mongo, config.repo)
     repo.info()  # fail before mounting when the repository is missing or MongoDB is down
-    ops = ArgonOperations(AsyncRepository(repo, config.threads))
+    ops = ArgonOperations(AsyncRepository(repo, config.threads), read_log=config.read_log)
     state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
     pyfuse3.init(ops, mountpoint, fuse_options(config, repo.db.name))
     state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, "repo": repo.db.name}))
@@ -100,6 +101,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
         trio.run(_main, ops, mountpoint, config, notify_fd)
     finally:
         _discard_unclosed(ops)
+        _store_last_reads(ops, repo)
         pyfuse3.close(unmount=True)
         state.unlink(missing_ok=True)
         if config.ready_file:
@@ -119,6 +121,8 @@ async def _main(ops: object, mountpoint: str, config: MountConfig, notify_fd: in
 
         nursery.start_soon(serve_requests)
         ops.nursery = nursery  # type: ignore[attr-defined]
+        if config.read_log:
+            nursery.start_soon(ops.log_reads_forever)  # type: ignore[attr-defined]
         await _wait_answering(mountpoint)
         if config.ready_file:
             tmp = f"{config.ready_file}.tmp{os.getpid()}"
@@ -149,6 +153,15 @@ async def _wait_answering(mountpoint: str) -> None:
         if trio.current_time() > deadline:
             raise ArgonError(f"{mountpoint} did not answer within {READY_TIMEOUT:.0f} s")
         await trio.sleep(0.05)
+
+
+def _store_last_reads(ops: object, repo: object) -> None:
+    reads = ops.take_reads()  # type: ignore[attr-defined]
+    if reads:
+        try:
+            repo.record_reads(reads)  # type: ignore[attr-defined]
+        except ArgonError as exc:
+            log.error("read log: %d entries not stored at unmount: %s", len(reads), exc)
 
 
 def _discard_unclosed(ops: object) -> None:

@@ -1,4 +1,4 @@
-"""History: log, diff, merge, revert."""
+"""History: log, diff, merge, revert, readlog."""
 
 from __future__ import annotations
 
@@ -171,7 +171,35 @@ def revert(app: AppContext, branch: str, to: str, message: str) -> None:
     click.echo(summary + (f"; now {branch}@{r.seq}" if r.seq is not None else "; nothing to change"))
 
 
+@click.command("readlog")
+@click.argument("ref", required=False)
+@click.option("--since", metavar="TIME", help="Only reads at or after this ISO time (UTC unless a zone is given).")
+@click.option("--limit", "-n", default=100, show_default=True, help="At most this many entries (0: all).")
+@json_option
+@pass_app
+def readlog(app: AppContext, ref: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """Who opened which document, and when, through mounts started with --read-log.
+
+    REF is the branch, BRANCH@SEQ or bundle id as it appeared in the path."""
+    from datetime import datetime, timezone
+
+    when_since = None
+    if since is not None:
+        try:
+            when_since = datetime.fromisoformat(since)
+        except ValueError:
+            raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+        if when_since.tzinfo is not None:
+            when_since = when_since.astimezone(timezone.utc).replace(tzinfo=None)
+    rows = app.repo.read_log(ref, since=when_since, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    table([[when(r["time"]), r["user"], r["ref"], r["collection"], f"{r['id']}.json"] for r in rows], ["TIME (UTC)", "USER", "REF", "COLLECTION", "ID"])
+
+
 def register(main: click.Group) -> None:
+    main.add_command(readlog)
     main.add_command(log)
     main.add_command(diff)
     main.add_command(merge)

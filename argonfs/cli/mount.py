@@ -17,9 +17,10 @@ from argonfs.cli.common import AppContext, pass_app
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write this file once the mount answers; removed at unmount.")
 @click.option("-o", "options", multiple=True, metavar="OPTS", help="FUSE mount options, comma-separated (e.g. allow_other, ro).")
 @click.option("--threads", default=16, show_default=True, help="Worker threads talking to MongoDB.")
+@click.option("--read-log", is_flag=True, help="Record which user opened which document, when (see 'argonfs readlog').")
 @pass_app
 @click.pass_context
-def mount(ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool, ready_file: str | None, options: tuple[str, ...], threads: int) -> None:
+def mount(ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool, ready_file: str | None, options: tuple[str, ...], threads: int, read_log: bool) -> None:
     """Mount the repository at MOUNTPOINT.
 
     \b
@@ -34,7 +35,7 @@ def mount(ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool
     from argonfs import daemon
 
     debug = ctx.parent is not None and ctx.parent.params.get("debug")
-    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads)
+    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads, read_log)
     if foreground:
         logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
         notify = os.environ.pop("ARGONFS_NOTIFY_FD", None)
@@ -43,6 +44,8 @@ def mount(ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool
     argv = [sys.executable, "-m", "argonfs", *(["--debug"] if debug else []), "mount", "--foreground", mountpoint, "--threads", str(threads)]
     if ready_file:
         argv += ["--ready-file", ready_file]
+    if read_log:
+        argv.append("--read-log")
     for opt in options:
         argv += ["-o", opt]
     pid = daemon.start(config, argv)

@@ -51,6 +51,7 @@ from argonfs.fs.nodes import (
     kind_of,
     read_only_ref,
 )
+from argonfs.store.repository import now
 from argonfs.store.versions import Entry
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def _name(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
+@functools.lru_cache(maxsize=256)
 def _user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -111,8 +113,11 @@ class ArgonOperations(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, store: Any, *, uid: int | None = None, gid: int | None = None) -> None:
+    def __init__(self, store: Any, *, uid: int | None = None, gid: int | None = None, read_log: bool = False) -> None:
         super().__init__()
+        #: reads not yet stored (``--read-log``), flushed in batches by ``log_reads_forever``
+        self.read_log = read_log
+        self._reads: list[dict[str, Any]] = []
         self.store = store  # an AsyncRepository
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
@@ -595,6 +600,7 @@ class ArgonOperations(pyfuse3.Operations):
         if not writing and node.info.get("valid") and read_only_ref(path):
             data = self.bodies.get(node.info["slot"])
             if data is not None:  # a frozen document already in memory: nothing to ask
+                self._note_read(path, ctx)
                 self._read_ahead(node.info["slot"])
                 return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=True)
         if writing:
@@ -612,6 +618,7 @@ class ArgonOperations(pyfuse3.Operations):
             self.writers[path] = handle
             return pyfuse3.FileInfo(fh=self._add_handle(handle))
         await self._refresh(node)
+        self._note_read(path, ctx)
         reported = node.info.get("size")
         data = await self._body(node)
         if reported is not None and reported != len(data):
@@ -731,6 +738,28 @@ class ArgonOperations(pyfuse3.Operations):
         self.bodies.put(node.info["slot"], rendered)
         if rendered != data:  # the kernel cached what was written, not the canonical form
             self._invalidate(node)
+
+    # ------------------------------------------------------------------ read log
+
+    def _note_read(self, path: Path, ctx: Any) -> None:
+        if self.read_log:
+            stem = codec.filename_to_stem(path[3]) or path[3]
+            self._reads.append({"user": self._author(ctx), "ref": path[1], "top": path[0], "c": path[2], "k": stem, "t": now()})
+
+    def take_reads(self) -> list[dict[str, Any]]:
+        reads, self._reads = self._reads, []
+        return reads
+
+    async def log_reads_forever(self, interval: float = 1.0) -> None:
+        """Store the read log in batches, so opening a file only appends to a list."""
+        while True:
+            await trio.sleep(interval)
+            reads = self.take_reads()
+            if reads:
+                try:
+                    await self.store.call("record_reads", reads)
+                except ArgonError as exc:
+                    log.error("read log: %d entries not stored: %s", len(reads), exc)
 
     def _forget_entry(self, path: Path) -> None:
         parent = self.inodes.find(path[:-1])

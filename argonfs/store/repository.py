@@ -210,6 +210,8 @@ class Repository:
         db["branch_names"].create_index([("bid", ASCENDING)], name="bid")
         db["catalog"].create_index([("b", ASCENDING), ("c", ASCENDING)], unique=True, name="bc")
         db["label_history"].create_index([("name", ASCENDING), ("t", DESCENDING)], name="name_t")
+        db["reads"].create_index([("ref", ASCENDING), ("t", DESCENDING)], name="ref_t")
+        db["reads"].create_index([("t", DESCENDING)], name="t")
         try:
             db["meta"].insert_one(
                 {"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author}
@@ -704,6 +706,23 @@ class Repository:
         if in_src and not in_tgt and changed_src:  # the target dropped what the source changed
             result.conflicts.append((collection, None, m.MergeConflict(m.DROP_MODIFY, collection, None, "dropped", "modified")))
         return True
+
+    @translating
+    def record_reads(self, reads: list[dict[str, Any]]) -> None:
+        """Store a batch of read-log entries: ``{user, ref, c, k, t}`` each."""
+        if reads:
+            self.db["reads"].insert_many(reads, ordered=False)
+
+    @translating
+    def read_log(self, ref: str | None = None, *, since: datetime | None = None, limit: int = 0) -> list[dict[str, Any]]:
+        """Who read which document when (from mounts started with --read-log), newest first."""
+        q: dict[str, Any] = {}
+        if ref is not None:
+            q["ref"] = ref
+        if since is not None:
+            q["t"] = {"$gte": since}
+        rows = self.db["reads"].find(q, {"_id": 0}).sort("t", DESCENDING).limit(limit)
+        return [{"time": r["t"], "user": r["user"], "ref": r["ref"], "collection": r["c"], "id": r["k"]} for r in rows]
 
     @translating
     def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:

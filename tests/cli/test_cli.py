@@ -199,3 +199,19 @@ def test_merge_and_revert_commands(run, repo) -> None:  # noqa: ANN001
     out = run("revert", "main", "--to", "2")
     assert out.startswith("reverted main to main@2: 0 restored, 1 updated, 0 deleted; now main@")
     assert repo.get("main", "c", "1").doc["a"] == 3
+
+
+def test_readlog_command(run, repo) -> None:  # noqa: ANN001
+    from datetime import datetime
+
+    repo.record_reads([
+        {"user": "ana", "ref": "main", "top": "branches", "c": "c", "k": "1", "t": datetime(2026, 1, 1, 10)},
+        {"user": "bob", "ref": "main", "top": "branches", "c": "c", "k": "2", "t": datetime(2026, 1, 2, 10)},
+        {"user": "ana", "ref": "b1", "top": "bundles", "c": "c", "k": "3", "t": datetime(2026, 1, 3, 10)},
+    ])
+    lines = run("readlog").splitlines()
+    assert lines[0].split() == ["TIME", "(UTC)", "USER", "REF", "COLLECTION", "ID"]
+    assert [ln.split()[2] for ln in lines[1:]] == ["ana", "bob", "ana"]  # newest first
+    rows = json.loads(run("readlog", "main", "--since", "2026-01-02T00:00:00Z", "--json"))
+    assert [(r["user"], r["id"]) for r in rows] == [("bob", "2")]
+    assert "not an ISO 8601 time" in run("readlog", "--since", "soon", code=2)

@@ -406,3 +406,26 @@ def test_restart_shows_the_same_data(repo, mount_factory):
     second = mount_factory()
     assert sorted(os.listdir(second / "branches/main/papers")) == listing
     assert json.loads((second / "branches/main/papers/kept.json").read_text()) == {"_id": "kept", "k": 1}
+
+
+def test_read_log(repo, mount_factory):
+    seed(repo, 3)
+    bundle = repo.create_bundle("main", "v1", label="production")
+    m = mount_factory("--read-log")
+    for i in range(3):
+        (m / f"branches/main/papers/{i}.json").read_bytes()
+    (m / "labels/production/papers/1.json").read_bytes()
+    (m / "branches/main/papers/2.json").stat()  # a stat is not a read
+    deadline = time.monotonic() + 10
+    while len(repo.read_log()) < 4:  # stored in batches, about once a second
+        assert time.monotonic() < deadline, repo.read_log()
+        time.sleep(0.2)
+    rows = repo.read_log()
+    assert sorted((r["ref"], r["collection"], r["id"]) for r in rows) == sorted(
+        [("main", "papers", "0"), ("main", "papers", "1"), ("main", "papers", "2"), (bundle.id, "papers", "1")]
+    )
+    assert {r["user"] for r in rows} == {"root"}
+    assert [r["id"] for r in repo.read_log(bundle.id)] == ["1"]
+    (m / "branches/main/papers/0.json").read_bytes()
+    mount_factory.stop(m)  # what is still buffered is stored at unmount
+    assert len(repo.read_log("main")) == 4
