@@ -119,6 +119,10 @@ def _in_layer(versions: Collection, rec: dict[str, Any], limit: int | None, floo
 
 #: committed transactions: (database, txn id) -> last slot.  A commit never changes.
 _COMMITTED: dict[tuple[str, str], int] = {}
+#: transactions found uncommitted (in progress, or crashed): when, so that a listing
+#: passing many of their versions asks at most once per PENDING_RECHECK seconds
+_PENDING: dict[tuple[str, str], float] = {}
+PENDING_RECHECK = 0.5
 
 
 def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> bool:
@@ -133,9 +137,14 @@ def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> boo
     key = (versions.database.name, txn)
     last = _COMMITTED.get(key)
     if last is None:
+        checked = _PENDING.get(key)
+        if checked is not None and time.monotonic() - checked < PENDING_RECHECK:
+            return False
         row = versions.database["txns"].find_one({"_id": txn})
         if row is None:
+            _PENDING[key] = time.monotonic()
             return False
+        _PENDING.pop(key, None)
         last = _COMMITTED[key] = row["last"]
     return limit is None or last <= limit
 
@@ -147,6 +156,9 @@ def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, A
         rec["x"] = txn
     last = append(versions, bid, records, guess)
     versions.database["txns"].insert_one({"_id": txn, "b": bid, "first": records[0]["s"], "last": last, **meta})
+    key = (versions.database.name, txn)
+    _COMMITTED[key] = last
+    _PENDING.pop(key, None)
     return last
 
 

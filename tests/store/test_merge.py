@@ -4,6 +4,7 @@ atomicity, and the repository against the document-merge model."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -133,6 +134,7 @@ def test_merge_is_atomic_for_readers_bundles_and_forks(repo):
     assert repo.head("main") == base + 3 and sum(1 for _ in repo.entries("main", "c")) == 300
     inside = repo.create_bundle(f"main@{base + 2}", "inside")
     repo.db["txns"].insert_one({"_id": "crashed", "b": bid, "first": base + 1, "last": base + 3})
+    time.sleep(v.PENDING_RECHECK)  # a transaction seen uncommitted is re-checked after this long
     assert sum(1 for _ in repo.entries("main", "c")) == 303
     assert sum(1 for _ in repo.entries(inside.id, "c")) == 300
     with pytest.raises(ReadOnly):
