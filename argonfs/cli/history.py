@@ -8,7 +8,7 @@ import click
 
 from argonfs.cli.common import AppContext, echo_json, json_option, pass_app, table, when
 
-_OPS = {"put": "put", "del": "delete", "drop": "drop collection", "mkcol": "create collection"}
+_OPS = {"put": "put", "del": "delete", "drop": "drop collection", "mkcol": "create collection", "merge": "MERGE", "revert": "REVERT"}
 
 
 @click.command("log")
@@ -31,14 +31,14 @@ def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, l
         stem = codec.filename_to_stem(doc_id) or doc_id
     entries = app.repo.log(ref, collection, stem)
     rows = [
-        {"branch": e.branch, "seq": e.seq, "time": e.time, "author": e.author, "op": _OPS.get(e.op, e.op) + (" (merge)" if e.txn else ""),
+        {"branch": e.branch, "seq": e.seq, "time": e.time, "author": e.author, "op": _OPS.get(e.op, e.op) + (f" ({e.txn_kind})" if e.txn and e.collection else ""),
          "collection": e.collection, "id": e.stem + codec.SUFFIX if e.stem else None, "size": e.size}
         for e in itertools.islice(entries, limit or None)
     ]
     if as_json:
         echo_json(rows)
         return
-    table([[f"{r['branch']}@{r['seq']}", when(r["time"]), r["author"], r["op"], r["collection"], r["id"] or "-"] for r in rows],
+    table([[f"{r['branch']}@{r['seq']}", when(r["time"]), r["author"], r["op"], r["collection"] or "-", r["id"] or "-"] for r in rows],
           ["VERSION", "TIME (UTC)", "AUTHOR", "OP", "COLLECTION", "ID"])
 
 

@@ -104,7 +104,7 @@ def changed_keys(versions: Collection, a: v.Chain, b: v.Chain, collection: str |
     for bid, top, floor in spans:
         for rec in _records(versions, bid, top or 0, floor):
             c = rec["c"]
-            if collection is not None and c != collection:
+            if c == v.COMMITS or (collection is not None and c != collection):
                 continue
             if rec["k"] == v.MARKER_KEY:
                 whole.add(c)

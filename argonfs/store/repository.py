@@ -136,8 +136,9 @@ class LogEntry:
     collection: str
     stem: str | None
     size: int | None
-    #: the merge (transaction id) that wrote it, if any
+    #: the merge or revert (transaction id, and which of the two) that wrote it, if any
     txn: str | None = None
+    txn_kind: str | None = None
 
 
 @dataclass
@@ -478,7 +479,10 @@ class Repository:
             else:
                 records = v.key_history(self._versions, bid, limit, collection, stem)
             for rec in records:
-                yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"))
+                if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
+                else:
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"))
 
     @translating
     def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
@@ -603,10 +607,10 @@ class Repository:
             if rec["k"]:
                 self._catalog(tgt.branch_id, rec["c"])
         txn = new_bundle_id()
-        meta = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
-        last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, meta)
+        commit = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, commit)
         self._heads[tgt.branch_id] = last
-        self.db["merges"].insert_one({"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": meta["t"], "a": self.author, "message": message})
+        self.db["merges"].insert_one({"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": commit["t"], "a": self.author, "message": message})
         result.seq = last
         return result
 
@@ -643,8 +647,8 @@ class Repository:
             return result
         for rec in records:
             self._catalog(current.branch_id, rec["c"])
-        meta = {"kind": "revert", "to": ref, "t": now(), "a": self.author, "message": message}
-        last = v.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), meta)
+        commit = {"kind": "revert", "to": ref, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), commit)
         self._heads[current.branch_id] = last
         result.seq = last
         return result

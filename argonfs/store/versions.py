@@ -117,49 +117,61 @@ def _in_layer(versions: Collection, rec: dict[str, Any], limit: int | None, floo
     return (limit is None or s <= limit) and (floor is None or s > floor) and visible(versions, rec, limit)
 
 
-#: committed transactions: (database, txn id) -> last slot.  A commit never changes.
-_COMMITTED: dict[tuple[str, str], int] = {}
+#: The pseudo-collection of commit records: no user collection has an empty name.
+COMMITS = ""
+COMMIT = "commit"
+
+#: committed transactions: (database, branch id, txn id) -> the commit record's slot.
+#: A commit never changes.
+_COMMITTED: dict[tuple[str, ObjectId, str], int] = {}
 #: transactions found uncommitted (in progress, or crashed): when, so that a listing
 #: passing many of their versions asks at most once per PENDING_RECHECK seconds
-_PENDING: dict[tuple[str, str], float] = {}
+_PENDING: dict[tuple[str, ObjectId, str], float] = {}
 PENDING_RECHECK = 0.5
 
 
 def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> bool:
-    """A record written by a multi-record operation (a merge) carries its transaction
-    id ``x``; it is visible only once the transaction's commit document exists, and only
-    to views whose limit reaches the transaction's last slot.  So a reader, bundle or
-    fork sees all of the operation or none of it; a crashed one leaves records nobody
-    ever sees."""
+    """A record written by a multi-record operation (merge, revert) carries its
+    transaction id ``x``.  The operation commits by appending one *commit record*
+    (collection ``COMMITS``, key = the id) after all of them, and a tagged record is
+    visible exactly to views that include that commit record's slot.
+
+    So a reader, bundle or fork sees all of the operation or none of it, and the answer
+    never changes for a pinned view: a view pinned below the commit slot never sees the
+    operation, one pinned at or above it was pinned after the commit (slots are dense).
+    A crashed operation leaves tagged records nobody ever sees."""
     txn = rec.get("x")
     if txn is None:
         return True
-    key = (versions.database.name, txn)
-    last = _COMMITTED.get(key)
-    if last is None:
+    key = (versions.database.name, rec["b"], txn)
+    slot = _COMMITTED.get(key)
+    if slot is None:
         checked = _PENDING.get(key)
         if checked is not None and time.monotonic() - checked < PENDING_RECHECK:
             return False
-        row = versions.database["txns"].find_one({"_id": txn})
+        row = versions.find_one({"b": rec["b"], "c": COMMITS, "k": txn}, {"s": 1})
         if row is None:
             _PENDING[key] = time.monotonic()
             return False
         _PENDING.pop(key, None)
-        last = _COMMITTED[key] = row["last"]
-    return limit is None or last <= limit
+        slot = _COMMITTED[key] = row["s"]
+    return limit is None or slot <= limit
 
 
-def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, meta: dict[str, Any]) -> int:
+def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any]) -> int:
     """Append records that become visible together: tag them with ``txn``, append them
-    (possibly interleaved with other writers' records), then commit with one insert."""
+    (possibly interleaved with other writers' records), then append the commit record
+    (``commit`` holds its op-independent fields: author, time, kind, message...).
+    Returns the commit record's slot."""
     for rec in records:
         rec["x"] = txn
+        rec["xk"] = commit.get("kind")
     last = append(versions, bid, records, guess)
-    versions.database["txns"].insert_one({"_id": txn, "b": bid, "first": records[0]["s"], "last": last, **meta})
-    key = (versions.database.name, txn)
-    _COMMITTED[key] = last
+    slot = append(versions, bid, [{**commit, "c": COMMITS, "k": txn, "op": COMMIT}], last)
+    key = (versions.database.name, bid, txn)
+    _COMMITTED[key] = slot
     _PENDING.pop(key, None)
-    return last
+    return slot
 
 
 def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:
@@ -293,7 +305,7 @@ def exists(versions: Collection, layers: list[Bounds], created: bool, collection
 
 def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
     q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
-    with versions.find(q, {"_id": 0, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
+    with versions.find(q, {"_id": 0, "b": 1, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
         return any(_in_layer(versions, rec, limit, floor) for rec in cursor)
 
 

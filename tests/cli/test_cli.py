@@ -195,7 +195,8 @@ def test_merge_and_revert_commands(run, repo) -> None:  # noqa: ANN001
     report = json.loads(run("merge", "f", "main", "--strategy", "theirs", "--json"))
     assert report["applied"] and report["updated"] == 1 and report["conflicts"][0]["path"] == "a"
     assert repo.get("main", "c", "1").doc["a"] == 2
-    assert "(merge)" in run("log", "main", "-n", "1")
+    newest = run("log", "main", "-n", "2").splitlines()
+    assert newest[1].split()[4] == "MERGE" and "put (merge)" in newest[2]
     out = run("revert", "main", "--to", "2")
     assert out.startswith("reverted main to main@2: 0 restored, 1 updated, 0 deleted; now main@")
     assert repo.get("main", "c", "1").doc["a"] == 3

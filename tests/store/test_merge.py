@@ -42,7 +42,9 @@ def test_disjoint_changes_merge(forked):
     merged = docs(repo, "main")
     assert merged["1"] == {"_id": 1, "a": "f", "b": "main"}
     assert "2" not in merged and merged["20"] == {"_id": 20} and merged["3"]["a"] == "main"
-    assert [e.txn is not None for e in repo.log("main")][: r.changes] == [True] * r.changes
+    log = list(repo.log("main"))
+    assert log[0].op == "merge" and log[0].collection == ""  # the commit record names the merge
+    assert [e.txn == log[0].txn and e.txn_kind == "merge" for e in log[1 : r.changes + 1]] == [True] * r.changes
 
 
 def test_each_conflict_kind_and_strategies(forked):
@@ -133,7 +135,7 @@ def test_merge_is_atomic_for_readers_bundles_and_forks(repo):
     v.append(repo._versions, bid, recs, base)
     assert repo.head("main") == base + 3 and sum(1 for _ in repo.entries("main", "c")) == 300
     inside = repo.create_bundle(f"main@{base + 2}", "inside")
-    repo.db["txns"].insert_one({"_id": "crashed", "b": bid, "first": base + 1, "last": base + 3})
+    v.append(repo._versions, bid, [{"c": v.COMMITS, "k": "crashed", "op": v.COMMIT, "a": "tester", "t": recs[0]["t"]}], base + 3)
     time.sleep(v.PENDING_RECHECK)  # a transaction seen uncommitted is re-checked after this long
     assert sum(1 for _ in repo.entries("main", "c")) == 303
     assert sum(1 for _ in repo.entries(inside.id, "c")) == 300
