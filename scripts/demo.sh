@@ -38,14 +38,16 @@ step argonfs bundle show "$bundle"
 step argonfs export production "$work/export"
 echo "exported files: $(find "$work/export" -name '*.json' | wc -l)"
 step argonfs branch list
+step argonfs log experiment -n 5
+step argonfs diff main experiment --stat
 
 # The repository as files
 mkdir -p "$mnt"
 step argonfs mount "$mnt"
 step ls "$mnt" "$mnt/branches" "$mnt/labels"
 step ls -l "$mnt/branches/experiment"
-printf '\n$ ls -l %s | head -4\n' "$mnt/branches/experiment/papers"
-ls -l "$mnt/branches/experiment/papers" | head -4
+printf '\n$ ls -l %s | sed -n 1,4p\n' "$mnt/branches/experiment/papers"
+ls -l "$mnt/branches/experiment/papers" | sed -n 1,4p  # not head: no SIGPIPE under pipefail
 step cat "$mnt/labels/production/papers/0.json"
 printf '\n$ echo %s > %s\n' "'{\"title\": \"written as a file\"}'" "$mnt/branches/experiment/papers/from-shell.json"
 echo '{"title": "written as a file"}' > "$mnt/branches/experiment/papers/from-shell.json"
