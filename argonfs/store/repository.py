@@ -853,10 +853,14 @@ class Repository:
     @translating
     def import_documents(self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None) -> ImportCounts:
         """Write many documents in batches, skipping those whose content is unchanged,
-        so re-running an import only writes what differs."""
+        so re-running an import only writes what differs.  Atomic: the versions are
+        tagged as one transaction and committed at the end (versions.append_atomic), so
+        readers see the whole import or none of it, and a failed one leaves nothing."""
         view = self._writable(ref)
         self._catalog(view.branch_id, collection)
         counts = ImportCounts()
+        txn = new_bundle_id()
+        written = 0
         check_existing = self.collection_exists(view, collection)
         batch: dict[str, tuple[dict[str, Any], bytes]] = {}
 
@@ -877,7 +881,11 @@ class Repository:
                     counts.updated += 1
                 records.append(rec)
             if records:
+                nonlocal written
+                for rec in records:
+                    rec["x"], rec["xk"] = txn, "import"
                 self._append(view, records)
+                written += len(records)
             if progress is not None:
                 progress(len(batch))
             batch.clear()
@@ -891,6 +899,10 @@ class Repository:
             if len(batch) >= batch_size:
                 flush()
         flush()
+        if written:
+            commit = {"c": v.COMMITS, "k": txn, "op": v.COMMIT, "kind": "import", "collection": collection, "a": self.author, "t": now()}
+            self._append(view, [commit])
+            v.note_commit(self._versions, view.branch_id, txn, self._heads[view.branch_id])
         return counts
 
 

@@ -168,10 +168,15 @@ def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, A
         rec["xk"] = commit.get("kind")
     last = append(versions, bid, records, guess)
     slot = append(versions, bid, [{**commit, "c": COMMITS, "k": txn, "op": COMMIT}], last)
+    note_commit(versions, bid, txn, slot)
+    return slot
+
+
+def note_commit(versions: Collection, bid: ObjectId, txn: str, slot: int) -> None:
+    """Remember a commit this process made, so it sees its own operation at once."""
     key = (versions.database.name, bid, txn)
     _COMMITTED[key] = slot
     _PENDING.pop(key, None)
-    return slot
 
 
 def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:

@@ -249,15 +249,15 @@ def test_import_is_batched_and_safe_to_rerun(repo) -> None:  # noqa: ANN001
     docs[5]["v"] = -1
     again = repo.import_documents("main", "c", iter(docs + [{"_id": 500}]), batch_size=50)
     assert (again.added, again.updated, again.unchanged) == (1, 1, 119)
-    assert repo.head("main") == 122
+    assert repo.head("main") == 124  # 120 + a commit record, then 2 + a commit record
     assert repo.get("main", "c", "5").doc["v"] == -1
 
 
 def test_head_is_found_by_probing_dense_slots(repo) -> None:  # noqa: ANN001
     repo.import_documents("main", "c", ({"_id": i} for i in range(333)), batch_size=100)
     bid = repo.branch("main").id
-    for known in (0, 1, 17, 200, 332, 333):
-        assert v.head(repo.db["versions"], bid, known) == 333
+    for known in (0, 1, 17, 200, 332, 333, 334):
+        assert v.head(repo.db["versions"], bid, known) == 334  # 333 documents and the import's commit record
     assert v.head(repo.db["versions"], repo.create_branch("empty").id) == 0
 
 
@@ -316,3 +316,38 @@ def test_foreign_unique_index_fails_fast(repo) -> None:  # noqa: ANN001
     assert repo.head("main") == head
     with pytest.raises(Conflict, match="unexpected unique index"):
         repo.import_documents("main", "c", iter([{"_id": 7}, {"_id": 1, "changed": True}]))
+
+
+def test_import_is_atomic(repo) -> None:  # noqa: ANN001
+    """Readers see a whole import or none of it; an import that fails part-way leaves
+    nothing visible (its versions stay tagged with an uncommitted transaction)."""
+    import threading
+
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(sum(1 for _ in repo.entries("main", "c")))
+            except NotFound:
+                seen.add(0)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        repo.import_documents("main", "c", ({"_id": i} for i in range(1000)), batch_size=100)
+    finally:
+        stop.set()
+        t.join()
+    assert seen <= {0, 1000}, sorted(seen)
+
+    def failing():
+        for i in range(250):
+            yield {"_id": f"new{i}"}
+        raise RuntimeError("source broke")
+
+    with pytest.raises(RuntimeError):
+        repo.import_documents("main", "c", failing(), batch_size=100)
+    assert sum(1 for _ in repo.entries("main", "c")) == 1000
+    assert repo.head("main") > 1001  # the failed import's versions exist, invisible
