@@ -825,16 +825,19 @@ class ArgonOperations(pyfuse3.Operations):
         author = self._author(ctx)
         view = await self._view(src)
         scratch = self.scratch.get(src)
-        data = bytes(scratch.data) if scratch is not None else await self._body(await self._lookup(src))
         dst_node = self.inodes.find(dst) or self.inodes.get(dst)
+        if scratch is None and _is_document(dst):  # a document renamed: one atomic move
+            await self._lookup(src)
+            stem, new_stem = codec.filename_to_stem(src[3]) or "", codec.filename_to_stem(dst[3]) or ""
+            written, slot = await self.store.call("rename", view, src[2], stem, dst[2], new_stem, author=author)
+            self._note_head(view.branch_id, slot)
+            entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author)
+            self._set_doc_info(dst_node, entry, slot)
+            self.scratch.pop(dst, None)
+            self._move(src, dst)
+            return
+        data = bytes(scratch.data) if scratch is not None else await self._body(await self._lookup(src))
         if _is_document(dst):
-            if scratch is None:  # a document renamed: it takes the id its new name says
-                doc = codec.parse(data)
-                stem = codec.filename_to_stem(dst[3]) or ""
-                if codec.is_hashed_stem(stem):
-                    raise InvalidDocument(f"cannot rename onto the hashed name {dst[3]!r}")
-                doc["_id"] = codec.stem_to_id(stem)
-                data = codec.render(doc)
             await self._commit(dst_node, dst, data, author)
             self.scratch.pop(dst, None)
         else:

@@ -828,6 +828,25 @@ class Repository:
         return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"])
 
     @translating
+    def rename(self, ref: str | View, collection: str, stem: str, new_collection: str, new_stem: str) -> tuple[Document, int]:
+        """Move a document to another name (and collection) of the same branch, atomically:
+        the new name gets the document with the ``_id`` the name says, the old one is
+        deleted, in one transaction.  Returns the new document and the commit slot."""
+        view = self._writable(ref)
+        if codec.is_hashed_stem(new_stem):
+            raise InvalidDocument(f"cannot rename onto the hashed name {new_stem + codec.SUFFIX!r}")
+        doc = dict(self.get(view, collection, stem).doc)
+        doc["_id"] = codec.stem_to_id(new_stem)
+        doc = prepare(doc, new_stem)
+        self._catalog(view.branch_id, new_collection)
+        put = self._record(v.PUT, new_collection, new_stem, doc)
+        records = [put, self._record(v.DELETE, collection, stem)]
+        commit = {"kind": "rename", "t": now(), "a": self.author, "message": f"{collection}/{stem} -> {new_collection}/{new_stem}"}
+        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit)
+        self._heads[view.branch_id] = slot
+        return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"]), slot
+
+    @translating
     def delete(self, ref: str | View, collection: str, stem: str) -> int:
         view = self._writable(ref)
         self.get(view, collection, stem)

@@ -351,3 +351,18 @@ def test_import_is_atomic(repo) -> None:  # noqa: ANN001
         repo.import_documents("main", "c", failing(), batch_size=100)
     assert sum(1 for _ in repo.entries("main", "c")) == 1000
     assert repo.head("main") > 1001  # the failed import's versions exist, invisible
+
+
+def test_rename_is_one_atomic_move(repo) -> None:  # noqa: ANN001
+    repo.put("main", "c", {"_id": 1, "v": "x"})
+    doc, slot = repo.rename("main", "c", "1", "d", "two")
+    assert doc.doc == {"_id": "two", "v": "x"} and repo.get("main", "d", "two").doc == doc.doc
+    with pytest.raises(NotFound):
+        repo.get("main", "c", "1")
+    inside = f"main@{slot - 1}"  # pinned after the put and the delete, before the commit
+    assert repo.get(inside, "c", "1").doc["v"] == "x"
+    with pytest.raises(NotFound):
+        repo.get(inside, "d", "two")
+    assert next(repo.log("main")).op == "rename"
+    with pytest.raises(InvalidDocument):
+        repo.rename("main", "d", "two", "d", "~h" + "0" * 64)
