@@ -624,8 +624,12 @@ class ArgonOperations(pyfuse3.Operations):
         if reported is not None and reported != len(data):
             node.info["size"] = len(data)
             pyfuse3.invalidate_inode(node.ino, attr_only=True)
-        frozen = read_only_ref(path)
-        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=frozen)
+        # The page cache holds what an earlier open served; keep it when that was this
+        # very version (a version never changes), drop it otherwise.
+        slot = node.info.get("slot")
+        keep = read_only_ref(path) or (slot is not None and node.info.get("served") == slot)
+        node.info["served"] = slot
+        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=keep)
 
     @fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
