@@ -275,7 +275,7 @@ class ArgonOperations(pyfuse3.Operations):
             node.info = info
 
     async def _lookup(self, path: Path) -> Node:
-        node = self.inodes.find(path) or self.inodes.get(path)
+        node = self.inodes.get(path)
         try:
             await self._refresh(node)
         except ArgonError:
@@ -829,7 +829,7 @@ class ArgonOperations(pyfuse3.Operations):
         author = self._author(ctx)
         view = await self._view(src)
         scratch = self.scratch.get(src)
-        dst_node = self.inodes.find(dst) or self.inodes.get(dst)
+        dst_node = self.inodes.get(dst)
         if scratch is None and _is_document(dst):  # a document renamed: one atomic move
             await self._lookup(src)
             stem, new_stem = codec.filename_to_stem(src[3]) or "", codec.filename_to_stem(dst[3]) or ""
