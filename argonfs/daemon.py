@@ -165,11 +165,8 @@ def _store_last_reads(ops: object, repo: object) -> None:
 
 
 def _discard_unclosed(ops: object) -> None:
-    from argonfs.fs.handles import FileHandle
-
-    for handle in getattr(ops, "_handles", {}).values():
-        if isinstance(handle, FileHandle) and handle.dirty:
-            log.warning("/%s was still open for writing at unmount; its unsaved changes are discarded", "/".join(handle.path))
+    for path in ops.unsaved():  # type: ignore[attr-defined]
+        log.warning("/%s was still open for writing at unmount; its unsaved changes are discarded", "/".join(path))
 
 
 # ---------------------------------------------------------------------- background

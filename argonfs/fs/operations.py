@@ -743,6 +743,10 @@ class ArgonOperations(pyfuse3.Operations):
         if rendered != data:  # the kernel cached what was written, not the canonical form
             self._invalidate(node)
 
+    def unsaved(self) -> list[Path]:
+        """Files open for writing with changes not committed (reported at unmount)."""
+        return [h.path for h in self._handles.values() if isinstance(h, FileHandle) and h.dirty]
+
     # ------------------------------------------------------------------ read log
 
     def _note_read(self, path: Path, ctx: Any) -> None:
