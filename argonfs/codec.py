@@ -220,6 +220,9 @@ def id_to_stem(value: Any) -> str:
     return stem
 
 
+_HASHED = re.compile(r"~h[0-9a-f]{64}")
+
+
 def is_hashed_stem(stem: str) -> bool:
     """Hashed stems name over-long ids; only the stored document knows the real ``_id``."""
     return stem.startswith("~h")
@@ -275,13 +278,25 @@ def id_to_filename(value: Any) -> str:
 
 
 def filename_to_stem(name: str) -> str | None:
-    """The stem of a ``<stem>.json`` name, or None for names that are not documents."""
+    """The stem of a ``<stem>.json`` name, or None for names that are not documents.
+
+    Only the one name ``id_to_filename`` gives an id is a document name: ``-0.json``,
+    ``007.json`` or an over-long plain stem would name an id whose file is called
+    something else, so they are not documents."""
     if not name.endswith(SUFFIX) or len(name) == len(SUFFIX):
         return None
     stem = name[: -len(SUFFIX)]
+    if is_hashed_stem(stem):
+        return stem if _HASHED.fullmatch(stem) else None
     try:
-        if not is_hashed_stem(stem):
-            stem_to_id(stem)
+        canonical = id_to_stem(stem_to_id(stem))
     except InvalidDocument:
         return None
-    return stem
+    return stem if canonical == stem else None
+
+
+def is_reserved_name(name: str) -> bool:
+    """A name that looks like a document (``*.json``, not a hidden temporary such as
+    rsync's ``.x.json.XXXXXX``) but that no document can have: refused when created,
+    so nobody believes it was stored."""
+    return name.endswith(SUFFIX) and not name.startswith(".") and filename_to_stem(name) is None

@@ -95,6 +95,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     ops = ArgonOperations(AsyncRepository(repo, config.threads), read_log=config.read_log)
     state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
     pyfuse3.init(ops, mountpoint, fuse_options(config, repo.db.name))
+    ops.invalidator.start()
     state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, "repo": repo.db.name}))
     log.info("mounted repository %r of %s at %s", repo.db.name, repo.where, mountpoint)
     try:
@@ -102,6 +103,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     finally:
         _discard_unclosed(ops)
         _store_last_reads(ops, repo)
+        ops.invalidator.stop()
         pyfuse3.close(unmount=True)
         state.unlink(missing_ok=True)
         if config.ready_file:

@@ -1,14 +1,14 @@
-"""Open files, open directories, scratch files and the cache of document bodies."""
+"""Open files, open directories and the cache of document bodies."""
 
 from __future__ import annotations
 
 import collections
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from argonfs.fs.nodes import Node, Path
+from argonfs.fs.nodes import Node
 
 
 def now_ns() -> int:
@@ -16,30 +16,20 @@ def now_ns() -> int:
 
 
 @dataclass(eq=False)
-class Scratch:
-    """A file that is not a document (an editor's swap file, a ``sed -i`` or rsync
-    temporary) or a new document with no content yet.  It lives in memory, in its
-    branch, for the life of the mount, and becomes a document when renamed onto a
-    ``<id>.json`` name."""
-
-    data: bytearray
-    mode: int
-    uid: int
-    gid: int
-    mtime_ns: int = field(default_factory=now_ns)
-
-
-@dataclass(eq=False)
 class FileHandle:
+    """One open file.  Its bytes are the node's while the node holds them in memory
+    (a scratch file, a document open for writing), so every descriptor of a file
+    sees the same bytes and size; otherwise the version read at open time."""
+
     node: Node
-    path: Path
-    data: bytes | bytearray
+    snapshot: bytes = b""
     writable: bool = False
-    #: the buffer differs from what the store holds and is committed on close
-    dirty: bool = False
-    #: the buffer is a Scratch's own bytes (writes land there directly)
-    scratch: Scratch | None = None
     author: str | None = None
+
+    @property
+    def data(self) -> bytes | bytearray:
+        data = self.node.data
+        return data if data is not None else self.snapshot
 
 
 Item = tuple[str, Any]  # (name, attributes)

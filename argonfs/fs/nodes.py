@@ -58,17 +58,57 @@ def _hash(path: Path) -> int:
 
 
 @dataclass(eq=False)
+class Scratch:
+    """What makes a file that the store does not hold: a temporary (an editor's swap
+    file, a ``sed -i`` or rsync temporary) or a new ``<id>.json`` not yet committed.
+    Its bytes are the node's ``data``; it becomes a document when committed, or when
+    renamed onto a ``<id>.json`` name."""
+
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    #: the time was set explicitly (utimensat), so it is kept when the file is committed
+    mtime_set: bool = False
+
+
+@dataclass(eq=False)
 class Node:
+    """One inode.  Open files belong to the node, not to a path (as in pyfuse3's tmpfs
+    and s3ql): a rename only points the node at another path, so writes through a
+    descriptor opened before the rename land on the renamed file, and a commit at close
+    goes to the node's current name."""
+
     ino: int
     path: Path
     lookups: int = 0
     opens: int = 0
     #: the last attributes reported for this node (size, mtime, slot ...), see fs/operations.py
     info: dict[str, Any] = field(default_factory=dict)
+    #: the file's bytes held in memory: always for a scratch file; for a document while
+    #: it is open for writing (shared by every descriptor, so they all see one file)
+    data: bytearray | None = None
+    #: ``data`` differs from the stored version and is committed when a writer closes
+    dirty: bool = False
+    #: open descriptors that may write
+    writers: int = 0
+    scratch: Scratch | None = None
+    #: removed from its directory (unlink, or replaced by a rename) while still open: it
+    #: keeps working until its last close, and is then dropped, never committed
+    unlinked: bool = False
+    #: a modification time set while open for writing, committed with the content
+    mtime_ns: int | None = None
+    #: the ids of the names this node had before renames while open (see operations._commit)
+    former_stems: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
         return kind_of(self.path)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the node's attributes and bytes come from memory, not the store."""
+        return self.data is not None or self.unlinked
 
 
 class InodeTable:
@@ -107,19 +147,28 @@ class InodeTable:
         self.release(node)
 
     def release(self, node: Node) -> None:
-        """Drop a node nobody refers to any more (no kernel lookups, no open handles)."""
-        if node.lookups <= 0 and node.opens <= 0 and node.path:
+        """Drop a node nobody refers to any more (no kernel lookups, no open handles,
+        and not a scratch file still in its directory)."""
+        if node.lookups <= 0 and node.opens <= 0 and node.path and (node.scratch is None or node.unlinked):
             self._by_ino.pop(node.ino, None)
             if self._by_path.get(node.path) is node:
                 del self._by_path[node.path]
+
+    def detach(self, node: Node) -> None:
+        """Take a node out of its directory (unlink, or replaced by a rename): open
+        descriptors keep it working until they close; no path reaches it any more."""
+        if self._by_path.get(node.path) is node:
+            del self._by_path[node.path]
+        node.unlinked = True
+        node.dirty = False
+        node.path = (*node.path[:-1], node.path[-1] + "\0unlinked")  # its kind stays FILE
+        self.release(node)
 
     def move(self, node: Node, path: Path) -> None:
         """After a rename the kernel keeps the inode: point it at the new path."""
         old = self._by_path.get(path)
         if old is not None and old is not node:
-            del self._by_path[path]
-            old.path = (*old.path[:-1], old.path[-1] + "\0replaced")  # unreachable until forgotten
-            self.release(old)
+            self.detach(old)
         if self._by_path.get(node.path) is node:
             del self._by_path[node.path]
         node.path = path

@@ -23,7 +23,6 @@ import pwd
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -32,7 +31,8 @@ import trio
 
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
-from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, ListingIndex, Scratch, now_ns
+from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, Item, ListingIndex, now_ns
+from argonfs.fs.invalidate import Invalidator
 from argonfs.fs.nodes import (
     BRANCHES,
     BUNDLES,
@@ -47,12 +47,13 @@ from argonfs.fs.nodes import (
     InodeTable,
     Node,
     Path,
+    Scratch,
     is_dir,
     kind_of,
     read_only_ref,
 )
-from argonfs.store.repository import now
-from argonfs.store.versions import Entry
+from argonfs.store.repository import Document, now
+from argonfs.store.versions import Entry, time_ns
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,12 @@ HEAD_TTL = 0.25
 PAGE = 1000
 PREFETCH = 256
 MAX_FILE = codec.MAX_BSON_SIZE
+NAME_MAX = 255
+#: what statfs reports: a capacity like other network filesystems (rclone, goofys), with
+#: the repository's storage as used; see docs/mount.md
+CAPACITY = 2**50
+MAX_FILES = 2**40
+USAGE_TTL = 30.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -97,6 +104,8 @@ def _fail(code: int) -> pyfuse3.FUSEError:
 
 
 def _name(raw: bytes) -> str:
+    if len(raw) > NAME_MAX:
+        raise _fail(errno.ENAMETOOLONG)
     return os.fsdecode(raw)
 
 
@@ -123,9 +132,12 @@ class ArgonOperations(pyfuse3.Operations):
         self.gid = os.getgid() if gid is None else gid
         self.started_ns = now_ns()
         self.inodes = InodeTable()
-        self.scratch: dict[Path, Scratch] = {}
-        self.writers: dict[Path, FileHandle] = {}
+        #: scratch files by path: the directory entries of files the store does not hold
+        self.scratch: dict[Path, Node] = {}
         self.bodies = BodyCache()
+        #: kernel cache invalidations, served by a thread of their own (fs/invalidate.py)
+        self.invalidator = Invalidator()
+        self._usage: tuple[dict[str, int], float] | None = None
         self._handles: dict[int, FileHandle | DirHandle] = {}
         self._next_fh = 1
         self._views: dict[tuple[str, str], tuple[Any, float]] = {}
@@ -193,23 +205,23 @@ class ArgonOperations(pyfuse3.Operations):
         info = node.info
         kind = node.kind
         entry = info.get("entry")
-        mtime = _ns(entry.time) if entry is not None else info.get("mtime_ns", self.started_ns)
+        mtime = entry.mtime_ns if entry is not None else info.get("mtime_ns", self.started_ns)
         if kind == LABEL:
             a.st_mode = stat.S_IFLNK | 0o777
             a.st_size = len(info.get("target", b""))
             a.st_nlink = 1
         elif kind == FILE:
-            scratch = self.scratch.get(path)
-            writer = self.writers.get(path)
+            scratch = node.scratch
             if scratch is not None:
                 a.st_mode = scratch.mode
                 a.st_uid, a.st_gid = scratch.uid, scratch.gid
-                a.st_size = len(scratch.data)
                 mtime = scratch.mtime_ns
             else:
                 a.st_mode = stat.S_IFREG | (0o444 if frozen else 0o644)
-                a.st_size = len(writer.data) if writer is not None else info.get("size", 0)
-            a.st_nlink = 1
+                if node.mtime_ns is not None:
+                    mtime = node.mtime_ns
+            a.st_size = len(node.data) if node.data is not None else info.get("size", 0)
+            a.st_nlink = 0 if node.unlinked else 1
         else:
             a.st_mode = stat.S_IFDIR | (0o555 if frozen or path in ((), (BUNDLES,)) else 0o755)
             a.st_nlink = info.get("nlink", 2)
@@ -243,9 +255,9 @@ class ArgonOperations(pyfuse3.Operations):
             if time.monotonic() < node.info.get("until", 0):
                 return  # every path walk through a label reads the link: ask the store once per timeout
             label = await self.store.call("label", path[1])
-            node.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"]), "until": time.monotonic() + BRANCH_TIMEOUT}
-        elif path in self.scratch:
-            return
+            node.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": time_ns(label["time"]), "until": time.monotonic() + BRANCH_TIMEOUT}
+        elif node.in_memory:
+            return  # a scratch file, a document open for writing, an unlinked open file
         else:
             view = await self._view(path)
             if kind != FILE and time.monotonic() < node.info.get("until", 0):
@@ -257,7 +269,7 @@ class ArgonOperations(pyfuse3.Operations):
                 info: dict[str, Any] = {"nlink": 2 + len(await self.store.call("collections", view))}
                 if view.kind == "bundle":
                     bundle = await self.store.call("bundle", view.bundle)
-                    info["mtime_ns"] = _ns(bundle.time)
+                    info["mtime_ns"] = time_ns(bundle.time)
             elif kind == COLLDIR:
                 if not await self.store.call("collection_exists", view, path[2]):
                     raise NotFound(f"no collection {path[2]!r} in {view.ref}")
@@ -275,7 +287,7 @@ class ArgonOperations(pyfuse3.Operations):
             node.info = info
 
     async def _lookup(self, path: Path) -> Node:
-        node = self.inodes.get(path)
+        node = self.scratch.get(path) or self.inodes.get(path)
         try:
             await self._refresh(node)
         except ArgonError:
@@ -315,8 +327,7 @@ class ArgonOperations(pyfuse3.Operations):
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         node = self.inodes[inode]
         log.debug("getattr %s", node.path)
-        if node.path not in self.writers:
-            await self._refresh(node)
+        await self._refresh(node)
         return self._entry(node)
 
     @fuse_op
@@ -324,24 +335,31 @@ class ArgonOperations(pyfuse3.Operations):
         node = self.inodes[inode]
         path = node.path
         log.debug("setattr %s", path)
-        self._check_writable(path)
+        if not node.unlinked:
+            self._check_writable(path)
         if kind_of(path) != FILE:
             if fields.update_size:
                 raise _fail(errno.EISDIR)
             await self._refresh(node)  # modes and times of directories are fixed; accept silently
             return self._entry(node)
-        scratch = self.scratch.get(path)
+        scratch = node.scratch
         if fields.update_size:
-            handle = self._handles.get(fh) if fh is not None else None
-            if isinstance(handle, FileHandle) and handle.writable:
-                _resize(handle.data, attr.st_size)  # type: ignore[arg-type]
-                handle.dirty = handle.scratch is None or _is_document(path)
-            elif scratch is not None:
-                _resize(scratch.data, attr.st_size)
-            else:  # truncate(2) by path: a write of its own
+            if node.data is not None:  # open for writing, or a scratch file
+                _resize(node.data, attr.st_size)
+                self._touched(node)
+            elif not node.unlinked:  # truncate(2) of a stored document by path: a write of its own
                 data = bytearray(await self._body(node))
                 _resize(data, attr.st_size)
-                await self._commit(node, path, bytes(data), self._author(ctx))
+                await self._commit(node, bytes(data), self._author(ctx))
+        elif fields.update_mtime and not node.unlinked:
+            # utimensat (touch -d, rsync -a, cp -p): the time is kept with the document.  A
+            # truncation also carries a time, which is not an explicit one: ignored above.
+            if scratch is not None:
+                scratch.mtime_ns, scratch.mtime_set = attr.st_mtime_ns, True
+            elif node.data is not None:
+                node.mtime_ns, node.dirty = attr.st_mtime_ns, True  # committed at close
+            else:
+                await self._commit(node, await self._body(node), self._author(ctx), attr.st_mtime_ns)
         if scratch is not None:
             if fields.update_mode:
                 scratch.mode = stat.S_IFREG | stat.S_IMODE(attr.st_mode)
@@ -349,10 +367,8 @@ class ArgonOperations(pyfuse3.Operations):
                 scratch.uid = attr.st_uid
             if fields.update_gid:
                 scratch.gid = attr.st_gid
-            if fields.update_mtime:
-                scratch.mtime_ns = attr.st_mtime_ns
-        elif path not in self.writers:
-            await self._refresh(node)  # a document's mode, owner and times are the store's
+        else:
+            await self._refresh(node)  # a document's mode and owner are the store's
         return self._entry(node)
 
     @fuse_op
@@ -365,12 +381,23 @@ class ArgonOperations(pyfuse3.Operations):
 
     @fuse_op
     async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+        """A capacity of 1 PiB and 2^40 files, less what the repository uses (MongoDB's
+        storage size and version count, asked at most every ``USAGE_TTL`` seconds), so
+        tools that check for free space before copying go ahead."""
+        usage = await self._usage_now()
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
-        s.f_blocks = s.f_bfree = s.f_bavail = 0
-        s.f_files = s.f_ffree = s.f_favail = 0
-        s.f_namemax = 255
+        s.f_blocks = CAPACITY // 4096
+        s.f_bfree = s.f_bavail = max(0, s.f_blocks - usage["bytes"] // 4096)
+        s.f_files = MAX_FILES
+        s.f_ffree = s.f_favail = max(0, MAX_FILES - usage["objects"])
+        s.f_namemax = NAME_MAX
         return s
+
+    async def _usage_now(self) -> dict[str, int]:
+        if self._usage is None or time.monotonic() > self._usage[1]:
+            self._usage = (await self.store.call("usage"), time.monotonic() + USAGE_TTL)
+        return self._usage[0]
 
     # ------------------------------------------------------------------ directories
 
@@ -391,19 +418,19 @@ class ArgonOperations(pyfuse3.Operations):
         elif path == (BUNDLES,):
             for bundle in await self.store.call("list_bundles"):
                 child = self.inodes.get((BUNDLES, bundle.id))
-                child.info = child.info or {"mtime_ns": _ns(bundle.time), "nlink": 2}
+                child.info = child.info or {"mtime_ns": time_ns(bundle.time), "nlink": 2}
                 head.append((bundle.id, child))
         elif path == (LABELS,):
             for label in await self.store.call("list_labels"):
                 child = self.inodes.get((LABELS, label["name"]))
-                child.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": _ns(label["time"])}
+                child.info = {"target": f"../{BUNDLES}/{label['bundle']}".encode(), "mtime_ns": time_ns(label["time"])}
                 head.append((label["name"], child))
         elif kind == REFDIR:
             view = await self._view(path)
             head += [(c, self.inodes.get((*path, c))) for c in await self.store.call("collections", view)]
         elif kind == COLLDIR:
             view = await self.store.call("pin", await self._view(path))
-            head += [(p[-1], self.inodes.get(p)) for p in sorted(self.scratch) if p[:-1] == path]
+            head += [(p[-1], n) for p, n in sorted(self.scratch.items()) if p[:-1] == path]
             pages = self._doc_pages(path, view)
         else:
             raise _fail(errno.ENOTDIR)
@@ -431,7 +458,7 @@ class ArgonOperations(pyfuse3.Operations):
                     if child_path in self.scratch:
                         continue
                     child = self.inodes.get(child_path)
-                    if child.path not in self.writers:
+                    if not child.in_memory:
                         self._set_doc_info(child, entry, head)
                     items.append((name, child))
                 self._listed.add(path[2], entries, _slot)
@@ -463,11 +490,11 @@ class ArgonOperations(pyfuse3.Operations):
         parent = self.inodes[parent_inode]
         path = (*parent.path, _name(name))
         log.debug("mkdir %s", path)
-        self._check_writable(path)
-        if parent.path == (BRANCHES,):
+        if parent.path == (BRANCHES,):  # the store checks the name (``a@b`` is EINVAL)
             await self.store.call("create_branch", path[1], author=self._author(ctx))
             self._views.pop((BRANCHES, path[1]), None)
         elif parent.kind == REFDIR:
+            self._check_writable(path)
             view = await self._view(path)
             seq = await self.store.call("create_collection", view, path[2], author=self._author(ctx))
             self._note_head(view.branch_id, seq)
@@ -489,7 +516,7 @@ class ArgonOperations(pyfuse3.Operations):
             seq = await self.store.call("drop_collection", view, path[2], author=self._author(ctx))
             self._note_head(view.branch_id, seq)
             for p in [p for p in self.scratch if p[:-1] == path]:
-                del self.scratch[p]
+                self.inodes.detach(self.scratch.pop(p))
         elif kind == REFDIR and path[0] == BRANCHES:
             view = await self._view(path)
             if await self.store.call("collections", view):
@@ -513,6 +540,9 @@ class ArgonOperations(pyfuse3.Operations):
             raise _fail(errno.EPERM)
         bundle = os.fsdecode(target).rstrip("/").rsplit("/", 1)[-1]
         await self.store.call("set_label", path[1], bundle, author=self._author(ctx))
+        node = self.inodes.find(path)
+        if node is not None:
+            node.info = {}  # read the new target now, not after the label timeout
         return self._counted(await self._lookup(path))
 
     # ------------------------------------------------------------------ files
@@ -597,39 +627,57 @@ class ArgonOperations(pyfuse3.Operations):
         if node.kind != FILE:
             raise _fail(errno.EISDIR if is_dir(path) else errno.EINVAL)
         writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND) != 0
+        truncate = bool(flags & os.O_TRUNC)
+        if writing and not node.unlinked:
+            self._check_writable(path)
+        if node.in_memory:  # a scratch file, a document open for writing, an unlinked open file
+            if node.data is None:
+                raise _fail(errno.ENOENT)  # an unlinked document nobody writes: gone
+            if writing:
+                self._open_for_writing(node, node.data, truncate)
+            elif not node.unlinked:
+                self._note_read(path, ctx)
+            handle = FileHandle(node, bytes(node.data) if not writing else b"", writing, self._author(ctx))
+            return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True)
         if not writing and node.info.get("valid") and read_only_ref(path):
             data = self.bodies.get(node.info["slot"])
             if data is not None:  # a frozen document already in memory: nothing to ask
                 self._note_read(path, ctx)
                 self._read_ahead(node.info["slot"])
-                return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=True)
+                return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=True)
         if writing:
-            self._check_writable(path)
-        scratch = self.scratch.get(path)
-        if scratch is not None:
-            if flags & os.O_TRUNC:
-                del scratch.data[:]
-            handle = FileHandle(node, path, scratch.data, writable=writing, scratch=scratch, author=self._author(ctx))
-            handle.dirty = writing and _is_document(path)
-            return pyfuse3.FileInfo(fh=self._add_handle(handle))
-        if writing:
-            data: bytes | bytearray = bytearray() if flags & os.O_TRUNC else bytearray(await self._body(node))
-            handle = FileHandle(node, path, data, writable=True, dirty=bool(flags & os.O_TRUNC), author=self._author(ctx))
-            self.writers[path] = handle
-            return pyfuse3.FileInfo(fh=self._add_handle(handle))
+            body = b"" if truncate else await self._body(node)
+            self._open_for_writing(node, bytearray(body) if node.data is None else node.data, truncate)
+            keep = node.info.get("served") == node.info.get("slot")
+            return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, b"", True, self._author(ctx))), keep_cache=keep)
         await self._refresh(node)
         self._note_read(path, ctx)
         reported = node.info.get("size")
         data = await self._body(node)
         if reported is not None and reported != len(data):
             node.info["size"] = len(data)
-            pyfuse3.invalidate_inode(node.ino, attr_only=True)
+            self.invalidator.inode(node.ino, attr_only=True)
         # The page cache holds what an earlier open served; keep it when that was this
         # very version (a version never changes), drop it otherwise.
         slot = node.info.get("slot")
         keep = read_only_ref(path) or (slot is not None and node.info.get("served") == slot)
         node.info["served"] = slot
-        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, path, data)), keep_cache=keep)
+        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=keep)
+
+    def _open_for_writing(self, node: Node, data: bytearray, truncate: bool) -> None:
+        """Every writer of a node shares one buffer, as on a local disk."""
+        node.data = data
+        node.writers += 1
+        if truncate:
+            del data[:]
+            self._touched(node)
+
+    def _touched(self, node: Node) -> None:
+        """The bytes changed: commit at close, and the modification time is now."""
+        node.dirty = True
+        node.mtime_ns = None
+        if node.scratch is not None:
+            node.scratch.mtime_ns, node.scratch.mtime_set = now_ns(), False
 
     @fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
@@ -639,13 +687,17 @@ class ArgonOperations(pyfuse3.Operations):
         self._check_writable(path)
         if parent.kind != COLLDIR:
             raise _fail(errno.EPERM)
-        scratch = self.scratch.get(path)
-        if scratch is None:
-            scratch = self.scratch[path] = Scratch(bytearray(), stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid)
-        node = self.inodes.get(path)
-        handle = FileHandle(node, path, scratch.data, writable=True, scratch=scratch, author=self._author(ctx))
-        handle.dirty = _is_document(path)
-        fh = self._add_handle(handle)
+        _check_new_name(path)
+        node = self.scratch.get(path)
+        if node is None:
+            node = self.inodes.get(path)
+            node.info = {}
+            node.scratch = Scratch(stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid, now_ns())
+            node.data = bytearray()
+            self.scratch[path] = node
+        node.writers += 1
+        node.dirty = True
+        fh = self._add_handle(FileHandle(node, b"", True, self._author(ctx)))
         return pyfuse3.FileInfo(fh=fh), self._counted(node)
 
     @fuse_op
@@ -662,16 +714,14 @@ class ArgonOperations(pyfuse3.Operations):
             raise _fail(errno.EBADF)
         end = off + len(buf)
         if end > MAX_FILE:
-            log.warning("%s: write beyond %d bytes refused", "/".join(handle.path), MAX_FILE)
+            log.warning("%s: write beyond %d bytes refused", "/".join(handle.node.path), MAX_FILE)
             raise _fail(errno.EFBIG)
-        data = handle.data
-        assert isinstance(data, bytearray)
+        data = handle.node.data
+        assert data is not None
         if off > len(data):
             data.extend(bytes(off - len(data)))
         data[off:end] = buf
-        if handle.scratch is not None:
-            handle.scratch.mtime_ns = now_ns()
-        handle.dirty = handle.scratch is None or _is_document(handle.path)
+        self._touched(handle.node)
         return len(buf)
 
     @fuse_op
@@ -679,73 +729,120 @@ class ArgonOperations(pyfuse3.Operations):
         handle = self._handles[fh]
         # An empty buffer is not committed (or rejected) before release: shells close a
         # duplicate of the descriptor right after open(O_TRUNC), before writing.
-        if isinstance(handle, FileHandle) and handle.dirty and handle.data:
-            await self._commit_handle(handle)
+        if isinstance(handle, FileHandle) and handle.writable and handle.node.data:
+            await self._commit_node(handle.node, handle.author, others=handle.node.writers > 1)
 
     @fuse_op
     async def fsync(self, fh: int, datasync: bool) -> None:
         handle = self._handles[fh]
-        if isinstance(handle, FileHandle) and handle.dirty:
-            await self._commit_handle(handle)
+        if isinstance(handle, FileHandle) and handle.writable:
+            await self._commit_node(handle.node, handle.author, others=handle.node.writers > 1)
 
     @fuse_op
     async def release(self, fh: int) -> None:
         handle = self._handles.pop(fh)
         assert isinstance(handle, FileHandle)
+        node = handle.node
         try:
-            if handle.dirty:
-                await self._commit_handle(handle)
+            if handle.writable:
+                node.writers -= 1
+                await self._commit_node(node, handle.author, others=node.writers > 0)
         finally:
-            if self.writers.get(handle.path) is handle:
-                del self.writers[handle.path]
-            handle.node.opens -= 1
-            self.inodes.release(handle.node)
+            node.opens -= 1
+            if handle.writable and node.writers == 0:
+                self._settle(node)
+            self.inodes.release(node)
 
-    async def _commit_handle(self, handle: FileHandle) -> None:
-        """Commit a write handle's buffer as one version; on bad content the previous
-        version stays and close() fails with EINVAL."""
-        handle.dirty = False
-        path = handle.path
-        if handle.scratch is not None:
-            if not handle.data:
-                return  # a new document with no content yet stays a scratch file
-            try:
-                await self._commit(handle.node, path, bytes(handle.data), handle.author)
-            except ArgonError:  # nothing was stored: the new name goes away
-                self.scratch.pop(path, None)
-                self._forget_entry(path)
-                raise
-            if self.scratch.get(path) is handle.scratch:
-                del self.scratch[path]
+    async def _commit_node(self, node: Node, author: str | None, *, others: bool) -> None:
+        """Commit a node's buffer as one version, to the node's current name.  Bad
+        content leaves the previous version and fails the close with EINVAL, unless
+        other writers still have the file open: they may be half-way through writing
+        it, so the last of them commits (or fails)."""
+        if not node.dirty or node.unlinked or node.data is None:
             return
+        if not _is_document(node.path):
+            node.dirty = False  # a temporary: nothing to store
+            return
+        if node.scratch is not None and not node.data:
+            return  # a new document with no content yet stays a scratch file
+        node.dirty = False
         try:
-            await self._commit(handle.node, path, bytes(handle.data), handle.author)
+            await self._commit(node, bytes(node.data), author, node.mtime_ns)
+        except InvalidDocument:
+            if others:
+                node.dirty = True
+                return
+            if node.scratch is not None:  # nothing was ever stored: the new name goes away
+                self._remove_scratch(node)
+            else:
+                self.invalidator.inode(node.ino)  # the kernel cached the rejected bytes
+            raise
         except ArgonError:
-            self._invalidate(handle.node)  # the kernel saw the rejected writes: forget its size
+            node.dirty = True
             raise
 
-    async def _commit(self, node: Node, path: Path, data: bytes, author: str | None) -> None:
+    def _settle(self, node: Node) -> None:
+        """The last writer closed: a stored document's bytes leave memory (reads are
+        served from the store again), and the kernel forgets pages that differ from the
+        committed rendering."""
+        if node.scratch is not None or node.data is None:
+            return
+        written, node.data = node.data, None
+        node.dirty = False
+        node.mtime_ns = None
+        node.former_stems.clear()
+        if node.unlinked:
+            return
+        slot = node.info.get("slot")
+        if slot is not None and self.bodies.get(slot) == written:
+            node.info["served"] = slot  # the page cache holds exactly this version
+        else:
+            node.info.pop("served", None)
+            self.invalidator.inode(node.ino)
+
+    async def _commit(self, node: Node, data: bytes, author: str | None, mtime: int | None = None, *, path: Path | None = None) -> Document:
+        """Store ``data`` as the document the node's name (or ``path``, for a rename) says;
+        no new version when the content and time are unchanged."""
+        path = path or node.path
         stem = codec.filename_to_stem(path[3])
         if stem is None:
             raise InvalidDocument(f"{path[3]!r} is not a document name")
         view = await self._view(path)
         try:
             doc = codec.parse(data)
-            written = await self.store.call("put", view, path[2], doc, stem=stem, author=author)
+            if node.former_stems and "_id" in doc and codec.id_to_stem(doc["_id"]) in node.former_stems and not codec.is_hashed_stem(stem):
+                doc["_id"] = codec.stem_to_id(stem)  # renamed while open: the id follows the name, as mv does
+            written = await self.store.call("put", view, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=True)
         except InvalidDocument as exc:
             log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
             raise
         self._note_head(view.branch_id, written.seq)
-        entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author)
+        self._set_written(node, view, written)
+        if node.scratch is not None:  # a new document: the store holds it now
+            node.scratch = None
+            if self.scratch.get(node.path) is node:
+                del self.scratch[node.path]
+        if node.data is None and written.rendered != data:
+            self.invalidator.inode(node.ino)  # written by path (truncate, touch): the kernel cached other bytes
+        return written
+
+    def _set_written(self, node: Node, view: Any, written: Document) -> None:
+        entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author, written.mtime)
         self._set_doc_info(node, entry, written.seq)
-        rendered = written.rendered
-        self.bodies.put(node.info["slot"], rendered)
-        if rendered != data:  # the kernel cached what was written, not the canonical form
-            self._invalidate(node)
+        self.bodies.put(node.info["slot"], written.rendered)
+
+    def _remove_scratch(self, node: Node) -> None:
+        if self.scratch.get(node.path) is node:
+            del self.scratch[node.path]
+        parent = self.inodes.find(node.path[:-1])
+        if parent is not None:
+            self.invalidator.entry(parent.ino, node.path[-1])
+        self.inodes.detach(node)
 
     def unsaved(self) -> list[Path]:
         """Files open for writing with changes not committed (reported at unmount)."""
-        return [h.path for h in self._handles.values() if isinstance(h, FileHandle) and h.dirty]
+        nodes = {id(h.node): h.node for h in self._handles.values() if isinstance(h, FileHandle) and h.writable}
+        return [n.path for n in nodes.values() if n.dirty and not n.unlinked and _is_document(n.path)]
 
     # ------------------------------------------------------------------ read log
 
@@ -769,17 +866,6 @@ class ArgonOperations(pyfuse3.Operations):
                 except ArgonError as exc:
                     log.error("read log: %d entries not stored: %s", len(reads), exc)
 
-    def _forget_entry(self, path: Path) -> None:
-        parent = self.inodes.find(path[:-1])
-        if parent is not None:
-            pyfuse3.invalidate_entry_async(parent.ino, os.fsencode(path[-1]), ignore_enoent=True)
-
-    def _invalidate(self, node: Node) -> None:
-        try:
-            pyfuse3.invalidate_inode(node.ino)
-        except OSError as exc:  # ENOENT: the kernel had already forgotten it
-            log.debug("invalidate %s: %s", node.path, exc)
-
     # ------------------------------------------------------------------ unlink and rename
 
     @fuse_op
@@ -790,11 +876,16 @@ class ArgonOperations(pyfuse3.Operations):
         kind = kind_of(path)
         if kind == LABEL:
             await self.store.call("delete_label", path[1], author=self._author(ctx))
+            node = self.inodes.find(path)
+            if node is not None:
+                self.inodes.detach(node)
             return
         self._check_writable(path)
         if kind != FILE:
             raise _fail(errno.EPERM)
-        if self.scratch.pop(path, None) is not None:
+        scratch = self.scratch.pop(path, None)
+        if scratch is not None:
+            self.inodes.detach(scratch)  # open descriptors keep it until their last close
             return
         stem = codec.filename_to_stem(path[3])
         if stem is None:
@@ -804,7 +895,7 @@ class ArgonOperations(pyfuse3.Operations):
         self._note_head(view.branch_id, seq)
         node = self.inodes.find(path)
         if node is not None:
-            node.info = {}
+            self.inodes.detach(node)
 
     @fuse_op
     async def rename(self, parent_old: int, name_old: bytes, parent_new: int, name_new: bytes, flags: int, ctx: Any) -> None:
@@ -814,12 +905,9 @@ class ArgonOperations(pyfuse3.Operations):
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise _fail(errno.EINVAL)
         kind = kind_of(src)
+        author = self._author(ctx)
         if kind == LABEL and kind_of(dst) == LABEL:
-            label = await self.store.call("label", src[1])
-            author = self._author(ctx)
-            await self.store.call("set_label", dst[1], label["bundle"], author=author)
-            await self.store.call("delete_label", src[1], author=author)
-            self._move(src, dst)
+            await self._rename_label(src, dst, author)
             return
         if src[:2] != dst[:2] or src[0] != dst[0]:
             raise _fail(errno.EXDEV)
@@ -828,44 +916,45 @@ class ArgonOperations(pyfuse3.Operations):
             raise _fail(errno.EXDEV)  # mv falls back to copying
         if kind != FILE or kind_of(dst) != FILE:
             raise _fail(errno.EPERM)
+        _check_new_name(dst)
+        node = await self._lookup(src)
         if flags & pyfuse3.RENAME_NOREPLACE and (dst in self.scratch or await self._exists(dst)):
             raise _fail(errno.EEXIST)
-        author = self._author(ctx)
         view = await self._view(src)
-        scratch = self.scratch.get(src)
-        dst_node = self.inodes.get(dst)
-        if scratch is None and _is_document(dst):  # a document renamed: one atomic move
-            await self._lookup(src)
+        if node.scratch is None and _is_document(dst):  # a document renamed: one atomic move
             stem, new_stem = codec.filename_to_stem(src[3]) or "", codec.filename_to_stem(dst[3]) or ""
             written, slot = await self.store.call("rename", view, src[2], stem, dst[2], new_stem, author=author)
             self._note_head(view.branch_id, slot)
-            entry = Entry(written.stem, written.size, written.hash, written.seq, view.branch_id, written.time, written.author)
-            self._set_doc_info(dst_node, entry, slot)
-            self.scratch.pop(dst, None)
-            self._move(src, dst)
-            return
-        data = bytes(scratch.data) if scratch is not None else await self._body(await self._lookup(src))
-        if _is_document(dst):
-            await self._commit(dst_node, dst, data, author)
-            self.scratch.pop(dst, None)
-        else:
-            old = self.scratch.get(dst)
-            self.scratch[dst] = Scratch(bytearray(data), old.mode if old else scratch.mode if scratch else stat.S_IFREG | 0o644, ctx.uid, ctx.gid)
-        if scratch is not None:
-            del self.scratch[src]
-        else:
+            self._set_written(node, view, written)
+            node.info["head"] = slot
+            if node.data is not None:
+                node.former_stems.append(stem)  # its open buffer still says the old _id
+        elif node.scratch is None:  # a document renamed to a temporary name (a backup, mv x.json x.bak)
+            data = node.data if node.data is not None else bytearray(await self._body(node))
             seq = await self.store.call("delete", view, src[2], codec.filename_to_stem(src[3]) or "", author=author)
             self._note_head(view.branch_id, seq)
-        self._move(src, dst)
+            node.scratch = Scratch(stat.S_IFREG | 0o644, ctx.uid, ctx.gid, node.info["entry"].mtime_ns if "entry" in node.info else now_ns())
+            node.data, node.dirty = data, False
+        elif _is_document(dst):  # a temporary renamed onto a document name: commit its content
+            scratch = node.scratch
+            await self._commit(node, bytes(node.data or b""), author, scratch.mtime_ns if scratch.mtime_set else None, path=dst)
+            if node.writers == 0:
+                self._settle(node)
+        if self.scratch.get(src) is node:
+            del self.scratch[src]
+        self.scratch.pop(dst, None)  # a temporary replaced by the move
+        self.inodes.move(node, dst)
+        if node.scratch is not None:
+            self.scratch[dst] = node
 
-    def _move(self, src: Path, dst: Path) -> None:
+    async def _rename_label(self, src: Path, dst: Path, author: str) -> None:
+        label = await self.store.call("label", src[1])
+        await self.store.call("set_label", dst[1], label["bundle"], author=author)
+        await self.store.call("delete_label", src[1], author=author)
         node = self.inodes.find(src)
         if node is not None:
-            target = self.inodes.find(dst)
-            info = target.info if target is not None else node.info
             self.inodes.move(node, dst)
-            node.info = dict(info)
-            self._invalidate(node)
+            node.info = {}  # read again: the target is the source's
 
     async def _exists(self, path: Path) -> bool:
         try:
@@ -873,6 +962,14 @@ class ArgonOperations(pyfuse3.Operations):
         except NotFound:
             return False
         return True
+
+
+def _check_new_name(path: Path) -> None:
+    """A name in a branch's collection that looks like a document but can be none (a
+    leading ``~`` that is no escape, ``-0.json``, an over-long stem) is refused at once."""
+    if codec.is_reserved_name(path[-1]):
+        log.warning("/%s: refused, no document can have this name (docs/formats.md has the rules)", "/".join(path))
+        raise InvalidName(f"{path[-1]!r} cannot be a document name")
 
 
 def _is_document(path: Path) -> bool:
@@ -886,15 +983,6 @@ def _resize(data: bytearray, size: int) -> None:
         del data[size:]
     else:
         data.extend(bytes(size - len(data)))
-
-
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _ns(t: datetime) -> int:
-    """Nanoseconds since the epoch of a naive-UTC datetime from MongoDB."""
-    return (t - _EPOCH) // _MICROSECOND * 1000
 
 
 def _slot(entry: Entry) -> tuple[Any, int]:

@@ -117,6 +117,8 @@ class Document:
     hash: str
     time: datetime
     author: str
+    #: an explicitly set modification time (ns since the epoch), see versions.Entry
+    mtime: int | None = None
 
     @property
     def rendered(self) -> bytes:
@@ -244,6 +246,13 @@ class Repository:
             "labels": self.db["labels"].estimated_document_count(),
             "versions": self._versions.estimated_document_count(),
         }
+
+    @translating
+    def usage(self) -> dict[str, int]:
+        """What the repository occupies: MongoDB's storage size in bytes, and its count
+        of version records (what ``statfs`` of a mount reports as used)."""
+        stats = self.db.command("dbStats")
+        return {"bytes": int(stats.get("storageSize") or stats.get("dataSize") or 0), "objects": self._versions.estimated_document_count()}
 
     # ------------------------------------------------------------------ branches
 
@@ -814,18 +823,29 @@ class Repository:
         return seq
 
     @translating
-    def put(self, ref: str | View, collection: str, doc: dict[str, Any], *, stem: str | None = None) -> Document:
+    def put(
+        self, ref: str | View, collection: str, doc: dict[str, Any], *, stem: str | None = None, mtime: int | None = None, if_changed: bool = False
+    ) -> Document:
         """Write a whole document as a new version.  ``stem`` (the file-name stem), when
         given, must match the document's ``_id``; a document without ``_id`` gets the id
-        the stem names, or a new ObjectId."""
+        the stem names, or a new ObjectId.  ``mtime`` (ns since the epoch) is kept with
+        the version as its modification time.  With ``if_changed``, a document whose
+        content (and ``mtime``, when given) equals the current version is not written
+        again: the current version is returned."""
         view = self._writable(ref)
         doc = prepare(doc, stem)
         stem = codec.id_to_stem(doc["_id"])
         rendered = codec.render(doc)
         self._catalog(view.branch_id, collection)
         rec = self._record(v.PUT, collection, stem, doc, rendered)
+        if mtime is not None:
+            rec["mt"] = mtime
+        if if_changed:
+            old = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+            if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
+                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
         seq = self._append(view, [rec])
-        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"])
+        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime)
 
     @translating
     def rename(self, ref: str | View, collection: str, stem: str, new_collection: str, new_stem: str) -> tuple[Document, int]:
@@ -923,6 +943,12 @@ class Repository:
             self._append(view, [commit])
             v.note_commit(self._versions, view.branch_id, txn, self._heads[view.branch_id])
         return counts
+
+
+def _mtime_ns(rec: dict[str, Any]) -> int:
+    """A version's modification time: the one set explicitly, or the version's time."""
+    mt = rec.get("mt")
+    return mt if mt is not None else v.time_ns(rec["t"])
 
 
 def _is_time(text: str) -> bool:

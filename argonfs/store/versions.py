@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -52,10 +52,27 @@ class Entry:
     branch_id: ObjectId
     time: datetime
     author: str
+    #: the modification time a writer set explicitly (``touch -d``, ``rsync -a``), in ns
+    #: since the epoch; None: the version's own time
+    mtime: int | None = None
+
+    @property
+    def mtime_ns(self) -> int:
+        """The modification time shown for this version, in ns since the epoch."""
+        return self.mtime if self.mtime is not None else time_ns(self.time)
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def time_ns(t: datetime) -> int:
+    """Nanoseconds since the epoch of a naive-UTC datetime from MongoDB."""
+    return (t - _EPOCH) // _MICROSECOND * 1000
 
 
 def entry_of(rec: dict[str, Any]) -> Entry:
-    return Entry(rec["k"], rec["z"], rec["h"], rec["s"], rec["b"], rec["t"], rec["a"])
+    return Entry(rec["k"], rec["z"], rec["h"], rec["s"], rec["b"], rec["t"], rec["a"], rec.get("mt"))
 
 
 def create_indexes(versions: Collection) -> None:
