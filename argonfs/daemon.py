@@ -9,6 +9,7 @@ in a new session, detached, and returns once the mount is usable.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -60,11 +61,41 @@ def log_file(mountpoint: str) -> Path:
 
 def check_mountpoint(mountpoint: str) -> str:
     path = os.path.realpath(mountpoint)
+    if _dead_mount(path):
+        log.warning("%s: the mount's daemon is gone (ENOTCONN); cleaning up its mount", path)
+        _lazy_unmount(path)
     if not os.path.isdir(path):
         raise NotFound(f"mountpoint {mountpoint!r} is not a directory")
     if os.path.ismount(path):
         raise Conflict(f"{mountpoint!r} is already a mountpoint")
     return path
+
+
+def _mounted(path: str) -> bool:
+    """Whether ``path`` is a mountpoint in /proc/self/mounts (``os.path.ismount`` needs a
+    stat, which a dead FUSE connection answers with ENOTCONN)."""
+    escaped = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+        return any(line.split(" ")[1] == escaped for line in f if line.count(" ") >= 2)
+
+
+def _dead_mount(path: str) -> bool:
+    """A FUSE mount whose daemon died (kill -9): still mounted, every request ENOTCONN.
+    statfs always asks the daemon (a stat may be answered from the kernel's cache)."""
+    if not _mounted(path):
+        return False
+    try:
+        os.statvfs(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
+
+
+def _lazy_unmount(path: str) -> None:
+    proc = subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        message = proc.stderr.strip() or f"fusermount3 exited {proc.returncode}"
+        raise Conflict(f"cannot clean up the dead mount at {path!r}: {message}")
 
 
 def fuse_options(config: MountConfig, repo_name: str) -> set[str]:
@@ -220,9 +251,14 @@ def umount(mountpoint: str, timeout: float = STOP_TIMEOUT) -> None:
     pid = None
     if state.exists():
         pid = json.loads(state.read_text()).get("pid")
+    if _dead_mount(path):
+        log.warning("%s: the mount's daemon is gone (ENOTCONN); unmounting lazily", path)
+        _lazy_unmount(path)
+        state.unlink(missing_ok=True)
+        return
     if not os.path.ismount(path):
         raise NotFound(f"{mountpoint!r} is not mounted")
-    proc = subprocess.run(["fusermount3", "-u", path], capture_output=True, text=True)
+    proc = subprocess.run(["fusermount3", "-u", path], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         message = proc.stderr.strip() or f"fusermount3 exited {proc.returncode}"
         raise Conflict(f"cannot unmount {mountpoint!r}: {message}")

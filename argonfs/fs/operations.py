@@ -545,6 +545,11 @@ class ArgonOperations(pyfuse3.Operations):
             node.info = {}  # read the new target now, not after the label timeout
         return self._counted(await self._lookup(path))
 
+    @fuse_op
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        log.debug("link %s", self.inodes[inode].path)
+        raise _fail(errno.EPERM)  # a document has one name; cp makes a copy
+
     # ------------------------------------------------------------------ files
 
     def _add_handle(self, handle: FileHandle | DirHandle) -> int:

@@ -4,6 +4,11 @@
 ready file (failing at once if the daemon dies), and in ``finally`` always unmounts
 lazily and stops the daemon, so no test can leave a mount behind.  On the happy path
 it asserts that SIGTERM unmounted cleanly and the daemon exited 0.
+
+Every test that mounts runs under a deadline (``DEADLINE`` seconds, or
+``@pytest.mark.deadline(seconds)``): when it passes, the test's FUSE connections are
+aborted through fusectl, so a hung mount makes every process waiting on it fail with
+ENOTCONN and the test fails instead of hanging the suite.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +26,16 @@ from pathlib import Path
 import pytest
 
 READY_DEADLINE = 60.0
+DEADLINE = 240.0
+FUSECTL = Path("/sys/fs/fuse/connections")
+
+
+def _fusectl() -> Path:
+    """The fusectl filesystem, mounted if nobody has yet."""
+    with open("/proc/self/mounts") as f:
+        if not any(line.split()[1] == str(FUSECTL) for line in f):
+            subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSECTL)], check=False, capture_output=True)
+    return FUSECTL
 
 
 @dataclass
@@ -27,12 +43,43 @@ class Mount:
     path: Path
     proc: subprocess.Popen
     log: Path
+    #: the FUSE connection number (the minor device number of the mount)
+    connection: int = -1
+    #: the daemon's exit status the fixture requires at the end (a test that kills it says so)
+    expected_exit: int = 0
 
     def __truediv__(self, other: str) -> Path:
         return self.path / other
 
+    def __fspath__(self) -> str:
+        return str(self.path)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def abort(self) -> None:
+        """Abort the FUSE connection: every request in flight and to come fails."""
+        abort = _fusectl() / str(self.connection) / "abort"
+        if self.connection >= 0 and abort.exists():
+            abort.write_text("1")
+
+
+def abort_on_timeout(m: Mount, procs: list[subprocess.Popen], timeout: float) -> list[int]:
+    """Wait for processes using a mount; past ``timeout``, abort the mount (so none can
+    stay stuck in the kernel), kill them and fail."""
+    deadline = time.monotonic() + timeout
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            m.abort()
+            for q in procs:
+                q.kill()
+            for q in procs:
+                q.wait()
+            pytest.fail(f"processes using the mount did not finish within {timeout} s: the mount hung (aborted)")
+    return codes
 
 
 def _unmount(path: Path) -> None:
@@ -50,13 +97,25 @@ def stop(m: Mount, *, check: bool = True) -> None:
             m.proc.kill()
             m.proc.wait()
     if check:
-        assert m.proc.returncode == 0, f"daemon exited {m.proc.returncode}:\n{m.log_text()[-3000:]}"
+        assert m.proc.returncode == m.expected_exit, f"daemon exited {m.proc.returncode}:\n{m.log_text()[-3000:]}"
         assert not os.path.ismount(m.path), "SIGTERM left the filesystem mounted"
 
 
 @pytest.fixture
-def mount_factory(mongo_uri: str, repo_name: str, tmp_path: Path):
+def mount_factory(mongo_uri: str, repo_name: str, tmp_path: Path, request: pytest.FixtureRequest):
     mounts: list[Mount] = []
+    marker = request.node.get_closest_marker("deadline")
+    deadline = float(marker.args[0]) if marker else DEADLINE
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        for m in mounts:
+            m.abort()
+
+    timer = threading.Timer(deadline, expire)
+    timer.daemon = True
+    timer.start()
 
     def start(*extra: str, env: dict[str, str] | None = None, uri: str | None = None) -> Mount:
         n = len(mounts)
@@ -81,14 +140,18 @@ def mount_factory(mongo_uri: str, repo_name: str, tmp_path: Path):
                 pytest.fail(f"mount not ready within {READY_DEADLINE} s:\n{m.log_text()[-3000:]}")
             time.sleep(0.02)
         assert os.path.ismount(path)
+        m.connection = os.minor(os.stat(path).st_dev)
         return m
 
     start.stop = stop  # type: ignore[attr-defined]
     try:
         yield start
+        if expired.is_set():
+            pytest.fail(f"the test passed its {deadline:.0f} s deadline: its mounts were aborted")
         for m in mounts:
             stop(m, check=True)
     finally:
+        timer.cancel()
         for m in mounts:
             _unmount(m.path)
             if m.proc.poll() is None:
