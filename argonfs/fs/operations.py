@@ -909,6 +909,9 @@ class ArgonOperations(pyfuse3.Operations):
         log.debug("rename %s -> %s", src, dst)
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise _fail(errno.EINVAL)
+        if src == dst:
+            await self._lookup(src)
+            return  # POSIX: renaming a file onto itself does nothing
         kind = kind_of(src)
         author = self._author(ctx)
         if kind == LABEL and kind_of(dst) == LABEL:
