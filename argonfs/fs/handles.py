@@ -111,6 +111,11 @@ class BodyCache:
     def __contains__(self, slot: Any) -> bool:
         return slot in self._items
 
+    def discard(self, slot: Any) -> None:
+        data = self._items.pop(slot, None)
+        if data is not None:
+            self.size -= len(data)
+
     def put(self, slot: Any, data: bytes) -> None:
         if slot in self._items or len(data) > self.max_bytes // 8:
             return

@@ -230,7 +230,11 @@ class ArgonOperations(pyfuse3.Operations):
         return a
 
     def _set_doc_info(self, node: Node, entry: Any, head: int | None) -> None:
-        node.info = {"size": entry.size, "slot": (entry.branch_id, entry.seq), "entry": entry, "head": head, "valid": True}
+        slot = (entry.branch_id, entry.seq)
+        old = node.info.get("slot")
+        if old is not None and old != slot and not read_only_ref(node.path):
+            self.bodies.discard(old)  # superseded in a branch: keep memory for current versions
+        node.info = {"size": entry.size, "slot": slot, "entry": entry, "head": head, "valid": True}
 
     async def _refresh(self, node: Node) -> None:
         """Make ``node.info`` current; raises NotFound if the path no longer exists."""
