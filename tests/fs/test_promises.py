@@ -254,7 +254,7 @@ def test_df_reports_space(repo, mnt):
     st = os.statvfs(mnt)
     assert st.f_blocks > 0 and st.f_bavail > 0 and st.f_bavail <= st.f_blocks
     assert st.f_files > 0 and st.f_favail > 0
-    out = subprocess.run(["df", "-P", str(mnt)], check=True, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(["df", "-P", str(mnt.path)], check=True, capture_output=True, text=True, timeout=60).stdout
     fields = out.splitlines()[1].split()
     assert int(fields[1]) > 0 and int(fields[3]) > 0
 
