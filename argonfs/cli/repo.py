@@ -11,12 +11,34 @@ from argonfs.cli.common import AppContext, echo_json, json_option, pass_app
 
 
 @click.command()
+@click.option("--protect-main", is_flag=True, help="Protect the default branch: only merges and reverts may change it.")
 @pass_app
-def init(app: AppContext) -> None:
+def init(app: AppContext, protect_main: bool) -> None:
     """Create the repository (idempotent) with its default branch 'main'."""
     created = app.repo.init()
     state = "initialised" if created else "already initialised"
     click.echo(f"{state} repository {app.repo_name!r} on {app.repo.server or app.repo.where}")
+    if protect_main:
+        name = app.repo.default_branch
+        app.repo.protect_branch(name)
+        click.echo(f"branch {name!r} is protected")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only say which format steps would run.")
+@pass_app
+def upgrade(app: AppContext, dry_run: bool) -> None:
+    """Migrate the repository to the format this argonfs writes.
+
+    Stop mounts and writers running older argonfs versions first: they do not know the
+    new format."""
+    repo = app.open_repo(check_format=False)
+    steps = repo.upgrade(dry_run=dry_run)
+    if not steps:
+        click.echo(f"repository {app.repo_name!r} is at format {repo.info()['format']}, nothing to do")
+        return
+    path = " -> ".join(str(n) for n in [steps[0] - 1, *steps])
+    click.echo(f"{'would upgrade' if dry_run else 'upgraded'} repository {app.repo_name!r}: format {path}")
 
 
 @click.command()
@@ -31,6 +53,7 @@ def status(app: AppContext, as_json: bool) -> None:
         "mongo": repo.where,
         "repo": app.repo_name,
         "default_branch": info["default_branch"],
+        "format": info.get("format", 1),
         "created": info["created"],
         **repo.stats(),
     }
@@ -38,7 +61,7 @@ def status(app: AppContext, as_json: bool) -> None:
         echo_json(out)
         return
     click.echo(f"server:     {out['server']} at {out['mongo']}")
-    click.echo(f"repository: {out['repo']} (default branch {out['default_branch']})")
+    click.echo(f"repository: {out['repo']} (default branch {out['default_branch']}, format {out['format']})")
     click.echo(f"contents:   {out['branches']} branches, {out['bundles']} bundles, {out['labels']} labels, {out['versions']} versions")
 
 
@@ -92,5 +115,5 @@ def export(app: AppContext, ref: str, dest: str, force: bool) -> None:
 
 
 def register(main: click.Group) -> None:
-    for command in (init, status, import_, export):
+    for command in (init, upgrade, status, import_, export):
         main.add_command(command)

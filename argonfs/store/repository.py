@@ -15,6 +15,7 @@ Collections of the database (docs/formats.md has every field):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import secrets
@@ -30,9 +31,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from argonfs import codec
-from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, Protected, ReadOnly
 from argonfs.store import diff as d
+from argonfs.store import format as fmt
 from argonfs.store import merge as m
+from argonfs.store import protect
 from argonfs.store import versions as v
 from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
 from argonfs.store.names import (
@@ -44,7 +47,7 @@ from argonfs.store.names import (
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -71,6 +74,8 @@ class Branch:
     fork_seq: int
     created: datetime
     author: str
+    #: whether direct writes are refused; None when not looked up (see list_branches)
+    protected: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ class Repository:
         self._catalogued: set[tuple[ObjectId, str]] = set()
         self._populated: set[tuple[Any, ...]] = set()  # see versions.exists
         self._heads: dict[ObjectId, int] = {}
+        self._format_checked = True  # Repository.open checks, on first use
 
     def with_author(self, author: str) -> Repository:
         """The same repository (sharing connection and caches) writing as ``author``."""
@@ -194,12 +200,23 @@ class Repository:
         return other
 
     @classmethod
-    def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None) -> Repository:
+    def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None, check_format: bool = True) -> Repository:
+        """Open a repository (no I/O yet).  One of another format is refused with one
+        line on first use (store/format.py); ``check_format=False`` is for ``upgrade``."""
         from argonfs.config import DEFAULT_REPO
 
         uri, server = resolve_uri(uri or os.environ.get("ARGONFS_MONGO_URI"))
         name = name or os.environ.get("ARGONFS_REPO") or DEFAULT_REPO
-        return cls(client(uri)[name], author=author, where=describe(uri), server=server)
+        repo = cls(client(uri)[name], author=author, where=describe(uri), server=server)
+        repo._format_checked = not check_format
+        return repo
+
+    def _check_format(self) -> None:
+        """Refuse a repository of another format; asked once, on first use (opening
+        does no I/O)."""
+        if not self._format_checked:
+            fmt.check(self.db)
+            self._format_checked = True
 
     # ------------------------------------------------------------------ repository
 
@@ -218,6 +235,7 @@ class Repository:
                 {"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author}
             )
         except DuplicateKeyError:
+            self._check_format()
             return False
         try:
             self._create_branch(DEFAULT_BRANCH, None, 0)
@@ -226,7 +244,14 @@ class Repository:
         return True
 
     @translating
+    def upgrade(self, *, dry_run: bool = False) -> list[int]:
+        """Migrate the repository to this argonfs's format (store/format.py); return the
+        formats it passed through, empty when it was current."""
+        return fmt.upgrade(self.db, self.author, dry_run=dry_run)
+
+    @translating
     def info(self) -> dict[str, Any]:
+        self._check_format()
         meta = self.db["meta"].find_one({"_id": "repo"})
         if meta is None:
             raise NotFound(f"no argonfs repository named {self.db.name!r} at {self.where}; run 'argonfs init'")
@@ -257,6 +282,7 @@ class Repository:
         return rec
 
     def _branch_id(self, name: str) -> ObjectId:
+        self._check_format()
         row = self.db["branch_names"].find_one({"_id": name})
         if row is None:
             self.info()  # a clearer error when the repository itself is missing
@@ -302,24 +328,61 @@ class Repository:
     @translating
     def branch(self, name: str) -> Branch:
         bid = self._branch_id(name)
-        return self._branch_of(name, self._branch_record(bid))
+        b = self._branch_of(name, self._branch_record(bid))
+        return dataclasses.replace(b, protected=self._protection(bid) is not None)
 
     @translating
-    def list_branches(self) -> list[Branch]:
+    def list_branches(self, *, protection: bool = False) -> list[Branch]:
+        """Every branch by name; with ``protection``, each one's protection too (one
+        indexed query per branch)."""
+        self._check_format()
         rows = list(self.db["branch_names"].find().sort("_id", ASCENDING))
         names = {row["bid"]: row["_id"] for row in rows}
         out = []
         for row in rows:
             rec = self._branch_record(row["bid"])
+            protected = self._protection(row["bid"]) is not None if protection else None
             out.append(
-                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"])
+                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"], protected)
             )
         return out
 
+    def _protection(self, bid: ObjectId) -> dict[str, Any] | None:
+        rec = protect.newest(self._versions, bid)
+        return rec if rec is not None and rec["op"] == protect.PROTECT else None
+
+    @translating
+    def protection(self, name: str) -> dict[str, Any] | None:
+        """Who protected a branch, when, and at which slot; None when it is not protected."""
+        rec = self._protection(self._branch_id(name))
+        return None if rec is None else {"branch": name, "seq": rec["s"], "author": rec["a"], "time": rec["t"]}
+
+    @translating
+    def protect_branch(self, name: str) -> bool:
+        """Refuse direct writes to a branch from now on, in every process; merges into it
+        and reverts of it stay allowed.  False if it was protected already."""
+        return self._set_protected(name, True)
+
+    @translating
+    def unprotect_branch(self, name: str) -> bool:
+        """Allow direct writes again.  False if it was not protected."""
+        return self._set_protected(name, False)
+
+    def _set_protected(self, name: str, protected: bool) -> bool:
+        bid = self._branch_id(name)
+        slot = protect.set_protected(self._versions, bid, protected, self.author, now(), self._heads.get(bid))
+        if slot is None:
+            return False
+        self._heads[bid] = slot
+        return True
+
     @translating
     def delete_branch(self, name: str, *, force: bool = False) -> None:
-        """Remove a branch's name.  Its versions stay (bundles may point into them)."""
+        """Remove a branch's name.  Its versions stay (bundles may point into them);
+        ``deleted_branches`` records who deleted it when (gc waits a grace period)."""
         bid = self._branch_id(name)
+        if self._protection(bid) is not None:
+            raise Protected(f"branch {name!r} is protected; unprotect it before deleting it")
         if not force:
             if name == self.default_branch:
                 raise Conflict(f"{name!r} is the default branch; use --force to delete it anyway")
@@ -327,6 +390,7 @@ class Repository:
             live = [r["_id"] for r in self.db["branch_names"].find({"bid": {"$in": children}}, {"_id": 1})]
             if live:
                 raise Conflict(f"branches fork from {name!r}: {', '.join(sorted(live))}; use --force to delete it anyway")
+        self.db["deleted_branches"].update_one({"_id": bid}, {"$setOnInsert": {"name": name, "t": now(), "author": self.author}}, upsert=True)
         self.db["branch_names"].delete_one({"_id": name, "bid": bid})
 
     @translating
@@ -343,6 +407,7 @@ class Repository:
     @translating
     def resolve(self, ref: str) -> View:
         """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
+        self._check_format()
         spec = parse_ref(ref)
         if spec.time is not None:
             bid = self._branch_id(spec.name)
@@ -481,6 +546,9 @@ class Repository:
             for rec in records:
                 if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
+                elif rec["c"] == v.COMMITS:  # protect, unprotect, or gc's abort of a transaction
+                    txn = rec["k"] if rec["op"] == v.ABORT else None
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None)
                 else:
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"))
 
@@ -808,8 +876,11 @@ class Repository:
         return rec
 
     def _append(self, view: View, records: list[dict[str, Any]]) -> int:
+        """Append a direct write (refused on a protected branch)."""
         bid = view.branch_id
-        seq = v.append(self._versions, bid, records, self._heads.get(bid))
+        guard = protect.Guard(self._versions, bid, view.branch)
+        seq = v.append(self._versions, bid, records, self._heads.get(bid), guard)
+        guard.written(seq)
         self._heads[bid] = seq
         return seq
 
@@ -842,7 +913,9 @@ class Repository:
         put = self._record(v.PUT, new_collection, new_stem, doc)
         records = [put, self._record(v.DELETE, collection, stem)]
         commit = {"kind": "rename", "t": now(), "a": self.author, "message": f"{collection}/{stem} -> {new_collection}/{new_stem}"}
-        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit)
+        guard = protect.Guard(self._versions, view.branch_id, view.branch)
+        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit, guard)
+        guard.written(slot)
         self._heads[view.branch_id] = slot
         return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"]), slot
 
@@ -927,9 +1000,10 @@ class Repository:
                 flush()
         flush()
         if written:
-            commit = {"c": v.COMMITS, "k": txn, "op": v.COMMIT, "kind": "import", "collection": collection, "a": self.author, "t": now()}
-            self._append(view, [commit])
-            v.note_commit(self._versions, view.branch_id, txn, self._heads[view.branch_id])
+            commit = {"kind": "import", "collection": collection, "a": self.author, "t": now()}
+            bid = view.branch_id
+            guard = protect.Guard(self._versions, bid, view.branch)
+            self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
         return counts
 
 
