@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -248,6 +248,15 @@ class Repository:
         """Migrate the repository to this argonfs's format (store/format.py); return the
         formats it passed through, empty when it was current."""
         return fmt.upgrade(self.db, self.author, dry_run=dry_run)
+
+    @translating
+    def gc(self, *, dry_run: bool = False, min_age: timedelta | None = None, grace: timedelta | None = None) -> Any:
+        """Reclaim the payloads of versions no reader can ever see, keeping their slots
+        (store/gc.py); returns a ``gc.Report``.  Safe while others read and write."""
+        from argonfs.store import gc
+
+        self._check_format()
+        return gc.collect(self, dry_run=dry_run, min_age=gc.DEFAULT_MIN_AGE if min_age is None else min_age, grace=gc.DEFAULT_GRACE if grace is None else grace)
 
     @translating
     def info(self) -> dict[str, Any]:
@@ -522,7 +531,7 @@ class Repository:
         rec = v.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
         if rec is None:
             raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
-        return Document(collection, stem, rec["d"], rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
 
     @translating
     def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
@@ -840,7 +849,7 @@ class Repository:
         found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
         for e in entries:
             rec = found[(e.branch_id, e.seq)]
-            yield Document(collection, e.stem, rec["d"], e.seq, e.size, e.hash, e.time, e.author)
+            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author)
 
     @translating
     def collections(self, ref: str | View) -> list[str]:
@@ -1005,6 +1014,14 @@ class Repository:
             guard = protect.Guard(self._versions, bid, view.branch)
             self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
         return counts
+
+
+def _payload(rec: dict[str, Any]) -> dict[str, Any]:
+    """A version's document; gc reclaims only what no reader can see, so a missing one
+    means a view of a branch deleted longer than gc's grace period ago."""
+    if "d" not in rec:
+        raise NotFound(f"version {rec['_id']} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")
+    return rec["d"]
 
 
 def _is_time(text: str) -> bool:

@@ -255,3 +255,16 @@ def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None: 
     assert "upgraded repository" in cli("upgrade")
     assert "nothing to do" in cli("upgrade")
     assert "format 2" in cli("status")
+
+
+def test_gc_command(run) -> None:  # noqa: ANN001
+    run("branch", "create", "gone")
+    run("put", "gone", "c", "-", input='{"_id": 1, "v": "payload"}')
+    run("branch", "delete", "gone")
+    out = json.loads(run("gc", "--json"))
+    assert out["records"] == 0 and [w["branch"] for w in out["waiting"]] == ["gone"]
+    assert "would reclaim 1 versions" in run("gc", "--dry-run", "--grace", "0s")
+    assert json.loads(run("gc", "--grace", "0", "--json"))["by_reason"]["deleted branches"]["records"] == 1
+    assert "reclaimed 0 versions" in run("gc", "--grace", "0")
+    err = run("gc", "--min-age", "soon", code=2)
+    assert "is not a duration" in err
