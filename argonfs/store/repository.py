@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -44,6 +44,9 @@ from argonfs.store.names import (
     check_label_name,
     parse_ref,
 )
+
+if TYPE_CHECKING:
+    from argonfs.store import gc as gc_
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +253,7 @@ class Repository:
         return fmt.upgrade(self.db, self.author, dry_run=dry_run)
 
     @translating
-    def gc(self, *, dry_run: bool = False, min_age: timedelta | None = None, grace: timedelta | None = None) -> Any:
+    def gc(self, *, dry_run: bool = False, min_age: timedelta | None = None, grace: timedelta | None = None) -> gc_.Report:
         """Reclaim the payloads of versions no reader can ever see, keeping their slots
         (store/gc.py); returns a ``gc.Report``.  Safe while others read and write."""
         from argonfs.store import gc
