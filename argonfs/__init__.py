@@ -29,7 +29,7 @@ _EXPORTS = {
         name: ("argonfs.errors", name)
         for name in (
             "ArgonError", "AlreadyExists", "Conflict", "DocumentTooLarge", "InvalidDocument",
-            "InvalidName", "NotFound", "ReadOnly", "StoreUnavailable",
+            "InvalidName", "NotFound", "Protected", "ReadOnly", "StoreUnavailable", "WrongFormat",
         )
     },
     **{

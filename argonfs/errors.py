@@ -54,6 +54,13 @@ class ReadOnly(ArgonError):
     exit_code = 5
 
 
+class Protected(ReadOnly):
+    """A direct write to a protected branch (merge into it and revert it instead).
+
+    A ``ReadOnly`` with the same errno and exit code, so both front ends' single error
+    seams map it without knowing about protection."""
+
+
 class Conflict(ArgonError):
     """The operation would break an invariant (e.g. deleting a branch others fork from)."""
 
@@ -66,3 +73,11 @@ class StoreUnavailable(ArgonError):
 
     errno = errno.EIO
     exit_code = 7
+
+
+class WrongFormat(ArgonError):
+    """The repository was written in a format this argonfs does not read (older: run
+    ``argonfs upgrade``; newer: install a newer argonfs)."""
+
+    errno = errno.EPROTONOSUPPORT
+    exit_code = 8

@@ -9,7 +9,7 @@ from argonfs.cli.common import AppContext, echo_json, json_option, pass_app, tab
 
 @click.group()
 def branch() -> None:
-    """Create, list and delete branches."""
+    """Create, list, delete and protect branches."""
 
 
 @branch.command("create")
@@ -28,13 +28,35 @@ def create(app: AppContext, name: str, from_ref: str | None) -> None:
 def list_(app: AppContext, as_json: bool) -> None:
     """List branches with their parent and fork point."""
     rows = [
-        {"name": b.name, "parent": b.parent_name, "fork_seq": b.fork_seq, "head": app.repo.head(b.name), "created": b.created, "author": b.author}
-        for b in app.repo.list_branches()
+        {"name": b.name, "parent": b.parent_name, "fork_seq": b.fork_seq, "head": app.repo.head(b.name), "created": b.created, "author": b.author, "protected": b.protected}
+        for b in app.repo.list_branches(protection=True)
     ]
     if as_json:
         echo_json(rows)
         return
-    table([[r["name"], r["head"], f"{r['parent']}@{r['fork_seq']}" if r["parent"] else "-", when(r["created"]), r["author"]] for r in rows], ["BRANCH", "HEAD", "FORKED FROM", "CREATED", "AUTHOR"])
+    table(
+        [[r["name"], r["head"], f"{r['parent']}@{r['fork_seq']}" if r["parent"] else "-", "yes" if r["protected"] else "-", when(r["created"]), r["author"]] for r in rows],
+        ["BRANCH", "HEAD", "FORKED FROM", "PROTECTED", "CREATED", "AUTHOR"],
+    )
+
+
+@branch.command("protect")
+@click.argument("name")
+@pass_app
+def protect(app: AppContext, name: str) -> None:
+    """Refuse direct writes to NAME (put, rm, import, collections, the mount) in every
+    process; merges into it and reverts of it are still allowed."""
+    changed = app.repo.protect_branch(name)
+    click.echo(f"branch {name!r} is {'now' if changed else 'already'} protected")
+
+
+@branch.command("unprotect")
+@click.argument("name")
+@pass_app
+def unprotect(app: AppContext, name: str) -> None:
+    """Allow direct writes to NAME again."""
+    changed = app.repo.unprotect_branch(name)
+    click.echo(f"branch {name!r} is {'no longer' if changed else 'not'} protected")
 
 
 @branch.command("delete")

@@ -19,10 +19,13 @@ class AppContext:
     @property
     def repo(self) -> Any:
         """The Repository, opened on first use (this is where pymongo gets imported)."""
+        return self.open_repo()
+
+    def open_repo(self, *, check_format: bool = True) -> Any:
         if self._repo is None:
             from argonfs.store import Repository
 
-            self._repo = Repository.open(self.mongo, self.repo_name)
+            self._repo = Repository.open(self.mongo, self.repo_name, check_format=check_format)
         return self._repo
 
 

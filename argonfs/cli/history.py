@@ -8,7 +8,7 @@ import click
 
 from argonfs.cli.common import AppContext, echo_json, json_option, pass_app, table, when
 
-_OPS = {"put": "put", "del": "delete", "drop": "drop collection", "mkcol": "create collection", "merge": "MERGE", "revert": "REVERT", "import": "IMPORT", "rename": "RENAME"}
+_OPS = {"put": "put", "del": "delete", "drop": "drop collection", "mkcol": "create collection", "merge": "MERGE", "revert": "REVERT", "import": "IMPORT", "rename": "RENAME", "protect": "PROTECT", "unprotect": "UNPROTECT", "abort": "ABORT (gc)"}
 
 
 @click.command("log")

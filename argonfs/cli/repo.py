@@ -11,12 +11,34 @@ from argonfs.cli.common import AppContext, echo_json, json_option, pass_app
 
 
 @click.command()
+@click.option("--protect-main", is_flag=True, help="Protect the default branch: only merges and reverts may change it.")
 @pass_app
-def init(app: AppContext) -> None:
+def init(app: AppContext, protect_main: bool) -> None:
     """Create the repository (idempotent) with its default branch 'main'."""
     created = app.repo.init()
     state = "initialised" if created else "already initialised"
     click.echo(f"{state} repository {app.repo_name!r} on {app.repo.server or app.repo.where}")
+    if protect_main:
+        name = app.repo.default_branch
+        app.repo.protect_branch(name)
+        click.echo(f"branch {name!r} is protected")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only say which format steps would run.")
+@pass_app
+def upgrade(app: AppContext, dry_run: bool) -> None:
+    """Migrate the repository to the format this argonfs writes.
+
+    Stop mounts and writers running older argonfs versions first: they do not know the
+    new format."""
+    repo = app.open_repo(check_format=False)
+    steps = repo.upgrade(dry_run=dry_run)
+    if not steps:
+        click.echo(f"repository {app.repo_name!r} is at format {repo.info()['format']}, nothing to do")
+        return
+    path = " -> ".join(str(n) for n in [steps[0] - 1, *steps])
+    click.echo(f"{'would upgrade' if dry_run else 'upgraded'} repository {app.repo_name!r}: format {path}")
 
 
 @click.command()
@@ -31,6 +53,7 @@ def status(app: AppContext, as_json: bool) -> None:
         "mongo": repo.where,
         "repo": app.repo_name,
         "default_branch": info["default_branch"],
+        "format": info.get("format", 1),
         "created": info["created"],
         **repo.stats(),
     }
@@ -38,7 +61,7 @@ def status(app: AppContext, as_json: bool) -> None:
         echo_json(out)
         return
     click.echo(f"server:     {out['server']} at {out['mongo']}")
-    click.echo(f"repository: {out['repo']} (default branch {out['default_branch']})")
+    click.echo(f"repository: {out['repo']} (default branch {out['default_branch']}, format {out['format']})")
     click.echo(f"contents:   {out['branches']} branches, {out['bundles']} bundles, {out['labels']} labels, {out['versions']} versions")
 
 
@@ -91,6 +114,62 @@ def export(app: AppContext, ref: str, dest: str, force: bool) -> None:
     click.echo(f"exported {sum(counts.values())} documents in {len(counts)} collections from {ref}")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration: use seconds or N followed by s, m, h or d (e.g. 90s, 30m, 2h)") from None
+    if seconds < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return seconds
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be reclaimed.")
+@click.option("--min-age", callback=_duration, metavar="DURATION", help="Abort transactions idle this long (default 1h).")
+@click.option("--grace", callback=_duration, metavar="DURATION", help="Reclaim deleted branches this long after their deletion (default 1h).")
+@json_option
+@pass_app
+def gc(app: AppContext, dry_run: bool, min_age: float | None, grace: float | None, as_json: bool) -> None:
+    """Reclaim the payloads of versions no reader can ever see: those of transactions
+    that never committed (idle longer than --min-age), and those of deleted branches
+    that no branch, bundle, label, fork or merge base reaches.  Every version keeps its
+    slot and metadata.  Safe while mounts and writers run."""
+    from datetime import timedelta
+
+    def td(seconds: float | None) -> timedelta | None:
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    report = app.repo.gc(dry_run=dry_run, min_age=td(min_age), grace=td(grace))
+    out = {
+        "dry_run": dry_run,
+        "records": report.total_records,
+        "bytes": report.total_bytes,
+        "by_reason": {reason: {"records": n, "bytes": report.bytes[reason]} for reason, n in report.records.items()},
+        "aborted": report.aborted,
+        "waiting": [{"branch": name, "deleted": t} for name, t in report.waiting],
+    }
+    if as_json:
+        echo_json(out)
+        return
+    verb = "would reclaim" if dry_run else "reclaimed"
+    click.echo(f"{verb} {out['records']} versions, {out['bytes']} bytes of documents")
+    for reason, n in report.records.items():
+        click.echo(f"  {reason}: {n} versions, {report.bytes[reason]} bytes")
+    if report.aborted:
+        click.echo(f"  {'would abort' if dry_run else 'aborted'} {len(report.aborted)} transactions: {', '.join(report.aborted)}")
+    for name, t in report.waiting:
+        click.echo(f"  deleted branch {name!r} (at {t:%Y-%m-%d %H:%M:%S}) is kept until its grace period ends")
+
+
 def register(main: click.Group) -> None:
-    for command in (init, status, import_, export):
+    for command in (init, upgrade, status, import_, export, gc):
         main.add_command(command)

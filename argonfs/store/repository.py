@@ -15,14 +15,15 @@ Collections of the database (docs/formats.md has every field):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -30,9 +31,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from argonfs import codec
-from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, Protected, ReadOnly
 from argonfs.store import diff as d
+from argonfs.store import format as fmt
 from argonfs.store import merge as m
+from argonfs.store import protect
 from argonfs.store import versions as v
 from argonfs.store.mongo import client, describe, resolve_uri, translating, translating_iter
 from argonfs.store.names import (
@@ -42,9 +45,12 @@ from argonfs.store.names import (
     parse_ref,
 )
 
+if TYPE_CHECKING:
+    from argonfs.store import gc as gc_
+
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -71,6 +77,8 @@ class Branch:
     fork_seq: int
     created: datetime
     author: str
+    #: whether direct writes are refused; None when not looked up (see list_branches)
+    protected: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ class Repository:
         self._catalogued: set[tuple[ObjectId, str]] = set()
         self._populated: set[tuple[Any, ...]] = set()  # see versions.exists
         self._heads: dict[ObjectId, int] = {}
+        self._format_checked = True  # Repository.open checks, on first use
 
     def with_author(self, author: str) -> Repository:
         """The same repository (sharing connection and caches) writing as ``author``."""
@@ -196,12 +205,23 @@ class Repository:
         return other
 
     @classmethod
-    def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None) -> Repository:
+    def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None, check_format: bool = True) -> Repository:
+        """Open a repository (no I/O yet).  One of another format is refused with one
+        line on first use (store/format.py); ``check_format=False`` is for ``upgrade``."""
         from argonfs.config import DEFAULT_REPO
 
         uri, server = resolve_uri(uri or os.environ.get("ARGONFS_MONGO_URI"))
         name = name or os.environ.get("ARGONFS_REPO") or DEFAULT_REPO
-        return cls(client(uri)[name], author=author, where=describe(uri), server=server)
+        repo = cls(client(uri)[name], author=author, where=describe(uri), server=server)
+        repo._format_checked = not check_format
+        return repo
+
+    def _check_format(self) -> None:
+        """Refuse a repository of another format; asked once, on first use (opening
+        does no I/O)."""
+        if not self._format_checked:
+            fmt.check(self.db)
+            self._format_checked = True
 
     # ------------------------------------------------------------------ repository
 
@@ -220,6 +240,7 @@ class Repository:
                 {"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author}
             )
         except DuplicateKeyError:
+            self._check_format()
             return False
         try:
             self._create_branch(DEFAULT_BRANCH, None, 0)
@@ -228,7 +249,23 @@ class Repository:
         return True
 
     @translating
+    def upgrade(self, *, dry_run: bool = False) -> list[int]:
+        """Migrate the repository to this argonfs's format (store/format.py); return the
+        formats it passed through, empty when it was current."""
+        return fmt.upgrade(self.db, self.author, dry_run=dry_run)
+
+    @translating
+    def gc(self, *, dry_run: bool = False, min_age: timedelta | None = None, grace: timedelta | None = None) -> gc_.Report:
+        """Reclaim the payloads of versions no reader can ever see, keeping their slots
+        (store/gc.py); returns a ``gc.Report``.  Safe while others read and write."""
+        from argonfs.store import gc
+
+        self._check_format()
+        return gc.collect(self, dry_run=dry_run, min_age=gc.DEFAULT_MIN_AGE if min_age is None else min_age, grace=gc.DEFAULT_GRACE if grace is None else grace)
+
+    @translating
     def info(self) -> dict[str, Any]:
+        self._check_format()
         meta = self.db["meta"].find_one({"_id": "repo"})
         if meta is None:
             raise NotFound(f"no argonfs repository named {self.db.name!r} at {self.where}; run 'argonfs init'")
@@ -266,6 +303,7 @@ class Repository:
         return rec
 
     def _branch_id(self, name: str) -> ObjectId:
+        self._check_format()
         row = self.db["branch_names"].find_one({"_id": name})
         if row is None:
             self.info()  # a clearer error when the repository itself is missing
@@ -311,24 +349,61 @@ class Repository:
     @translating
     def branch(self, name: str) -> Branch:
         bid = self._branch_id(name)
-        return self._branch_of(name, self._branch_record(bid))
+        b = self._branch_of(name, self._branch_record(bid))
+        return dataclasses.replace(b, protected=self._protection(bid) is not None)
 
     @translating
-    def list_branches(self) -> list[Branch]:
+    def list_branches(self, *, protection: bool = False) -> list[Branch]:
+        """Every branch by name; with ``protection``, each one's protection too (one
+        indexed query per branch)."""
+        self._check_format()
         rows = list(self.db["branch_names"].find().sort("_id", ASCENDING))
         names = {row["bid"]: row["_id"] for row in rows}
         out = []
         for row in rows:
             rec = self._branch_record(row["bid"])
+            protected = self._protection(row["bid"]) is not None if protection else None
             out.append(
-                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"])
+                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"], protected)
             )
         return out
 
+    def _protection(self, bid: ObjectId) -> dict[str, Any] | None:
+        rec = protect.newest(self._versions, bid)
+        return rec if rec is not None and rec["op"] == protect.PROTECT else None
+
+    @translating
+    def protection(self, name: str) -> dict[str, Any] | None:
+        """Who protected a branch, when, and at which slot; None when it is not protected."""
+        rec = self._protection(self._branch_id(name))
+        return None if rec is None else {"branch": name, "seq": rec["s"], "author": rec["a"], "time": rec["t"]}
+
+    @translating
+    def protect_branch(self, name: str) -> bool:
+        """Refuse direct writes to a branch from now on, in every process; merges into it
+        and reverts of it stay allowed.  False if it was protected already."""
+        return self._set_protected(name, True)
+
+    @translating
+    def unprotect_branch(self, name: str) -> bool:
+        """Allow direct writes again.  False if it was not protected."""
+        return self._set_protected(name, False)
+
+    def _set_protected(self, name: str, protected: bool) -> bool:
+        bid = self._branch_id(name)
+        slot = protect.set_protected(self._versions, bid, protected, self.author, now(), self._heads.get(bid))
+        if slot is None:
+            return False
+        self._heads[bid] = slot
+        return True
+
     @translating
     def delete_branch(self, name: str, *, force: bool = False) -> None:
-        """Remove a branch's name.  Its versions stay (bundles may point into them)."""
+        """Remove a branch's name.  Its versions stay (bundles may point into them);
+        ``deleted_branches`` records who deleted it when (gc waits a grace period)."""
         bid = self._branch_id(name)
+        if self._protection(bid) is not None:
+            raise Protected(f"branch {name!r} is protected; unprotect it before deleting it")
         if not force:
             if name == self.default_branch:
                 raise Conflict(f"{name!r} is the default branch; use --force to delete it anyway")
@@ -336,6 +411,7 @@ class Repository:
             live = [r["_id"] for r in self.db["branch_names"].find({"bid": {"$in": children}}, {"_id": 1})]
             if live:
                 raise Conflict(f"branches fork from {name!r}: {', '.join(sorted(live))}; use --force to delete it anyway")
+        self.db["deleted_branches"].update_one({"_id": bid}, {"$setOnInsert": {"name": name, "t": now(), "author": self.author}}, upsert=True)
         self.db["branch_names"].delete_one({"_id": name, "bid": bid})
 
     @translating
@@ -352,6 +428,7 @@ class Repository:
     @translating
     def resolve(self, ref: str) -> View:
         """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
+        self._check_format()
         spec = parse_ref(ref)
         if spec.time is not None:
             bid = self._branch_id(spec.name)
@@ -466,7 +543,7 @@ class Repository:
         rec = v.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
         if rec is None:
             raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
-        return Document(collection, stem, rec["d"], rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
 
     @translating
     def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
@@ -490,6 +567,9 @@ class Repository:
             for rec in records:
                 if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
+                elif rec["c"] == v.COMMITS:  # protect, unprotect, or gc's abort of a transaction
+                    txn = rec["k"] if rec["op"] == v.ABORT else None
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None)
                 else:
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"))
 
@@ -781,7 +861,7 @@ class Repository:
         found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
         for e in entries:
             rec = found[(e.branch_id, e.seq)]
-            yield Document(collection, e.stem, rec["d"], e.seq, e.size, e.hash, e.time, e.author)
+            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author)
 
     @translating
     def collections(self, ref: str | View) -> list[str]:
@@ -817,8 +897,11 @@ class Repository:
         return rec
 
     def _append(self, view: View, records: list[dict[str, Any]]) -> int:
+        """Append a direct write (refused on a protected branch)."""
         bid = view.branch_id
-        seq = v.append(self._versions, bid, records, self._heads.get(bid))
+        guard = protect.Guard(self._versions, bid, view.branch)
+        seq = v.append(self._versions, bid, records, self._heads.get(bid), guard)
+        guard.written(seq)
         self._heads[bid] = seq
         return seq
 
@@ -843,6 +926,7 @@ class Repository:
         if if_changed:
             old = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
             if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
+                protect.Guard(self._versions, view.branch_id, view.branch)(self._head(view.branch_id))  # refused all the same
                 return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
         seq = self._append(view, [rec])
         return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime)
@@ -862,7 +946,9 @@ class Repository:
         put = self._record(v.PUT, new_collection, new_stem, doc)
         records = [put, self._record(v.DELETE, collection, stem)]
         commit = {"kind": "rename", "t": now(), "a": self.author, "message": f"{collection}/{stem} -> {new_collection}/{new_stem}"}
-        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit)
+        guard = protect.Guard(self._versions, view.branch_id, view.branch)
+        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit, guard)
+        guard.written(slot)
         self._heads[view.branch_id] = slot
         return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"]), slot
 
@@ -889,10 +975,19 @@ class Repository:
             raise NotFound(f"no collection {collection!r} in {view.ref}")
         return self._append(view, [self._record(v.DROP, collection, v.MARKER_KEY)])
 
+    def _hashes(self, view: View, collection: str) -> dict[str, str]:
+        """Content hash of every live document of a collection, from one listing (no
+        bodies): what an import compares against to skip unchanged documents."""
+        pinned = self._pin(view)
+        layers, _created = v.visible_layers(self._versions, pinned.chain, collection)
+        return {e.stem: e.hash for e in v.iter_entries(self._versions, layers, collection)}
+
     @translating
     def import_documents(self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None) -> ImportCounts:
         """Write many documents in batches, skipping those whose content is unchanged,
-        so re-running an import only writes what differs.  Atomic: the versions are
+        so re-running an import only writes what differs.  "Unchanged" is decided
+        against one listing of the target taken at the start (sizes and hashes, no
+        bodies), not a lookup per batch; it costs one hash string per live document.  Atomic: the versions are
         tagged as one transaction and committed at the end (versions.append_atomic), so
         readers see the whole import or none of it, and a failed one leaves nothing."""
         view = self._writable(ref)
@@ -900,18 +995,17 @@ class Repository:
         counts = ImportCounts()
         txn = new_bundle_id()
         written = 0
-        check_existing = self.collection_exists(view, collection)
+        current = self._hashes(view, collection)
         batch: dict[str, tuple[dict[str, Any], bytes]] = {}
 
         def flush() -> None:
             if not batch:
                 return
-            current = v.lookup_many(self._versions, view.chain, collection, list(batch), bodies=False) if check_existing else {}
             records = []
             for stem, (doc, rendered) in batch.items():
                 old = current.get(stem)
                 rec = self._record(v.PUT, collection, stem, doc, rendered)
-                if old is not None and old["h"] == rec["h"]:
+                if old == rec["h"]:
                     counts.unchanged += 1
                     continue
                 if old is None:
@@ -939,9 +1033,10 @@ class Repository:
                 flush()
         flush()
         if written:
-            commit = {"c": v.COMMITS, "k": txn, "op": v.COMMIT, "kind": "import", "collection": collection, "a": self.author, "t": now()}
-            self._append(view, [commit])
-            v.note_commit(self._versions, view.branch_id, txn, self._heads[view.branch_id])
+            commit = {"kind": "import", "collection": collection, "a": self.author, "t": now()}
+            bid = view.branch_id
+            guard = protect.Guard(self._versions, bid, view.branch)
+            self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
         return counts
 
 
@@ -949,6 +1044,14 @@ def _mtime_ns(rec: dict[str, Any]) -> int:
     """A version's modification time: the one set explicitly, or the version's time."""
     mt = rec.get("mt")
     return mt if mt is not None else v.time_ns(rec["t"])
+
+
+def _payload(rec: dict[str, Any]) -> dict[str, Any]:
+    """A version's document; gc reclaims only what no reader can see, so a missing one
+    means a view of a branch deleted longer than gc's grace period ago."""
+    if "d" not in rec:
+        raise NotFound(f"version {rec['_id']} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")
+    return rec["d"]
 
 
 def _is_time(text: str) -> bool:

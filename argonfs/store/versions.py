@@ -17,7 +17,7 @@ import heapq
 import logging
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,9 +134,17 @@ def _in_layer(versions: Collection, rec: dict[str, Any], limit: int | None, floo
     return (limit is None or s <= limit) and (floor is None or s > floor) and visible(versions, rec, limit)
 
 
-#: The pseudo-collection of commit records: no user collection has an empty name.
+#: The pseudo-collection of control records (commits, aborts, protection markers): no
+#: user collection has an empty name.
 COMMITS = ""
 COMMIT = "commit"
+#: written by ``argonfs gc`` for a transaction idle long enough: it can never commit after
+ABORT = "abort"
+
+#: Called with the head a writer observed, just before inserting above it; raises to
+#: refuse the write.  Since an insert at ``base + 1`` succeeds only while ``base`` is the
+#: head, what the guard reads about slots ``<= base`` holds at the moment of the write.
+Guard = Callable[[int], None]
 
 #: committed transactions: (database, branch id, txn id) -> the commit record's slot.
 #: A commit never changes.
@@ -166,7 +174,7 @@ def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> boo
         checked = _PENDING.get(key)
         if checked is not None and time.monotonic() - checked < PENDING_RECHECK:
             return False
-        row = versions.find_one({"b": rec["b"], "c": COMMITS, "k": txn}, {"s": 1})
+        row = _commit_record(versions, rec["b"], txn)
         if row is None:
             _PENDING[key] = time.monotonic()
             return False
@@ -175,16 +183,52 @@ def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> boo
     return limit is None or slot <= limit
 
 
-def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any]) -> int:
+def control_records(versions: Collection, bid: ObjectId, key: str) -> list[dict[str, Any]]:
+    """The control records (collection ``COMMITS``) of one key in a branch: one indexed
+    query, equality on (b, c, k)."""
+    return list(versions.find({"b": bid, "c": COMMITS, "k": key}, _META))
+
+
+def _commit_record(versions: Collection, bid: ObjectId, txn: str) -> dict[str, Any] | None:
+    return next((r for r in control_records(versions, bid, txn) if r["op"] == COMMIT), None)
+
+
+def txn_state(versions: Collection, bid: ObjectId, txn: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(commit record, abort record) of a transaction, each None when absent."""
+    recs = control_records(versions, bid, txn)
+    return next((r for r in recs if r["op"] == COMMIT), None), next((r for r in recs if r["op"] == ABORT), None)
+
+
+def _not_aborted(versions: Collection, bid: ObjectId, txn: str) -> None:
+    if any(r["op"] == ABORT for r in control_records(versions, bid, txn)):
+        raise Conflict(f"transaction {txn} was aborted by 'argonfs gc' after being idle too long; nothing of it is visible, run the operation again")
+
+
+def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any], guard: Guard | None = None) -> int:
     """Append records that become visible together: tag them with ``txn``, append them
     (possibly interleaved with other writers' records), then append the commit record
     (``commit`` holds its op-independent fields: author, time, kind, message...).
-    Returns the commit record's slot."""
+    Returns the commit record's slot.  ``guard`` checks every append (see ``Guard``)."""
     for rec in records:
         rec["x"] = txn
         rec["xk"] = commit.get("kind")
-    last = append(versions, bid, records, guess)
-    slot = append(versions, bid, [{**commit, "c": COMMITS, "k": txn, "op": COMMIT}], last)
+    last = append(versions, bid, records, guess, guard)
+    return append_commit(versions, bid, txn, commit, last, guard)
+
+
+def append_commit(versions: Collection, bid: ObjectId, txn: str, commit: dict[str, Any], guess: int | None, guard: Guard | None = None) -> int:
+    """Commit a transaction by appending its commit record; return its slot.
+
+    Refused when ``argonfs gc`` aborted the transaction: gc appends an abort record and
+    then looks for a commit below it, and the check here runs against the head the
+    insert goes above, so of a commit and an abort the later one always sees the other."""
+
+    def check(base: int) -> None:
+        if guard is not None:
+            guard(base)
+        _not_aborted(versions, bid, txn)
+
+    slot = append(versions, bid, [{**commit, "c": COMMITS, "k": txn, "op": COMMIT}], guess, check)
     note_commit(versions, bid, txn, slot)
     return slot
 
@@ -196,18 +240,21 @@ def note_commit(versions: Collection, bid: ObjectId, txn: str, slot: int) -> Non
     _PENDING.pop(key, None)
 
 
-def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None) -> int:
+def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None, guard: Guard | None = None) -> int:
     """Append records to a branch in consecutive free slots; return the last seq.
 
     Optimistic: take head+1.., insert in order, and on a duplicate slot re-read the
     head and place what is left after it.  The unique (b, s) index makes two writers
     never share a slot; ordered inserts make a slot be filled only after the one below
-    it, so the sequence stays dense.
+    it, so the sequence stays dense.  ``guard`` is called with the base before every
+    insert attempt.
     """
     pending = records
     base = guess if guess is not None else head(versions, bid)
     known = base
     for attempt in range(_MAX_ATTEMPTS):
+        if guard is not None:
+            guard(base)
         for i, rec in enumerate(pending):
             rec["b"] = bid
             rec["s"] = base + 1 + i

@@ -216,3 +216,55 @@ def test_readlog_command(run, repo) -> None:  # noqa: ANN001
     rows = json.loads(run("readlog", "main", "--since", "2026-01-02T00:00:00Z", "--json"))
     assert [(r["user"], r["id"]) for r in rows] == [("bob", "2")]
     assert "not an ISO 8601 time" in run("readlog", "--since", "soon", code=2)
+
+
+def test_protected_branches(run) -> None:  # noqa: ANN001
+    run("put", "main", "c", "-", input='{"_id": 1, "v": "old"}')
+    run("branch", "create", "feature")
+    run("put", "feature", "c", "-", input='{"_id": 1, "v": "new"}')
+    assert "now protected" in run("branch", "protect", "main")
+    rows = {r["name"]: r["protected"] for r in json.loads(run("branch", "list", "--json"))}
+    assert rows == {"feature": False, "main": True}
+    assert "PROTECTED" in run("branch", "list")
+    for args, stdin in ((("put", "main", "c", "-"), '{"_id": 2}'), (("rm", "main", "c", "1"), None), (("collection", "create", "main", "e"), None)):
+        err = run(*args, input=stdin, code=5)
+        assert "branch 'main' is protected" in err and err.count("\n") == 1
+    assert '"old"' in run("cat", "main", "c", "1")
+    assert "1 updated" in run("merge", "feature", "main")
+    assert "MERGE" in run("log", "main", "-n", "1")
+    assert "no longer protected" in run("branch", "unprotect", "main")
+    run("put", "main", "c", "-", input='{"_id": 2}')
+
+
+def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+    from argonfs.store.mongo import client
+
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, ["--mongo", mongo_uri, "--repo", repo_name, *args], input='{"_id": 1}')
+        assert result.exit_code == code, (args, result.output, result.exception)
+        return result.stdout if code == 0 else result.stderr
+
+    assert "branch 'main' is protected" in cli("init", "--protect-main")
+    assert "is protected" in cli("put", "main", "c", "-", code=5)
+    client(mongo_uri)[repo_name]["meta"].update_one({"_id": "repo"}, {"$set": {"format": 1}})
+    err = cli("ls", "main", code=8)
+    assert "run 'argonfs upgrade'" in err and err.count("\n") == 1
+    assert "format 1 -> 2" in cli("upgrade", "--dry-run")
+    assert "upgraded repository" in cli("upgrade")
+    assert "nothing to do" in cli("upgrade")
+    assert "format 2" in cli("status")
+
+
+def test_gc_command(run) -> None:  # noqa: ANN001
+    run("branch", "create", "gone")
+    run("put", "gone", "c", "-", input='{"_id": 1, "v": "payload"}')
+    run("branch", "delete", "gone")
+    out = json.loads(run("gc", "--json"))
+    assert out["records"] == 0 and [w["branch"] for w in out["waiting"]] == ["gone"]
+    assert "would reclaim 1 versions" in run("gc", "--dry-run", "--grace", "0s")
+    assert json.loads(run("gc", "--grace", "0", "--json"))["by_reason"]["deleted branches"]["records"] == 1
+    assert "reclaimed 0 versions" in run("gc", "--grace", "0")
+    err = run("gc", "--min-age", "soon", code=2)
+    assert "is not a duration" in err

@@ -1,0 +1,81 @@
+"""The repository format: which version of docs/formats.md a database is written in.
+
+``meta.format`` says it.  Opening a repository of another format gives one line: an
+older one names ``argonfs upgrade``, a newer one asks for a newer argonfs.  ``upgrade``
+runs the migrations from the repository's format to ours, one step at a time, each
+step recorded in ``meta.upgrades``.
+
+Format history (docs/formats.md, "Format versions"):
+
+1. the first format.
+2. control records besides commits (collection ``""``): ``protect``/``unprotect`` records
+   and gc's ``abort`` records, which writers must honour; versions blanked by gc (``gc``
+   field, no ``d``); ``deleted_branches``.  Nothing of format 1 changes meaning, so the
+   migration only records the new format: but an argonfs that reads format 1 would
+   ignore protection and take an abort record for a commit, which is why the format
+   changes at all.
+
+Blocking pymongo code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from pymongo.database import Database
+
+from argonfs.errors import WrongFormat
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2
+
+
+def _to_2(db: Database) -> None:
+    """Nothing to rewrite: format 1 holds no control records other than commits."""
+
+
+#: migration from format n to n + 1
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _to_2}
+
+
+def stored(db: Database) -> int | None:
+    """The repository's format, None when there is no repository."""
+    meta = db["meta"].find_one({"_id": "repo"}, {"format": 1})
+    return None if meta is None else int(meta.get("format", 1))
+
+
+def check(db: Database) -> None:
+    """Refuse a repository of another format, with one line saying what to do."""
+    found = stored(db)
+    if found is None or found == FORMAT:
+        return
+    if found < FORMAT:
+        raise WrongFormat(
+            f"repository {db.name!r} has format {found}, this argonfs uses format {FORMAT}: "
+            f"run 'argonfs upgrade' (after stopping mounts and writers of older argonfs versions)"
+        )
+    raise WrongFormat(f"repository {db.name!r} has format {found}, newer than this argonfs reads ({FORMAT}): install a newer argonfs")
+
+
+def upgrade(db: Database, author: str, *, dry_run: bool = False) -> list[int]:
+    """Migrate to ``FORMAT``, one format at a time; return the formats passed through
+    (empty when already current).  Each step is idempotent and the format is set after
+    it, so an interrupted upgrade is finished by running it again."""
+    found = stored(db)
+    if found is None:
+        raise WrongFormat(f"no argonfs repository named {db.name!r}; run 'argonfs init'")
+    if found > FORMAT:
+        check(db)
+    steps = list(range(found + 1, FORMAT + 1))
+    if dry_run:
+        return steps
+    for to in steps:
+        MIGRATIONS[to - 1](db)
+        step: dict[str, Any] = {"from": to - 1, "to": to, "author": author, "t": datetime.now(timezone.utc).replace(tzinfo=None)}
+        db["meta"].update_one({"_id": "repo", "format": to - 1}, {"$set": {"format": to}, "$push": {"upgrades": step}})
+        log.info("upgraded repository %s from format %d to %d", db.name, to - 1, to)
+    return steps
