@@ -17,19 +17,21 @@ def now_ns() -> int:
 
 @dataclass(eq=False)
 class FileHandle:
-    """One open file.  Its bytes are the node's while the node holds them in memory
-    (a scratch file, a document open for writing), so every descriptor of a file
-    sees the same bytes and size; otherwise the version read at open time."""
+    """One open file.  A ``shared`` handle (every writer, and every descriptor of a
+    scratch file) reads and writes the node's one buffer, so they all see the same bytes
+    and size; a reader of a document reads the committed version it opened, never
+    another process's half-written buffer."""
 
     node: Node
     snapshot: bytes = b""
     writable: bool = False
     author: str | None = None
+    shared: bool = False
 
     @property
     def data(self) -> bytes | bytearray:
         data = self.node.data
-        return data if data is not None else self.snapshot
+        return data if self.shared and data is not None else self.snapshot
 
 
 Item = tuple[str, Any]  # (name, attributes)

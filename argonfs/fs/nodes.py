@@ -100,6 +100,8 @@ class Node:
     mtime_ns: int | None = None
     #: the ids of the names this node had before renames while open (see operations._commit)
     former_stems: list[str] = field(default_factory=list)
+    #: the st_size of the last attributes handed to the kernel, which it may still cache
+    reported_size: int = -1
 
     @property
     def kind(self) -> str:

@@ -142,6 +142,8 @@ class ArgonOperations(pyfuse3.Operations):
         self._next_fh = 1
         self._views: dict[tuple[str, str], tuple[Any, float]] = {}
         self._heads: dict[Any, tuple[int, float]] = {}
+        #: branch id -> a head seq at which the branch was seen unprotected
+        self._unprotected: dict[Any, int] = {}
         self._listed = ListingIndex()
         self._inflight: dict[Any, trio.Event] = {}
         #: where background work (read-ahead) runs; set by the daemon
@@ -186,6 +188,17 @@ class ArgonOperations(pyfuse3.Operations):
     def _author(self, ctx: Any) -> str:
         return _user(ctx.uid)
 
+    async def _check_unprotected(self, path: Path) -> None:
+        """Refuse opening a document of a protected branch for writing at ``open()``,
+        where a shell's ``echo > file`` reports it (an error at close is ignored)."""
+        if len(path) < 2 or path[0] != BRANCHES or read_only_ref(path):
+            return
+        view = await self._view(path)
+        head = await self._head(view)
+        if self._unprotected.get(view.branch_id) != head:  # protection is a record in the branch's own slots
+            await self.store.call("check_writable", view, head)
+            self._unprotected[view.branch_id] = head
+
     def _check_writable(self, path: Path) -> None:
         if len(path) < 2 or path[0] == LABELS:
             return
@@ -222,6 +235,7 @@ class ArgonOperations(pyfuse3.Operations):
                     mtime = node.mtime_ns
             a.st_size = len(node.data) if node.data is not None else info.get("size", 0)
             a.st_nlink = 0 if node.unlinked else 1
+            node.reported_size = a.st_size
         else:
             a.st_mode = stat.S_IFDIR | (0o555 if frozen or path in ((), (BUNDLES,)) else 0o755)
             a.st_nlink = info.get("nlink", 2)
@@ -639,14 +653,16 @@ class ArgonOperations(pyfuse3.Operations):
         truncate = bool(flags & os.O_TRUNC)
         if writing and not node.unlinked:
             self._check_writable(path)
-        if node.in_memory:  # a scratch file, a document open for writing, an unlinked open file
+            await self._check_unprotected(path)
+        if node.scratch is not None or node.unlinked or (writing and node.data is not None):
+            # the node's own buffer: a scratch file, an unlinked open file, another writer's
             if node.data is None:
                 raise _fail(errno.ENOENT)  # an unlinked document nobody writes: gone
             if writing:
                 self._open_for_writing(node, node.data, truncate)
             elif not node.unlinked:
                 self._note_read(path, ctx)
-            handle = FileHandle(node, bytes(node.data) if not writing else b"", writing, self._author(ctx))
+            handle = FileHandle(node, b"", writing, self._author(ctx), shared=True)
             return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True)
         if not writing and node.info.get("valid") and read_only_ref(path):
             data = self.bodies.get(node.info["slot"])
@@ -658,20 +674,25 @@ class ArgonOperations(pyfuse3.Operations):
             body = b"" if truncate else await self._body(node)
             self._open_for_writing(node, bytearray(body) if node.data is None else node.data, truncate)
             keep = node.info.get("served") == node.info.get("slot")
-            return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, b"", True, self._author(ctx))), keep_cache=keep)
+            return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, b"", True, self._author(ctx), shared=True)), keep_cache=keep)
         await self._refresh(node)
         self._note_read(path, ctx)
-        reported = node.info.get("size")
         data = await self._body(node)
-        if reported is not None and reported != len(data):
+        if node.data is None:
             node.info["size"] = len(data)
+        # The kernel may cache another size than this version's (a version written
+        # behind its back within the attribute timeout, or another process's buffer
+        # being written) and would cut reads at it: such an open reads past the page
+        # cache (direct_io), and the kernel is told to forget a size that is wrong.
+        stale = node.data is not None or node.reported_size not in (-1, len(data))
+        if stale and node.data is None:
             self.invalidator.inode(node.ino, attr_only=True)
         # The page cache holds what an earlier open served; keep it when that was this
         # very version (a version never changes), drop it otherwise.
         slot = node.info.get("slot")
         keep = read_only_ref(path) or (slot is not None and node.info.get("served") == slot)
         node.info["served"] = slot
-        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=keep)
+        return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=keep and not stale, direct_io=stale)
 
     def _open_for_writing(self, node: Node, data: bytearray, truncate: bool) -> None:
         """Every writer of a node shares one buffer, as on a local disk."""
@@ -697,6 +718,7 @@ class ArgonOperations(pyfuse3.Operations):
         if parent.kind != COLLDIR:
             raise _fail(errno.EPERM)
         _check_new_name(path)
+        await self._check_unprotected(path)
         node = self.scratch.get(path)
         if node is None:
             node = self.inodes.get(path)
@@ -706,7 +728,7 @@ class ArgonOperations(pyfuse3.Operations):
             self.scratch[path] = node
         node.writers += 1
         node.dirty = True
-        fh = self._add_handle(FileHandle(node, b"", True, self._author(ctx)))
+        fh = self._add_handle(FileHandle(node, b"", True, self._author(ctx), shared=True))
         return pyfuse3.FileInfo(fh=fh), self._counted(node)
 
     @fuse_op

@@ -379,6 +379,14 @@ class Repository:
         return None if rec is None else {"branch": name, "seq": rec["s"], "author": rec["a"], "time": rec["t"]}
 
     @translating
+    def check_writable(self, ref: str | View, seq: int | None = None) -> None:
+        """Raise ``Protected`` (or ``ReadOnly``) if a direct write to ``ref`` would be
+        refused as of slot ``seq`` (default: the head), so a front end can refuse early,
+        e.g. the mount at ``open()``.  The write itself is checked again when it lands."""
+        view = self._writable(ref)
+        protect.Guard(self._versions, view.branch_id, view.branch)(self._head(view.branch_id) if seq is None else seq)
+
+    @translating
     def protect_branch(self, name: str) -> bool:
         """Refuse direct writes to a branch from now on, in every process; merges into it
         and reverts of it stay allowed.  False if it was protected already."""
@@ -926,7 +934,7 @@ class Repository:
         if if_changed:
             old = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
             if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
-                protect.Guard(self._versions, view.branch_id, view.branch)(self._head(view.branch_id))  # refused all the same
+                self.check_writable(view)  # refused all the same
                 return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
         seq = self._append(view, [rec])
         return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime)

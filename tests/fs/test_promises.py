@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,28 @@ def test_a_killed_daemon_leaves_a_mount_that_mount_and_umount_clean_up(repo, mou
     finally:
         subprocess.run([*argonfs, "umount", str(m2.path)], env=env, capture_output=True, timeout=60, check=False)
     assert not os.path.ismount(m2.path)
+
+
+def test_a_version_written_behind_the_kernels_back_is_never_read_cut_short(repo, mnt):
+    repo.put("main", "c", {"_id": 1, "pad": ""})
+    path = mnt / "branches/main/c/1.json"
+    for i in range(1, 21):
+        os.stat(path)  # the kernel caches this size for up to a second
+        repo.put("main", "c", {"_id": 1, "pad": "x" * (i * 37 % 200)})
+        time.sleep(0.3)  # past the daemon's head check, within the kernel's attribute timeout
+        doc = json.loads(path.read_bytes())  # whole: an old or the new version, never cut
+        assert doc["_id"] == 1
+    assert json.loads(path.read_bytes()) == repo.get("main", "c", "1").doc
+
+
+def test_readers_see_committed_versions_while_a_writer_is_half_way(repo, mnt):
+    repo.put("main", "c", {"_id": 1, "v": "committed"})
+    path = mnt / "branches/main/c/1.json"
+    committed = path.read_bytes()
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b'{"_id": 1, "v": "half')
+    reader = subprocess.run([sys.executable, "-c", f"import sys; sys.stdout.buffer.write(open({str(path)!r}, 'rb').read())"], capture_output=True, timeout=60, check=True)
+    assert reader.stdout == committed
+    os.write(fd, b' way"}')
+    os.close(fd)
+    assert json.loads(path.read_bytes()) == {"_id": 1, "v": "half way"}
