@@ -27,6 +27,8 @@ class FileHandle:
     writable: bool = False
     author: str | None = None
     shared: bool = False
+    #: opened with O_APPEND: every write goes to the end of the buffer
+    append: bool = False
 
     @property
     def data(self) -> bytes | bytearray:

@@ -233,7 +233,9 @@ class ArgonOperations(pyfuse3.Operations):
                 a.st_mode = stat.S_IFREG | (0o444 if frozen else 0o644)
                 if node.mtime_ns is not None:
                     mtime = node.mtime_ns
-            a.st_size = len(node.data) if node.data is not None else info.get("size", 0)
+            # a document's size is its committed version's, also while a writer fills
+            # its buffer: readers keep reading that version (docs/mount.md)
+            a.st_size = len(node.data) if node.data is not None and scratch is not None else info.get("size", 0)
             a.st_nlink = 0 if node.unlinked else 1
             node.reported_size = a.st_size
         else:
@@ -662,8 +664,8 @@ class ArgonOperations(pyfuse3.Operations):
                 self._open_for_writing(node, node.data, truncate)
             elif not node.unlinked:
                 self._note_read(path, ctx)
-            handle = FileHandle(node, b"", writing, self._author(ctx), shared=True)
-            return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True)
+            handle = FileHandle(node, b"", writing, self._author(ctx), shared=True, append=bool(flags & os.O_APPEND))
+            return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True, direct_io=node.scratch is None)
         if not writing and node.info.get("valid") and read_only_ref(path):
             data = self.bodies.get(node.info["slot"])
             if data is not None:  # a frozen document already in memory: nothing to ask
@@ -673,8 +675,10 @@ class ArgonOperations(pyfuse3.Operations):
         if writing:
             body = b"" if truncate else await self._body(node)
             self._open_for_writing(node, bytearray(body) if node.data is None else node.data, truncate)
-            keep = node.info.get("served") == node.info.get("slot")
-            return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, b"", True, self._author(ctx), shared=True)), keep_cache=keep)
+            # A document's writers use direct I/O: their bytes never enter the page cache,
+            # which keeps the committed version for readers until the commit.
+            handle = FileHandle(node, b"", True, self._author(ctx), shared=True, append=bool(flags & os.O_APPEND))
+            return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True, direct_io=True)
         await self._refresh(node)
         self._note_read(path, ctx)
         data = await self._body(node)
@@ -749,6 +753,8 @@ class ArgonOperations(pyfuse3.Operations):
             raise _fail(errno.EFBIG)
         data = handle.node.data
         assert data is not None
+        if handle.append:
+            off, end = len(data), len(data) + len(buf)  # O_APPEND: the buffer's end, whatever the kernel's size
         if off > len(data):
             data.extend(bytes(off - len(data)))
         data[off:end] = buf
@@ -824,12 +830,8 @@ class ArgonOperations(pyfuse3.Operations):
         node.former_stems.clear()
         if node.unlinked:
             return
-        slot = node.info.get("slot")
-        if slot is not None and self.bodies.get(slot) == written:
-            node.info["served"] = slot  # the page cache holds exactly this version
-        else:
-            node.info.pop("served", None)
-            self.invalidator.inode(node.ino)
+        if node.info.get("served") != node.info.get("slot"):
+            self.invalidator.inode(node.ino)  # a new version: the kernel's size and pages are the old one's
 
     async def _commit(self, node: Node, data: bytes, author: str | None, mtime: int | None = None, *, path: Path | None = None) -> Document:
         """Store ``data`` as the document the node's name (or ``path``, for a rename) says;
@@ -853,8 +855,8 @@ class ArgonOperations(pyfuse3.Operations):
             node.scratch = None
             if self.scratch.get(node.path) is node:
                 del self.scratch[node.path]
-        if node.data is None and written.rendered != data:
-            self.invalidator.inode(node.ino)  # written by path (truncate, touch): the kernel cached other bytes
+        if node.data is None and node.scratch is None:
+            self.invalidator.inode(node.ino)  # written by path (truncate, touch): the kernel cached the old version
         return written
 
     def _set_written(self, node: Node, view: Any, written: Document) -> None:
