@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -233,6 +234,19 @@ def _listen(server: Any, home: Path, settings: dict[str, Any]) -> None:
         _write_private(_paths(home)["settings"], settings)
 
 
+def _stop_listening(server: Any) -> None:
+    """Free the port before the lock is released, so a server started right after can take it.
+
+    SecantusDB's ``stop`` only closes the listening socket, which leaves its accept thread
+    blocked in ``accept`` and the port listening until the process exits (and ``stop``
+    waiting 2 s for that thread).  Shutting the socket down wakes the thread at once.
+    """
+    sock = getattr(server, "_socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def serve(home: Path) -> int:
     """Run the server in this process until SIGTERM or SIGINT."""
     from secantus import SecantusDBServer
@@ -268,6 +282,7 @@ def serve(home: Path) -> int:
                 pass
         finally:
             paths["info"].unlink(missing_ok=True)
+            _stop_listening(server)
             server.stop()
             print("argonfs embedded server stopped", flush=True)
     return 0
