@@ -145,6 +145,11 @@ def ensure_server(home: Path) -> str:
         if info is None:
             with _flock(_paths(home)["start"]):
                 info = server_info(home) or _spawn(home)
+        if "port" not in info or not _paths(home)["settings"].exists():
+            raise StoreUnavailable(
+                f"the embedded server of {home} (pid {info.get('pid')}) was started by an older argonfs"
+                " and is open to every local user; stop it with 'argonfs server stop' and retry"
+            )
         return _client_uri(home, info)
     except PermissionError as exc:
         raise StoreUnavailable(

@@ -206,3 +206,21 @@ def test_a_taken_port_gives_a_new_one(embedded_home: Path) -> None:
     assert new != port
     assert json.loads((embedded_home / "embedded.json").read_text())["port"] == new
     assert "taken" in (embedded_home / "server.log").read_text()
+
+
+def test_a_server_of_an_older_version_is_named_not_used(embedded_home: Path, procs) -> None:  # noqa: ANN001
+    """An old server (no credential, no port in server.json) still running after an upgrade."""
+    import subprocess
+    import sys
+
+    embedded_home.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)",
+         str(embedded_home / "server.lock")],
+        stdout=subprocess.PIPE,
+    )
+    procs.append(holder)
+    holder.stdout.readline()  # it holds the lock
+    (embedded_home / "server.json").write_text(json.dumps({"uri": "mongodb://127.0.0.1:1/", "pid": holder.pid, "data": "db"}))
+    with pytest.raises(StoreUnavailable, match="started by an older argonfs.*argonfs server stop"):
+        Repository.open()
