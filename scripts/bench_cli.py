@@ -33,7 +33,8 @@ DOC = b'{"_id": "ada", "name": "Ada"}'
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, input=DOC if cmd[-1] == "-" else None, timeout=60)
+    # cwd outside any source tree: `python -m` puts the cwd first on sys.path
+    subprocess.run(cmd, env=env, cwd=env["ARGONFS_HOME"], check=True, stdout=subprocess.DEVNULL, input=DOC if cmd[-1] == "-" else None, timeout=60)
     return time.perf_counter() - t
 
 
@@ -43,9 +44,10 @@ def main() -> None:
     parser.add_argument("--argonfs", default=ARGONFS, help="the command to measure (e.g. 'python -m argonfs' with PYTHONPATH set to another tree)")
     args = parser.parse_args()
     argonfs = args.argonfs.split()
-    with tempfile.TemporaryDirectory(prefix="argonfs-bench-cli-") as home:
+    with tempfile.TemporaryDirectory(prefix="argonfs-bench-cli-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ARGONFS_MONGO_URI")}
-        env["ARGONFS_HOME"] = home
+        env["ARGONFS_HOME"] = home = os.path.join(tmp, "home")
+        os.mkdir(home)
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import pymongo'": [sys.executable, "-c", "import pymongo"],
@@ -55,7 +57,7 @@ def main() -> None:
             "argonfs put main people -": [*argonfs, "put", "main", "people", "-"],
         }
         try:
-            subprocess.run([*argonfs, "init"], env=env, check=True, stdout=subprocess.DEVNULL, timeout=120)
+            subprocess.run([*argonfs, "init"], env=env, cwd=home, check=True, stdout=subprocess.DEVNULL, timeout=120)
             timed([*argonfs, "put", "main", "people", "-"], env)
             times: dict[str, list[float]] = {name: [] for name in commands}
             for cmd in commands.values():
@@ -64,7 +66,7 @@ def main() -> None:
                 for name, cmd in commands.items():
                     times[name].append(timed(cmd, env))
         finally:
-            subprocess.run([*argonfs, "server", "stop"], env=env, stdout=subprocess.DEVNULL, timeout=60)
+            subprocess.run([*argonfs, "server", "stop"], env=env, cwd=home, stdout=subprocess.DEVNULL, timeout=60)
     median = {name: statistics.median(t) for name, t in times.items()}
     base, floor = median["python -c pass"], median["python -c 'import pymongo'"]
     print(f"median of {args.repeat} runs each, interleaved; embedded server, {os.cpu_count()} cores")
