@@ -103,3 +103,13 @@ def test_acknowledged_writes_survive_sigkill_of_writers(repo, mongo_uri: str, re
     after = repo.put("main", "c", {"_id": "after"})  # no acknowledged slot is taken again
     assert after.seq > max([0, *acked.values()])
     _check(repo, acked)
+
+
+def test_every_write_is_journaled_and_every_read_majority_committed(repo) -> None:  # noqa: ANN001
+    """What the arguments in docs/architecture.md ("Durability") rest on, for every collection."""
+    for name in ("versions", "branch_names", "catalog", "labels"):
+        coll = repo.db[name]
+        assert coll.write_concern.document == {"w": "majority", "j": True}
+        assert coll.read_concern.level == "majority"
+    repo.put("main", "c", {"_id": "x"})  # and the server accepts both
+    assert repo.get("main", "c", "x").doc == {"_id": "x"}
