@@ -38,6 +38,7 @@ _NO_MAJORITY_READS = 148  # ReadConcernMajorityNotEnabled
 
 _clients: dict[tuple[str, int], MongoClient] = {}
 _clients_lock = threading.Lock()
+_closing_at_exit = False
 #: describe(uri) -> data directory, for the embedded servers this process uses
 _embedded: dict[str, Path] = {}
 
@@ -80,6 +81,7 @@ def _revive(where: str) -> str:
 
 def client(uri: str) -> MongoClient:
     """The process-wide client for ``uri`` (re-created in a forked child)."""
+    global _closing_at_exit
     key = (uri, os.getpid())
     with _clients_lock:
         c = _clients.get(key)
@@ -97,8 +99,9 @@ def client(uri: str) -> MongoClient:
                 appname="argonfs",
                 uuidRepresentation="standard",
             )
-            if not _clients:
-                atexit.register(close_clients)  # runs before pymongo's own hook (registered earlier)
+            if not _closing_at_exit:
+                atexit.register(close_clients)  # runs before pymongo's own hook, registered at import
+                _closing_at_exit = True
             _clients[key] = c
         return c
 
@@ -111,9 +114,10 @@ def close_clients() -> None:
     (daemon) threads have nothing left to do, so the hook is dropped.
     """
     with _clients_lock:
-        for c in _clients.values():
-            c.close()
-        _clients.clear()
+        for key, c in list(_clients.items()):
+            if key[1] == os.getpid():  # a forked child leaves its parent's clients alone
+                c.close()
+                del _clients[key]
     from pymongo.synchronous import monitor
 
     hook = getattr(monitor, "_shutdown_resources", None)
