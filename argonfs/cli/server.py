@@ -34,8 +34,9 @@ def server_start() -> None:
     """Start the embedded server now (commands also start it on demand)."""
     from argonfs.config import data_dir
     from argonfs.store.embedded import ensure_server
+    from argonfs.store.mongo import describe
 
-    click.echo(ensure_server(data_dir()))
+    click.echo(describe(ensure_server(data_dir())))
 
 
 @server.command("stop")

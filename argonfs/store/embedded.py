@@ -6,17 +6,29 @@ first process that needs it starts ``python -m argonfs.store.embedded serve DIR`
 detached process; the server holds ``DIR/server.lock`` for its whole life and publishes
 its address in ``DIR/server.json``.  Starting is serialised by ``DIR/start.lock``.
 
+The server is private to its user and durable:
+
+- ``DIR/embedded.json`` (0600), written at the first start, holds a generated password
+  and the port.  The server requires authentication, and every later start listens on
+  the same port, so a long-lived client finds it again by itself after a restart.
+- Every file the server and this module create is 0600 and every directory 0700.
+- WiredTiger fsyncs its journal at every commit (``sync_on_commit``) before the write is
+  acknowledged, so an acknowledged write survives a crash of the server or the machine.
+
 Blocking functions; no trio here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,16 +42,65 @@ from argonfs.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+USER = "argonfs"
 
 
 def _paths(home: Path) -> dict[str, Path]:
     return {
         "info": home / "server.json",
+        "settings": home / "embedded.json",
         "lock": home / "server.lock",
         "start": home / "start.lock",
         "log": home / "server.log",
         "db": home / "db",
     }
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically by a 0600 JSON file."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _make_private(home: Path) -> None:
+    """Restrict what earlier versions created world-readable: files 0600, directories 0700."""
+    paths = _paths(home)
+    for name in ("info", "settings", "lock", "start", "log"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(paths[name], 0o600)
+    if paths["db"].exists():
+        os.chmod(paths["db"], 0o700)
+        for root, dirs, files in os.walk(paths["db"]):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o700)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o600)
+
+
+def _settings(home: Path) -> dict[str, Any]:
+    """The data directory's port and credential, generated at the first start."""
+    path = _paths(home)["settings"]
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        settings = {"user": USER, "password": secrets.token_urlsafe(24), "port": 0}
+        _write_private(path, settings)
+        return settings
+
+
+def _client_uri(home: Path, info: dict[str, Any]) -> str:
+    """The URI a client of this data directory connects with: address and credential."""
+    settings = json.loads(_paths(home)["settings"].read_text())
+    return f"mongodb://{settings['user']}:{settings['password']}@127.0.0.1:{info['port']}/?authSource=admin"
 
 
 @contextlib.contextmanager
@@ -66,7 +127,7 @@ def server_running(home: Path) -> bool:
 
 
 def server_info(home: Path) -> dict[str, Any] | None:
-    """The running server's ``{"uri", "pid", "data"}``, or None if none is running."""
+    """The running server's ``{"uri", "port", "pid", "data"}`` (no credential), or None if none is running."""
     info = _paths(home)["info"]
     if not server_running(home):
         return None
@@ -77,22 +138,31 @@ def server_info(home: Path) -> dict[str, Any] | None:
 
 
 def ensure_server(home: Path) -> str:
-    """Return the URI of the data directory's server, starting one if needed."""
-    home.mkdir(parents=True, exist_ok=True)
-    info = server_info(home)
-    if info is not None:
-        return info["uri"]
-    with _flock(_paths(home)["start"]):
+    """Return the URI (with its credential) of the data directory's server, starting one if needed."""
+    try:
+        _private_dir(home)
         info = server_info(home)
-        if info is not None:
-            return info["uri"]
-        return _spawn(home)
+        if info is None:
+            with _flock(_paths(home)["start"]):
+                info = server_info(home) or _spawn(home)
+        if "port" not in info or not _paths(home)["settings"].exists():
+            raise StoreUnavailable(
+                f"the embedded server of {home} (pid {info.get('pid')}) was started by an older argonfs"
+                " and is open to every local user; stop it with 'argonfs server stop' and retry"
+            )
+        return _client_uri(home, info)
+    except PermissionError as exc:
+        raise StoreUnavailable(
+            f"cannot use the embedded server's data directory {home}: {exc.strerror} on {exc.filename}"
+            " (it belongs to another user; set ARGONFS_HOME to a directory of your own)"
+        ) from None
 
 
-def _spawn(home: Path) -> str:
+def _spawn(home: Path) -> dict[str, Any]:
     paths = _paths(home)
     paths["info"].unlink(missing_ok=True)
-    with open(paths["log"], "ab") as logf:
+    logfd = os.open(paths["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(logfd, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "argonfs.store.embedded", "serve", str(home)],
             stdin=subprocess.DEVNULL,
@@ -111,8 +181,8 @@ def _spawn(home: Path) -> str:
         info = server_info(home)
         if info is not None and info.get("pid") == proc.pid:
             log.info("started embedded server pid %d at %s", proc.pid, info["uri"])
-            return info["uri"]
-        time.sleep(0.05)
+            return info
+        time.sleep(0.02)
     proc.terminate()
     raise StoreUnavailable(f"the embedded MongoDB server in {home} did not start within {START_TIMEOUT:.0f} s")
 
@@ -134,12 +204,61 @@ def stop_server(home: Path, timeout: float = 30.0) -> bool:
     return True
 
 
+def _add_user(server: Any, settings: dict[str, Any]) -> None:
+    """Give the server the data directory's user (root), replacing any older credential."""
+    from secantus.auth import SCRAM_SHA_256, derive_credentials
+
+    user = settings["user"]
+    # 4096 iterations, the RFC 7677 minimum: stretching protects weak passwords, this one is
+    # 144 random bits, and each new client process pays the derivation (5 ms at 15000)
+    creds = derive_credentials(settings["password"], iterations=4096, mechanism=SCRAM_SHA_256, username=user)
+    record = {
+        "_id": f"admin.{user}",
+        "user": user,
+        "db": "admin",
+        "credentials": creds.to_doc(),
+        "roles": [{"role": "root", "db": "admin"}],
+        "mechanisms": [SCRAM_SHA_256],
+    }
+    server.storage.add_user("admin", user, record, replace=True)
+
+
+def _listen(server: Any, home: Path, settings: dict[str, Any]) -> None:
+    """Listen on the data directory's port; if another program took it, on a new one (recorded)."""
+    server.port = settings["port"]
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"port {settings['port']} is taken; clients started before must be restarted", flush=True)
+        server.port = 0
+        server.start()
+    if server.port != settings["port"]:
+        settings = {**settings, "port": server.port}
+        _write_private(_paths(home)["settings"], settings)
+
+
+def _stop_listening(server: Any) -> None:
+    """Free the port before the lock is released, so a server started right after can take it.
+
+    SecantusDB's ``stop`` only closes the listening socket, which leaves its accept thread
+    blocked in ``accept`` and the port listening until the process exits (and ``stop``
+    waiting 2 s for that thread).  Shutting the socket down wakes the thread at once.
+    """
+    sock = getattr(server, "_socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def serve(home: Path) -> int:
     """Run the server in this process until SIGTERM or SIGINT."""
     from secantus import SecantusDBServer
 
+    os.umask(0o077)  # WiredTiger's files, the journal, and everything else: 0600 / 0700
     paths = _paths(home)
-    home.mkdir(parents=True, exist_ok=True)
+    _private_dir(home)
     with _flock(paths["lock"], blocking=False) as got:
         if not got:
             print(f"another server already serves {home}", file=sys.stderr)
@@ -147,17 +266,28 @@ def serve(home: Path) -> int:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=str(paths["db"]))
-        server.start()
+        _make_private(home)
+        settings = _settings(home)
+        server = SecantusDBServer(
+            host="127.0.0.1",
+            port=settings["port"],
+            storage_path=str(paths["db"]),
+            require_auth=True,
+            enable_test_commands=False,
+            durable=True,
+            sync_on_commit=True,
+        )
+        _add_user(server, settings)
+        _listen(server, home, settings)
         try:
-            tmp = paths["info"].with_suffix(".tmp")
-            tmp.write_text(json.dumps({"uri": server.uri, "pid": os.getpid(), "data": str(paths["db"])}))
-            os.replace(tmp, paths["info"])
+            info = {"uri": server.uri, "port": server.port, "pid": os.getpid(), "data": str(paths["db"])}
+            _write_private(paths["info"], info)
             print(f"argonfs embedded server pid {os.getpid()} listening at {server.uri}", flush=True)
             while not stop.wait(1.0):
                 pass
         finally:
             paths["info"].unlink(missing_ok=True)
+            _stop_listening(server)
             server.stop()
             print("argonfs embedded server stopped", flush=True)
     return 0

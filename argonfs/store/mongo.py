@@ -2,16 +2,23 @@
 
 Blocking.  One ``MongoClient`` per process and URI, created lazily (so after any fork),
 with timeouts that make every call come back.
+
+Every write waits until a majority of the replica set has it in its journal
+(``w: majority, j: true``), and every read returns majority-committed data only
+(``readConcern: majority``): what argonfs acknowledged or showed survives a crash or a
+failover (docs/architecture.md, "Durability").
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pymongo
@@ -27,9 +34,13 @@ T = TypeVar("T")
 #: Server selection / connect timeout in ms; ``ARGONFS_MONGO_TIMEOUT_MS`` overrides.
 DEFAULT_TIMEOUT_MS = 5000
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
+_NO_MAJORITY_READS = 148  # ReadConcernMajorityNotEnabled
 
 _clients: dict[tuple[str, int], MongoClient] = {}
 _clients_lock = threading.Lock()
+_closing_at_exit = False
+#: describe(uri) -> data directory, for the embedded servers this process uses
+_embedded: dict[str, Path] = {}
 
 
 def resolve_uri(uri: str | None) -> tuple[str, str]:
@@ -40,11 +51,37 @@ def resolve_uri(uri: str | None) -> tuple[str, str]:
     from argonfs.store.embedded import ensure_server
 
     home = data_dir()
-    return ensure_server(home), f"embedded (data in {home})"
+    uri = ensure_server(home)
+    _embedded[describe(uri)] = home
+    return uri, f"embedded (data in {home})"
+
+
+def _revive(where: str) -> str:
+    """If ``where`` is an embedded server that is gone, start it again; say what happened.
+
+    The server comes back on the same port, so this process's client reconnects by itself:
+    the call that failed is reported, the next one works.
+    """
+    home = _embedded.get(where)
+    if home is None:
+        return ""
+    from argonfs.store.embedded import ensure_server, server_running
+
+    if server_running(home):
+        return ""
+    try:
+        uri = ensure_server(home)
+    except StoreUnavailable as exc:
+        return f"; starting the embedded server again failed: {exc}"
+    if describe(uri) != where:
+        return f"; the embedded server was started again at a new address, {describe(uri)}: restart this process"
+    log.warning("the embedded server in %s had stopped; started it again", home)
+    return "; the embedded server had stopped and was started again, retry"
 
 
 def client(uri: str) -> MongoClient:
     """The process-wide client for ``uri`` (re-created in a forked child)."""
+    global _closing_at_exit
     key = (uri, os.getpid())
     with _clients_lock:
         c = _clients.get(key)
@@ -53,6 +90,8 @@ def client(uri: str) -> MongoClient:
             c = MongoClient(
                 uri,
                 w="majority",
+                journal=True,
+                readConcernLevel="majority",
                 readPreference="primary",
                 serverSelectionTimeoutMS=timeout,
                 connectTimeoutMS=timeout,
@@ -60,8 +99,30 @@ def client(uri: str) -> MongoClient:
                 appname="argonfs",
                 uuidRepresentation="standard",
             )
+            if not _closing_at_exit:
+                atexit.register(close_clients)  # runs before pymongo's own hook, registered at import
+                _closing_at_exit = True
             _clients[key] = c
         return c
+
+
+def close_clients() -> None:
+    """Close this process's clients; runs at exit.
+
+    pymongo's exit hook joins its monitor threads, which sleep in uninterruptible 0.5 s
+    steps: that was most of a CLI command's time.  Once the clients are closed those
+    (daemon) threads have nothing left to do, so the hook is dropped.
+    """
+    with _clients_lock:
+        for key, c in list(_clients.items()):
+            if key[1] == os.getpid():  # a forked child leaves its parent's clients alone
+                c.close()
+                del _clients[key]
+    from pymongo.synchronous import monitor
+
+    hook = getattr(monitor, "_shutdown_resources", None)
+    if hook is not None:
+        atexit.unregister(hook)
 
 
 def describe(uri: str) -> str:
@@ -77,9 +138,14 @@ def describe(uri: str) -> str:
 def translate(exc: PyMongoError, where: str) -> Exception:
     if isinstance(exc, ConnectionFailure):
         reason = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
-        return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300])
+        return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300] + _revive(where))
     if isinstance(exc, OperationFailure) and exc.code in _AUTH_CODES:
         return StoreUnavailable(f"MongoDB at {where} refused authentication: {exc.details.get('errmsg', exc)}")
+    if isinstance(exc, OperationFailure) and exc.code == _NO_MAJORITY_READS:
+        return StoreUnavailable(
+            f"MongoDB at {where} does not serve majority-committed reads (enableMajorityReadConcern is off);"
+            " argonfs needs them to keep snapshots stable"
+        )
     return exc
 
 

@@ -894,7 +894,9 @@ class Repository:
         if (bid, collection) in self._catalogued:
             return
         check_collection_name(collection)
-        self.db["catalog"].update_one({"b": bid, "c": collection}, {"$setOnInsert": {"t": now()}}, upsert=True)
+        catalog = self.db["catalog"]
+        if catalog.find_one({"b": bid, "c": collection}, {"_id": 1}) is None:  # a read costs no journal sync
+            catalog.update_one({"b": bid, "c": collection}, {"$setOnInsert": {"t": now()}}, upsert=True)
         self._catalogued.add((bid, collection))
 
     def _record(self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None) -> dict[str, Any]:
