@@ -134,28 +134,38 @@ class ListingIndex:
     """Where each recently listed document sits in its listing page, so opening one can
     fetch the bodies of the documents listed after it in one query (a reader going
     through a directory in order then costs one round trip per ``PREFETCH`` files).
-    Bounded: the oldest pages are forgotten first."""
 
-    def __init__(self, max_pages: int = 256) -> None:
-        self.max_pages = max_pages
-        self._pages: collections.OrderedDict[int, tuple[str, list[Any]]] = collections.OrderedDict()
-        self._where: dict[Any, tuple[int, int]] = {}
-        self._next = 0
+    A page is known by where it starts (its directory and first name): listing a
+    directory again replaces its pages instead of adding copies, so readers that list
+    the same directory over and over hold one listing.  Bounded by ``max_entries``: the
+    oldest pages are forgotten first."""
 
-    def add(self, collection: str, entries: list[Any], key: Callable[[Any], Any]) -> None:
+    def __init__(self, max_entries: int = 65536) -> None:
+        self.max_entries = max_entries
+        self.entries = 0
+        self._pages: collections.OrderedDict[Any, tuple[str, list[Any]]] = collections.OrderedDict()
+        self._where: dict[Any, tuple[Any, int]] = {}
+
+    def add(self, page: Any, collection: str, entries: list[Any], key: Callable[[Any], Any]) -> None:
         if not entries:
             return
-        page_id = self._next
-        self._next += 1
-        self._pages[page_id] = (collection, entries)
+        self._drop(page, key)
+        self._pages[page] = (collection, entries)
+        self.entries += len(entries)
         for i, entry in enumerate(entries):
-            self._where[key(entry)] = (page_id, i)
-        while len(self._pages) > self.max_pages:
-            old_id, (_, old) = self._pages.popitem(last=False)
-            for entry in old:
-                k = key(entry)
-                if self._where.get(k, (None, 0))[0] == old_id:
-                    del self._where[k]
+            self._where[key(entry)] = (page, i)
+        while self.entries > self.max_entries and len(self._pages) > 1:
+            self._drop(next(iter(self._pages)), key)
+
+    def _drop(self, page: Any, key: Callable[[Any], Any]) -> None:
+        old = self._pages.pop(page, None)
+        if old is None:
+            return
+        self.entries -= len(old[1])
+        for entry in old[1]:
+            k = key(entry)
+            if self._where.get(k, (None, 0))[0] == page:
+                del self._where[k]
 
     def following(self, slot: Any, count: int) -> tuple[str, list[Any]] | None:
         """The collection and the entries from ``slot`` on (at most ``count``)."""

@@ -69,6 +69,9 @@ NAME_MAX = 255
 CAPACITY = 2**50
 MAX_FILES = 2**40
 USAGE_TTL = 30.0
+#: for this long after a file of a collection was opened for writing through this mount,
+#: its documents are read with direct I/O (see ``open``)
+HOT_TTL = 60.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -144,6 +147,8 @@ class ArgonOperations(pyfuse3.Operations):
         self._heads: dict[Any, tuple[int, float]] = {}
         #: branch id -> a head seq at which the branch was seen unprotected
         self._unprotected: dict[Any, int] = {}
+        #: collection path -> when a file in it was last opened for writing here
+        self._written: dict[Path, float] = {}
         self._listed = ListingIndex()
         self._inflight: dict[Any, trio.Event] = {}
         #: where background work (read-ahead) runs; set by the daemon
@@ -481,7 +486,8 @@ class ArgonOperations(pyfuse3.Operations):
                     if not child.in_memory:
                         self._set_doc_info(child, entry, head)
                     items.append((name, child))
-                self._listed.add(path[2], entries, _slot)
+                if entries:
+                    self._listed.add((path, entries[0].stem), path[2], entries, _slot)
                 return items
 
             return fetch
@@ -684,13 +690,18 @@ class ArgonOperations(pyfuse3.Operations):
         data = await self._body(node)
         if node.data is None:
             node.info["size"] = len(data)
-        # The kernel may cache another size than this version's (a version written
-        # behind its back within the attribute timeout, or another process's buffer
-        # being written) and would cut reads at it: such an open reads past the page
-        # cache (direct_io), and the kernel is told to forget a size that is wrong.
-        stale = node.data is not None or node.reported_size not in (-1, len(data))
-        if stale and node.data is None:
+        # The kernel may cache another size than this version's and would cut reads at
+        # it: a version written behind its back within the attribute timeout, or a
+        # writer through this mount, whose open(O_TRUNC) and writes change the kernel's
+        # size of the file even though its bytes go to the daemon only.  Such opens read
+        # past the page cache (direct I/O): documents of a collection written through
+        # this mount in the last HOT_TTL seconds, and a size known to be wrong (the
+        # kernel is told to forget it).  Documents nobody writes here keep the cache.
+        wrong = node.reported_size not in (-1, len(data))
+        if wrong and node.data is None:
             self.invalidator.inode(node.ino, attr_only=True)
+        written = self._written.get(path[:3])
+        stale = wrong or node.data is not None or (written is not None and time.monotonic() - written < HOT_TTL)
         # The page cache holds what an earlier open served; keep it when that was this
         # very version (a version never changes), drop it otherwise.
         slot = node.info.get("slot")
@@ -700,6 +711,7 @@ class ArgonOperations(pyfuse3.Operations):
 
     def _open_for_writing(self, node: Node, data: bytearray, truncate: bool) -> None:
         """Every writer of a node shares one buffer, as on a local disk."""
+        self._written[node.path[:3]] = time.monotonic()
         node.data = data
         node.writers += 1
         if truncate:
