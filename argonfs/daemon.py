@@ -118,12 +118,13 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
 
     from argonfs.fs.operations import ArgonOperations
     from argonfs.store import Repository
-    from argonfs.store.aio import AsyncRepository
+    from argonfs.store.aio import ThreadRunner
+    from argonfs.store.snapshots import MongoCatalog
 
     mountpoint = check_mountpoint(config.mountpoint)
     repo = Repository.open(config.mongo, config.repo)
     repo.info()  # fail before mounting when the repository is missing or MongoDB is down
-    ops = ArgonOperations(AsyncRepository(repo, config.threads), read_log=config.read_log)
+    ops = ArgonOperations(MongoCatalog(repo), ThreadRunner(config.threads), read_log=config.read_log)
     state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
     pyfuse3.init(ops, mountpoint, fuse_options(config, repo.db.name))
     ops.invalidator.start()

@@ -143,14 +143,15 @@ class ListingIndex:
     def __init__(self, max_entries: int = 65536) -> None:
         self.max_entries = max_entries
         self.entries = 0
-        self._pages: collections.OrderedDict[Any, tuple[str, list[Any]]] = collections.OrderedDict()
+        self._pages: collections.OrderedDict[Any, tuple[Any, list[Any]]] = collections.OrderedDict()
         self._where: dict[Any, tuple[Any, int]] = {}
 
-    def add(self, page: Any, collection: str, entries: list[Any], key: Callable[[Any], Any]) -> None:
+    def add(self, page: Any, source: Any, entries: list[Any], key: Callable[[Any], Any]) -> None:
+        """``source``: what fetches these entries' bodies (the snapshot and collection)."""
         if not entries:
             return
         self._drop(page, key)
-        self._pages[page] = (collection, entries)
+        self._pages[page] = (source, entries)
         self.entries += len(entries)
         for i, entry in enumerate(entries):
             self._where[key(entry)] = (page, i)
@@ -167,10 +168,10 @@ class ListingIndex:
             if self._where.get(k, (None, 0))[0] == page:
                 del self._where[k]
 
-    def following(self, slot: Any, count: int) -> tuple[str, list[Any]] | None:
-        """The collection and the entries from ``slot`` on (at most ``count``)."""
+    def following(self, slot: Any, count: int) -> tuple[Any, list[Any]] | None:
+        """The source and the entries from ``slot`` on (at most ``count``)."""
         where = self._where.get(slot)
         if where is None or where[0] not in self._pages:
             return None
-        collection, entries = self._pages[where[0]]
-        return collection, entries[where[1] : where[1] + count]
+        source, entries = self._pages[where[0]]
+        return source, entries[where[1] : where[1] + count]

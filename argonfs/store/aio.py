@@ -1,8 +1,10 @@
-"""The repository for async code: every blocking call runs in a worker thread.
+"""Blocking store calls from trio: every one runs in a worker thread.
 
 One ``trio.CapacityLimiter`` bounds how many threads talk to MongoDB at once, so many
 readers are served concurrently while a slow or unreachable server cannot exhaust
 the process.  The client's timeouts (store/mongo.py) make every thread come back.
+``run`` is typed: ``await runner.run(snapshot.entries, collection)`` checks the call
+against ``entries``' own signature.
 """
 
 from __future__ import annotations
@@ -11,41 +13,26 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import trio
 
-from argonfs.store.repository import Repository
-
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_THREADS = 16
 
 
-class AsyncRepository:
-    def __init__(self, repo: Repository, threads: int = DEFAULT_THREADS) -> None:
-        self.repo = repo
+class ThreadRunner:
+    def __init__(self, threads: int = DEFAULT_THREADS) -> None:
         self.limiter = trio.CapacityLimiter(threads)
-        self._authors: dict[str, Repository] = {}
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking function in a worker thread behind the limiter."""
-        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
-
-    async def call(self, method: str, *args: Any, author: str | None = None, **kwargs: Any) -> Any:
-        """Call a Repository method by name, writing as ``author`` when given."""
         start = time.perf_counter()
         try:
-            return await self.run(getattr(self.as_author(author), method), *args, **kwargs)
+            return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
         finally:
-            log.debug("store %s took %.1f ms", method, (time.perf_counter() - start) * 1000)
-
-    def as_author(self, author: str | None) -> Repository:
-        if author is None:
-            return self.repo
-        repo = self._authors.get(author)
-        if repo is None:
-            repo = self._authors[author] = self.repo.with_author(author)
-        return repo
+            log.debug("store %s took %.1f ms", getattr(fn, "__qualname__", fn), (time.perf_counter() - start) * 1000)

@@ -57,6 +57,11 @@ class Entry:
     mtime: int | None = None
 
     @property
+    def version(self) -> tuple[ObjectId, int]:
+        """The version's slot: the same wherever it is seen, and its body never changes."""
+        return (self.branch_id, self.seq)
+
+    @property
     def mtime_ns(self) -> int:
         """The modification time shown for this version, in ns since the epoch."""
         return self.mtime if self.mtime is not None else time_ns(self.time)
