@@ -93,9 +93,9 @@ def diff(app: AppContext, old: str, new: str, collection: str | None, stat: bool
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(f"{_MARKS[row['change']]} {row['collection']}/{row['id']}")
-        for f in row["fields"]:
+    for item in rows:
+        click.echo(f"{_MARKS[item['change']]} {item['collection']}/{item['id']}")
+        for f in item["fields"]:
             old_text = "(absent)" if f["change"] == "added" else json.dumps(f["old"], ensure_ascii=False)
             new_text = "(absent)" if f["change"] == "removed" else json.dumps(f["new"], ensure_ascii=False)
             click.echo(f"    {f['path']}: {old_text} -> {new_text}")

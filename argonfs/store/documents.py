@@ -288,7 +288,8 @@ def _payload(rec: dict[str, Any]) -> dict[str, Any]:
     means a view of a branch deleted longer than gc's grace period ago."""
     if "d" not in rec:
         raise NotFound(f"version {rec['_id']} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")
-    return rec["d"]
+    doc: dict[str, Any] = rec["d"]
+    return doc
 
 
 def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:

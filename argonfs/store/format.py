@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from pymongo.database import Database
+from argonfs.store.mongo import Db
 
 from argonfs.errors import WrongFormat
 
@@ -34,21 +34,21 @@ log = logging.getLogger(__name__)
 FORMAT = 2
 
 
-def _to_2(db: Database) -> None:
+def _to_2(db: Db) -> None:
     """Nothing to rewrite: format 1 holds no control records other than commits."""
 
 
 #: migration from format n to n + 1
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _to_2}
+MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2}
 
 
-def stored(db: Database) -> int | None:
+def stored(db: Db) -> int | None:
     """The repository's format, None when there is no repository."""
     meta = db["meta"].find_one({"_id": "repo"}, {"format": 1})
     return None if meta is None else int(meta.get("format", 1))
 
 
-def check(db: Database) -> None:
+def check(db: Db) -> None:
     """Refuse a repository of another format, with one line saying what to do."""
     found = stored(db)
     if found is None or found == FORMAT:
@@ -61,7 +61,7 @@ def check(db: Database) -> None:
     raise WrongFormat(f"repository {db.name!r} has format {found}, newer than this argonfs reads ({FORMAT}): install a newer argonfs")
 
 
-def upgrade(db: Database, author: str, *, dry_run: bool = False) -> list[int]:
+def upgrade(db: Db, author: str, *, dry_run: bool = False) -> list[int]:
     """Migrate to ``FORMAT``, one format at a time; return the formats passed through
     (empty when already current).  Each step is idempotent and the format is set after
     it, so an interrupted upgrade is finished by running it again."""

@@ -33,7 +33,7 @@ class Refs(Views):
 
     def _create_branch(self, name: str, parent: ObjectId | None, fork: int) -> Branch:
         check_branch_name(name)
-        rec = {"_id": ObjectId(), "parent": parent, "fork": fork, "name": name, "created": now(), "author": self.author}
+        rec: dict[str, Any] = {"_id": ObjectId(), "parent": parent, "fork": fork, "name": name, "created": now(), "author": self.author}
         self.db["branches"].insert_one(rec)
         try:
             self.db["branch_names"].insert_one({"_id": name, "bid": rec["_id"]})

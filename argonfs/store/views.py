@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from bson.objectid import ObjectId
-from pymongo.database import Database
+from argonfs.store.mongo import Db
 
 from argonfs.errors import NotFound, ReadOnly
 from argonfs.store import format as fmt
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Views:
     """The shared state of a repository and the resolution of refs; see ``Repository``."""
 
-    def __init__(self, db: Database, *, author: str | None = None, where: str = "MongoDB", server: str = "") -> None:
+    def __init__(self, db: Db, *, author: str | None = None, where: str = "MongoDB", server: str = "") -> None:
         from argonfs.config import default_author
 
         self.db = db
@@ -60,7 +60,8 @@ class Views:
 
     @property
     def default_branch(self) -> str:
-        return self.info()["default_branch"]
+        name: str = self.info()["default_branch"]
+        return name
 
     def _branch_record(self, bid: ObjectId) -> dict[str, Any]:
         rec = self._branches.get(bid)
@@ -77,7 +78,8 @@ class Views:
         if row is None:
             self.info()  # a clearer error when the repository itself is missing
             raise NotFound(f"unknown branch {name!r}")
-        return row["bid"]
+        bid: ObjectId = row["bid"]
+        return bid
 
     def _chain(self, bid: ObjectId, seq: int | None) -> tuple[v.Layer, ...]:
         chain: list[v.Layer] = [(bid, seq)]
