@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson.objectid import ObjectId
-from argonfs.store.mongo import Coll
 
 from argonfs.store import versions as v
+from argonfs.store.mongo import Coll
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from argonfs.store.mongo import Db
-
 from argonfs.errors import WrongFormat
+from argonfs.store.mongo import Db
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def upgrade(db: Db, author: str, *, dry_run: bool = False) -> list[int]:
         return steps
     for to in steps:
         MIGRATIONS[to - 1](db)
-        step: dict[str, Any] = {"from": to - 1, "to": to, "author": author, "t": datetime.now(timezone.utc).replace(tzinfo=None)}
+        step: dict[str, Any] = {"from": to - 1, "to": to, "author": author, "t": datetime.now(UTC).replace(tzinfo=None)}
         db["meta"].update_one({"_id": "repo", "format": to - 1}, {"$set": {"format": to}, "$push": {"upgrades": step}})
         log.info("upgraded repository %s from format %d to %d", db.name, to - 1, to)
     return steps

@@ -9,6 +9,7 @@ Blocking (pymongo).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -254,10 +255,8 @@ class History(Documents):
             stems = set(keys.get(c, ()))
             if c in whole:  # a collection marker: every document is a candidate
                 for view in (base, src, tgt):
-                    try:
+                    with contextlib.suppress(NotFound):
                         stems.update(e.stem for e in self.entries(view, c))
-                    except NotFound:
-                        pass
             yield c, sorted(stems), c in whole
 
     def _merge_collection_drop(self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]) -> bool:

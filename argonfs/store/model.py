@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -23,7 +23,7 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 def now() -> datetime:
     """Wall-clock time at MongoDB's millisecond precision."""
-    t = datetime.now(timezone.utc).replace(tzinfo=None)
+    t = datetime.now(UTC).replace(tzinfo=None)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 

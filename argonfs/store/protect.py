@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from bson.objectid import ObjectId
-from argonfs.store.mongo import Coll
 
 from argonfs.errors import Protected
 from argonfs.store import versions as v
+from argonfs.store.mongo import Coll
 
 PROTECT, UNPROTECT = "protect", "unprotect"
 #: the key of protection records; transaction ids (14 base32 characters) never start with "~"

@@ -25,6 +25,7 @@ and the values it returns are in model.py (re-exported here).  Every method is b
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -96,10 +97,8 @@ class Repository(Refs, History, ReadLog):
         except DuplicateKeyError:
             self._check_format()
             return False
-        try:
+        with contextlib.suppress(AlreadyExists):
             self._create_branch(DEFAULT_BRANCH, None, 0)
-        except AlreadyExists:
-            pass
         return True
 
     @translating

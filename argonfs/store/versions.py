@@ -24,10 +24,10 @@ from typing import Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
-from argonfs.store.mongo import Coll
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from argonfs.errors import Conflict
+from argonfs.store.mongo import Coll
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 from bson.objectid import ObjectId
-from argonfs.store.mongo import Db
 
 from argonfs.errors import NotFound, ReadOnly
 from argonfs.store import format as fmt
 from argonfs.store import versions as v
 from argonfs.store.model import View
-from argonfs.store.mongo import translating
+from argonfs.store.mongo import Db, translating
 from argonfs.store.names import parse_ref
 
 log = logging.getLogger(__name__)
