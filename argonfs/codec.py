@@ -185,7 +185,7 @@ def _quote(s: str) -> str:
     out = []
     for ch in s:
         if ch in "/%\x00":
-            out.append("%%%02X" % ord(ch))
+            out.append(f"%{ord(ch):02X}")
         else:
             out.append(ch)
     return "".join(out)

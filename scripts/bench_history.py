@@ -20,7 +20,7 @@ from argonfs.store import Repository
 from argonfs.store.mongo import client
 
 
-def timed(fn, repeat: int = 3) -> float:  # noqa: ANN001
+def timed(fn, repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()

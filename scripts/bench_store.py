@@ -37,7 +37,7 @@ def median_ms(fn: Callable[[int], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def coll_bytes(db, name: str) -> int:  # noqa: ANN001
+def coll_bytes(db, name: str) -> int:
     stats = db.command("collStats", name)
     return int(stats["size"]) + int(stats["totalIndexSize"])
 

@@ -51,37 +51,37 @@ class MemFS(pyfuse3.Operations):
         a.st_blksize = 4096
         return a
 
-    async def lookup(self, parent_inode, name, ctx=None):  # noqa: ANN001, ANN201
+    async def lookup(self, parent_inode, name, ctx=None):
         ino = self.names.get(parent_inode, {}).get(name)
         if ino is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return self._attr(ino)
 
-    async def getattr(self, inode, ctx=None):  # noqa: ANN001, ANN201
+    async def getattr(self, inode, ctx=None):
         return self._attr(inode)
 
-    async def opendir(self, inode, ctx):  # noqa: ANN001, ANN201
+    async def opendir(self, inode, ctx):
         self.handles[inode] = sorted(self.names[inode].items())
         return inode
 
-    async def readdir(self, fh, start_id, token):  # noqa: ANN001, ANN201
+    async def readdir(self, fh, start_id, token):
         for i, (name, ino) in enumerate(self.handles[fh][start_id:], start_id):
             if not pyfuse3.readdir_reply(token, name, self._attr(ino), i + 1):
                 break
 
-    async def open(self, inode, flags, ctx):  # noqa: ANN001, ANN201
+    async def open(self, inode, flags, ctx):
         return pyfuse3.FileInfo(fh=inode)
 
-    async def read(self, fh, off, size):  # noqa: ANN001, ANN201
+    async def read(self, fh, off, size):
         return self.data[fh][off : off + size]
 
-    async def release(self, fh):  # noqa: ANN001, ANN201
+    async def release(self, fh):
         pass
 
-    async def releasedir(self, fh):  # noqa: ANN001, ANN201
+    async def releasedir(self, fh):
         pass
 
-    async def flush(self, fh):  # noqa: ANN001, ANN201
+    async def flush(self, fh):
         pass
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mount import Mounted  # noqa: E402
+from bench_mount import Mounted
 
-from argonfs.store import Repository  # noqa: E402
+from argonfs.store import Repository
 
 READER = r"""
 import os, sys, time, json

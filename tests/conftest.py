@@ -42,7 +42,7 @@ def repo_name(mongo_uri: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def repo(mongo_uri: str, repo_name: str):  # noqa: ANN201
+def repo(mongo_uri: str, repo_name: str):
     from argonfs.store import Repository
 
     r = Repository.open(mongo_uri, repo_name, author="tester")

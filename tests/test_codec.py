@@ -133,7 +133,7 @@ _BAD = re.compile(r"[/\x00]")
 
 @settings(max_examples=400, deadline=None)
 @given(ids)
-def test_id_names_are_valid_and_reversible(value) -> None:  # noqa: ANN001
+def test_id_names_are_valid_and_reversible(value) -> None:
     value = codec.normalise({"_id": value})["_id"]
     stem = codec.id_to_stem(value)
     name = stem + codec.SUFFIX
@@ -174,7 +174,7 @@ def test_distinct_ids_get_distinct_names(values: list) -> None:
         ("", "~s"),
     ],
 )
-def test_readable_names(value, stem: str) -> None:  # noqa: ANN001
+def test_readable_names(value, stem: str) -> None:
     assert codec.id_to_stem(value) == stem
     assert bson_equal({"": codec.stem_to_id(stem)}, {"": value})
 
@@ -193,5 +193,5 @@ def test_names_that_are_not_documents(name: str) -> None:
 
 
 def test_check_stem_names_the_mismatch() -> None:
-    with pytest.raises(InvalidDocument, match="does not match the name 'b.json'"):
+    with pytest.raises(InvalidDocument, match=r"does not match the name 'b.json'"):
         codec.check_stem("b", "a")

@@ -22,7 +22,7 @@ def test_paths_are_platformdirs_paths(xdg: dict[str, str], monkeypatch: pytest.M
     assert config.config_file() == platformdirs.user_config_path("argonfs", appauthor=False) / "config.toml"
 
 
-def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("ARGONFS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ARGONFS_CONFIG", str(tmp_path / "c.toml"))
     (tmp_path / "c.toml").write_text('author = "from the file"\n')

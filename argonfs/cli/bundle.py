@@ -7,7 +7,7 @@ import click
 from argonfs.cli.common import AppContext, echo_json, json_option, pass_app, table, when
 
 
-def _row(b) -> dict:  # noqa: ANN001
+def _row(b) -> dict:
     return {"id": b.id, "branch": b.branch, "seq": b.seq, "message": b.message, "author": b.author, "time": b.time}
 
 

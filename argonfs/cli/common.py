@@ -36,7 +36,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
-        return value.replace(tzinfo=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.replace(tzinfo=datetime.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -55,6 +55,6 @@ def when(value: datetime.datetime) -> str:
 
 
 def table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())

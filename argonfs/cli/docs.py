@@ -65,7 +65,7 @@ def cat(app: AppContext, ref: str, collection: str, doc_id: str) -> None:
 @click.argument("collection")
 @click.argument("file", type=click.File("rb"))
 @pass_app
-def put(app: AppContext, ref: str, collection: str, file) -> None:  # noqa: ANN001
+def put(app: AppContext, ref: str, collection: str, file) -> None:
     """Write the document in FILE ('-' for stdin) to a branch.  A document without
     _id gets a new ObjectId."""
     from argonfs import codec

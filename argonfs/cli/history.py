@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC
 
 import click
 
@@ -93,9 +94,9 @@ def diff(app: AppContext, old: str, new: str, collection: str | None, stat: bool
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(f"{_MARKS[row['change']]} {row['collection']}/{row['id']}")
-        for f in row["fields"]:
+    for item in rows:
+        click.echo(f"{_MARKS[item['change']]} {item['collection']}/{item['id']}")
+        for f in item["fields"]:
             old_text = "(absent)" if f["change"] == "added" else json.dumps(f["old"], ensure_ascii=False)
             new_text = "(absent)" if f["change"] == "removed" else json.dumps(f["new"], ensure_ascii=False)
             click.echo(f"    {f['path']}: {old_text} -> {new_text}")
@@ -181,7 +182,7 @@ def readlog(app: AppContext, ref: str | None, since: str | None, limit: int, as_
     """Who opened which document, and when, through mounts started with --read-log.
 
     REF is the branch, BRANCH@SEQ or bundle id as it appeared in the path."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     when_since = None
     if since is not None:
@@ -190,7 +191,7 @@ def readlog(app: AppContext, ref: str | None, since: str | None, limit: int, as_
         except ValueError:
             raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
         if when_since.tzinfo is not None:
-            when_since = when_since.astimezone(timezone.utc).replace(tzinfo=None)
+            when_since = when_since.astimezone(UTC).replace(tzinfo=None)
     rows = app.repo.read_log(ref, since=when_since, limit=limit)
     if as_json:
         echo_json(rows)

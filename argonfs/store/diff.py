@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson.objectid import ObjectId
-from pymongo.collection import Collection
 
 from argonfs.store import versions as v
+from argonfs.store.mongo import Coll
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"
 
@@ -83,14 +83,14 @@ def shared_point(a: v.Chain, b: v.Chain) -> tuple[int, int, int] | None:
     return None
 
 
-def _records(versions: Collection, bid: ObjectId, top: int, floor: int) -> Iterator[dict[str, Any]]:
+def _records(versions: Coll, bid: ObjectId, top: int, floor: int) -> Iterator[dict[str, Any]]:
     for rec in v.slots_desc(versions, bid, top):
         if rec["s"] <= floor:
             return
         yield rec
 
 
-def changed_keys(versions: Collection, a: v.Chain, b: v.Chain, collection: str | None) -> tuple[dict[str, set[str]], set[str]] | None:
+def changed_keys(versions: Coll, a: v.Chain, b: v.Chain, collection: str | None) -> tuple[dict[str, set[str]], set[str]] | None:
     """Keys that may differ between pinned chains ``a`` and ``b``, per collection, and the
     collections a marker makes wholly uncertain; None when they share no history."""
     shared = shared_point(a, b)

@@ -90,7 +90,8 @@ def _settings(home: Path) -> dict[str, Any]:
     """The data directory's port and credential, generated at the first start."""
     path = _paths(home)["settings"]
     try:
-        return json.loads(path.read_text())
+        stored: dict[str, Any] = json.loads(path.read_text())
+        return stored
     except FileNotFoundError:
         settings = {"user": USER, "password": secrets.token_urlsafe(24), "port": 0}
         _write_private(path, settings)
@@ -132,7 +133,8 @@ def server_info(home: Path) -> dict[str, Any] | None:
     if not server_running(home):
         return None
     try:
-        return json.loads(info.read_text())
+        found: dict[str, Any] = json.loads(info.read_text())
+        return found
     except (OSError, ValueError):
         return None
 

@@ -22,33 +22,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.database import Database
-
 from argonfs.errors import WrongFormat
+from argonfs.store.mongo import Db
 
 log = logging.getLogger(__name__)
 
 FORMAT = 2
 
 
-def _to_2(db: Database) -> None:
+def _to_2(db: Db) -> None:
     """Nothing to rewrite: format 1 holds no control records other than commits."""
 
 
 #: migration from format n to n + 1
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _to_2}
+MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2}
 
 
-def stored(db: Database) -> int | None:
+def stored(db: Db) -> int | None:
     """The repository's format, None when there is no repository."""
     meta = db["meta"].find_one({"_id": "repo"}, {"format": 1})
     return None if meta is None else int(meta.get("format", 1))
 
 
-def check(db: Database) -> None:
+def check(db: Db) -> None:
     """Refuse a repository of another format, with one line saying what to do."""
     found = stored(db)
     if found is None or found == FORMAT:
@@ -61,7 +60,7 @@ def check(db: Database) -> None:
     raise WrongFormat(f"repository {db.name!r} has format {found}, newer than this argonfs reads ({FORMAT}): install a newer argonfs")
 
 
-def upgrade(db: Database, author: str, *, dry_run: bool = False) -> list[int]:
+def upgrade(db: Db, author: str, *, dry_run: bool = False) -> list[int]:
     """Migrate to ``FORMAT``, one format at a time; return the formats passed through
     (empty when already current).  Each step is idempotent and the format is set after
     it, so an interrupted upgrade is finished by running it again."""
@@ -75,7 +74,7 @@ def upgrade(db: Database, author: str, *, dry_run: bool = False) -> list[int]:
         return steps
     for to in steps:
         MIGRATIONS[to - 1](db)
-        step: dict[str, Any] = {"from": to - 1, "to": to, "author": author, "t": datetime.now(timezone.utc).replace(tzinfo=None)}
+        step: dict[str, Any] = {"from": to - 1, "to": to, "author": author, "t": datetime.now(UTC).replace(tzinfo=None)}
         db["meta"].update_one({"_id": "repo", "format": to - 1}, {"$set": {"format": to}, "$push": {"upgrades": step}})
         log.info("upgraded repository %s from format %d to %d", db.name, to - 1, to)
     return steps

@@ -68,7 +68,7 @@ class Report:
 
 
 def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEFAULT_MIN_AGE, grace: timedelta = DEFAULT_GRACE) -> Report:
-    from argonfs.store.repository import now
+    from argonfs.store.model import now
 
     t0 = now()
     report = Report(dry_run)

@@ -19,10 +19,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
 
 import pymongo
 from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from argonfs.errors import StoreUnavailable
@@ -30,13 +32,20 @@ from argonfs.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+#: A BSON document as the driver returns it, and the driver's handles typed for it.
+Doc: TypeAlias = dict[str, Any]
+Client: TypeAlias = "MongoClient[Doc]"
+Db: TypeAlias = "Database[Doc]"
+Coll: TypeAlias = "Collection[Doc]"
 
 #: Server selection / connect timeout in ms; ``ARGONFS_MONGO_TIMEOUT_MS`` overrides.
 DEFAULT_TIMEOUT_MS = 5000
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 _NO_MAJORITY_READS = 148  # ReadConcernMajorityNotEnabled
 
-_clients: dict[tuple[str, int], MongoClient] = {}
+_clients: dict[tuple[str, int], Client] = {}
 _clients_lock = threading.Lock()
 _closing_at_exit = False
 #: describe(uri) -> data directory, for the embedded servers this process uses
@@ -79,7 +88,7 @@ def _revive(where: str) -> str:
     return "; the embedded server had stopped and was started again, retry"
 
 
-def client(uri: str) -> MongoClient:
+def client(uri: str) -> Client:
     """The process-wide client for ``uri`` (re-created in a forked child)."""
     global _closing_at_exit
     key = (uri, os.getpid())
@@ -131,7 +140,7 @@ def describe(uri: str) -> str:
         parsed = pymongo.uri_parser.parse_uri(uri, validate=False)
         hosts = ",".join(f"{h}:{p}" for h, p in parsed["nodelist"])
         return f"mongodb://{hosts}"
-    except Exception:  # noqa: BLE001 - a message helper must not fail
+    except Exception:  # a message helper must not fail
         return "the configured MongoDB server"
 
 
@@ -140,7 +149,7 @@ def translate(exc: PyMongoError, where: str) -> Exception:
         reason = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
         return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300] + _revive(where))
     if isinstance(exc, OperationFailure) and exc.code in _AUTH_CODES:
-        return StoreUnavailable(f"MongoDB at {where} refused authentication: {exc.details.get('errmsg', exc)}")
+        return StoreUnavailable(f"MongoDB at {where} refused authentication: {(exc.details or {}).get('errmsg', exc)}")
     if isinstance(exc, OperationFailure) and exc.code == _NO_MAJORITY_READS:
         return StoreUnavailable(
             f"MongoDB at {where} does not serve majority-committed reads (enableMajorityReadConcern is off);"
@@ -160,20 +169,32 @@ def errors(where: str) -> Iterator[None]:
         raise new from None
 
 
-def translating(method: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a store method so driver failures surface as ``StoreUnavailable``."""
+class Located(Protocol):
+    """What the decorators below need of a store object: where it talks to, for messages."""
+
+    where: str
+
+
+S = TypeVar("S", bound=Located)
+
+
+def translating(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+    """Decorate a store method so driver failures surface as ``StoreUnavailable``; the
+    method keeps its signature for callers and type checkers."""
 
     @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         with errors(self.where):
             return method(self, *args, **kwargs)
 
     return wrapper
 
 
-def translating_iter(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+def translating_iter(method: Callable[Concatenate[S, P], Iterator[T]]) -> Callable[Concatenate[S, P], Iterator[T]]:
+    """``translating`` for a generator method: the whole iteration is translated."""
+
     @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[T]:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
         with errors(self.where):
             yield from method(self, *args, **kwargs)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from argonfs.errors import InvalidName
 
@@ -73,5 +73,5 @@ def parse_ref(ref: str) -> RefSpec:
     except ValueError:
         raise InvalidName(f"invalid ref {ref!r}: expected BRANCH@SEQ (a non-negative integer) or BRANCH@TIME (ISO 8601)") from None
     if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(UTC).replace(tzinfo=None)
     return RefSpec(name, time=when)

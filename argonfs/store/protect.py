@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from bson.objectid import ObjectId
-from pymongo.collection import Collection
 
 from argonfs.errors import Protected
 from argonfs.store import versions as v
+from argonfs.store.mongo import Coll
 
 PROTECT, UNPROTECT = "protect", "unprotect"
 #: the key of protection records; transaction ids (14 base32 characters) never start with "~"
@@ -37,17 +37,17 @@ _KNOWN: dict[tuple[str, ObjectId], tuple[int, bool]] = {}
 _lock = threading.Lock()
 
 
-def _markers(versions: Collection, bid: ObjectId) -> list[dict[str, Any]]:
+def _markers(versions: Coll, bid: ObjectId) -> list[dict[str, Any]]:
     return [r for r in v.control_records(versions, bid, KEY) if r["op"] in (PROTECT, UNPROTECT)]
 
 
-def newest(versions: Collection, bid: ObjectId, at: int | None = None) -> dict[str, Any] | None:
+def newest(versions: Coll, bid: ObjectId, at: int | None = None) -> dict[str, Any] | None:
     """The branch's newest protection record at or below slot ``at`` (None: any)."""
     found = [r for r in _markers(versions, bid) if at is None or r["s"] <= at]
     return max(found, key=lambda r: r["s"], default=None)
 
 
-def _remember(versions: Collection, bid: ObjectId, seq: int, protected: bool, *, replacing: int | None = None) -> None:
+def _remember(versions: Coll, bid: ObjectId, seq: int, protected: bool, *, replacing: int | None = None) -> None:
     key = (versions.database.name, bid)
     with _lock:
         known = _KNOWN.get(key)
@@ -57,7 +57,7 @@ def _remember(versions: Collection, bid: ObjectId, seq: int, protected: bool, *,
             _KNOWN[key] = (seq, protected)
 
 
-def protected_at(versions: Collection, bid: ObjectId, seq: int) -> bool:
+def protected_at(versions: Coll, bid: ObjectId, seq: int) -> bool:
     """Whether the branch is protected as of slot ``seq`` (a head someone observed)."""
     known = _KNOWN.get((versions.database.name, bid))
     if known is not None and known[0] == seq:
@@ -71,7 +71,7 @@ def protected_at(versions: Collection, bid: ObjectId, seq: int) -> bool:
 class Guard:
     """Refuses a direct write to a protected branch (a ``versions.Guard``)."""
 
-    def __init__(self, versions: Collection, bid: ObjectId, name: str | None) -> None:
+    def __init__(self, versions: Coll, bid: ObjectId, name: str | None) -> None:
         self.versions = versions
         self.bid = bid
         self.name = name
@@ -96,7 +96,7 @@ def record(op: str, author: str, t: datetime) -> dict[str, Any]:
     return {"c": v.COMMITS, "k": KEY, "op": op, "a": author, "t": t}
 
 
-def set_protected(versions: Collection, bid: ObjectId, protected: bool, author: str, t: datetime, guess: int | None) -> int | None:
+def set_protected(versions: Coll, bid: ObjectId, protected: bool, author: str, t: datetime, guess: int | None) -> int | None:
     """Append a protection record unless the branch is already in that state; return its
     slot (None when nothing changed)."""
     current = newest(versions, bid)

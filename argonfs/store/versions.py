@@ -17,17 +17,17 @@ import heapq
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
-from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from argonfs.errors import Conflict
+from argonfs.store.mongo import Coll
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def entry_of(rec: dict[str, Any]) -> Entry:
     return Entry(rec["k"], rec["z"], rec["h"], rec["s"], rec["b"], rec["t"], rec["a"], rec.get("mt"))
 
 
-def create_indexes(versions: Collection) -> None:
+def create_indexes(versions: Coll) -> None:
     # The slot's uniqueness comes from _id ("<branch id>:<seq>"), so no second unique index.
     versions.create_index(
         [("b", ASCENDING), ("c", ASCENDING), ("k", ASCENDING), ("s", DESCENDING)], name="key"
@@ -91,12 +91,12 @@ def slot_id(bid: ObjectId, seq: int) -> str:
     return f"{bid}:{seq}"
 
 
-def _filled(versions: Collection, bid: ObjectId, seqs: list[int]) -> set[int]:
+def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> set[int]:
     ids = [slot_id(bid, s) for s in seqs]
     return {int(r["_id"].rsplit(":", 1)[1]) for r in versions.find({"_id": {"$in": ids}}, {"_id": 1})}
 
 
-def head(versions: Collection, bid: ObjectId, known: int = 0) -> int:
+def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     """The highest occupied slot of a branch (0 for none), at least ``known``.
 
     Slots are dense, so "slot x is filled" holds for every x up to the head and for
@@ -126,7 +126,7 @@ def head(versions: Collection, bid: ObjectId, known: int = 0) -> int:
     return lo
 
 
-def _in_layer(versions: Collection, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
+def _in_layer(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
     """Whether a record lies in a layer's seq bounds ``(floor, limit]`` and is visible
     there (see ``visible``).
 
@@ -160,7 +160,7 @@ _PENDING: dict[tuple[str, ObjectId, str], float] = {}
 PENDING_RECHECK = 0.5
 
 
-def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> bool:
+def visible(versions: Coll, rec: dict[str, Any], limit: int | None) -> bool:
     """A record written by a multi-record operation (merge, revert) carries its
     transaction id ``x``.  The operation commits by appending one *commit record*
     (collection ``COMMITS``, key = the id) after all of them, and a tagged record is
@@ -188,28 +188,28 @@ def visible(versions: Collection, rec: dict[str, Any], limit: int | None) -> boo
     return limit is None or slot <= limit
 
 
-def control_records(versions: Collection, bid: ObjectId, key: str) -> list[dict[str, Any]]:
+def control_records(versions: Coll, bid: ObjectId, key: str) -> list[dict[str, Any]]:
     """The control records (collection ``COMMITS``) of one key in a branch: one indexed
     query, equality on (b, c, k)."""
     return list(versions.find({"b": bid, "c": COMMITS, "k": key}, _META))
 
 
-def _commit_record(versions: Collection, bid: ObjectId, txn: str) -> dict[str, Any] | None:
+def _commit_record(versions: Coll, bid: ObjectId, txn: str) -> dict[str, Any] | None:
     return next((r for r in control_records(versions, bid, txn) if r["op"] == COMMIT), None)
 
 
-def txn_state(versions: Collection, bid: ObjectId, txn: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def txn_state(versions: Coll, bid: ObjectId, txn: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(commit record, abort record) of a transaction, each None when absent."""
     recs = control_records(versions, bid, txn)
     return next((r for r in recs if r["op"] == COMMIT), None), next((r for r in recs if r["op"] == ABORT), None)
 
 
-def _not_aborted(versions: Collection, bid: ObjectId, txn: str) -> None:
+def _not_aborted(versions: Coll, bid: ObjectId, txn: str) -> None:
     if any(r["op"] == ABORT for r in control_records(versions, bid, txn)):
         raise Conflict(f"transaction {txn} was aborted by 'argonfs gc' after being idle too long; nothing of it is visible, run the operation again")
 
 
-def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any], guard: Guard | None = None) -> int:
+def append_atomic(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any], guard: Guard | None = None) -> int:
     """Append records that become visible together: tag them with ``txn``, append them
     (possibly interleaved with other writers' records), then append the commit record
     (``commit`` holds its op-independent fields: author, time, kind, message...).
@@ -221,7 +221,7 @@ def append_atomic(versions: Collection, bid: ObjectId, records: list[dict[str, A
     return append_commit(versions, bid, txn, commit, last, guard)
 
 
-def append_commit(versions: Collection, bid: ObjectId, txn: str, commit: dict[str, Any], guess: int | None, guard: Guard | None = None) -> int:
+def append_commit(versions: Coll, bid: ObjectId, txn: str, commit: dict[str, Any], guess: int | None, guard: Guard | None = None) -> int:
     """Commit a transaction by appending its commit record; return its slot.
 
     Refused when ``argonfs gc`` aborted the transaction: gc appends an abort record and
@@ -238,14 +238,14 @@ def append_commit(versions: Collection, bid: ObjectId, txn: str, commit: dict[st
     return slot
 
 
-def note_commit(versions: Collection, bid: ObjectId, txn: str, slot: int) -> None:
+def note_commit(versions: Coll, bid: ObjectId, txn: str, slot: int) -> None:
     """Remember a commit this process made, so it sees its own operation at once."""
     key = (versions.database.name, bid, txn)
     _COMMITTED[key] = slot
     _PENDING.pop(key, None)
 
 
-def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None, guard: Guard | None = None) -> int:
+def append(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None = None, guard: Guard | None = None) -> int:
     """Append records to a branch in consecutive free slots; return the last seq.
 
     Optimistic: take head+1.., insert in order, and on a duplicate slot re-read the
@@ -269,7 +269,8 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
                 versions.insert_one(pending[0])
             else:
                 versions.insert_many(pending, ordered=True)
-            return pending[-1]["s"]
+            last: int = pending[-1]["s"]
+            return last
         except DuplicateKeyError as exc:
             _check_slot_collision(exc.details or {})
             done = 0
@@ -288,7 +289,7 @@ def append(versions: Collection, bid: ObjectId, records: list[dict[str, Any]], g
     raise Conflict(f"could not find a free slot after {_MAX_ATTEMPTS} attempts (too much contention)")
 
 
-def _check_slot_collision(error: dict[str, Any]) -> None:
+def _check_slot_collision(error: Mapping[str, Any]) -> None:
     """Only a duplicate ``_id`` means another writer took the slot; any other unique
     index is not ours (e.g. a database written by another format) and retrying would
     never succeed."""
@@ -298,7 +299,7 @@ def _check_slot_collision(error: dict[str, Any]) -> None:
 
 
 def _newest_in_layer(
-    versions: Collection, bid: ObjectId, limit: int | None, collection: str, keys: list[str]
+    versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]
 ) -> dict[str, dict[str, Any]]:
     """The newest record (without its body) of each key in one layer.
 
@@ -317,7 +318,7 @@ def _newest_in_layer(
 
 
 def lookup_many(
-    versions: Collection, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True
+    versions: Coll, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True
 ) -> dict[str, dict[str, Any]]:
     """The visible record (a put; deletes and hidden records are left out) of each stem.
 
@@ -347,7 +348,7 @@ def lookup_many(
 Bounds = tuple[ObjectId, "int | None", "int | None"]
 
 
-def visible_layers(versions: Collection, chain: Chain, collection: str) -> tuple[list[Bounds], bool]:
+def visible_layers(versions: Coll, chain: Chain, collection: str) -> tuple[list[Bounds], bool]:
     """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, cut off at
     the nearest collection marker, and whether that marker is an ``mkcol`` (which makes
     the collection exist even with no documents).  One small query per layer."""
@@ -360,7 +361,7 @@ def visible_layers(versions: Collection, chain: Chain, collection: str) -> tuple
     return layers, False
 
 
-def exists(versions: Collection, layers: list[Bounds], created: bool, collection: str, known: set[tuple[Any, ...]]) -> bool:
+def exists(versions: Coll, layers: list[Bounds], created: bool, collection: str, known: set[tuple[Any, ...]]) -> bool:
     """Whether a collection exists in the given layers: created empty (``mkcol``), or any
     record of a document in them.  A layer once seen to hold records always will (records
     are never removed, and new markers give new bounds), so ``known`` remembers those:
@@ -377,14 +378,14 @@ def exists(versions: Collection, layers: list[Bounds], created: bool, collection
     return False
 
 
-def _has_documents(versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
+def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
     q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
     with versions.find(q, {"_id": 0, "b": 1, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
         return any(_in_layer(versions, rec, limit, floor) for rec in cursor)
 
 
 def _layer_stream(
-    versions: Collection, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str
+    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str
 ) -> Iterator[dict[str, Any]]:
     """The newest record of each key of one layer, in key order.
 
@@ -403,7 +404,7 @@ def _layer_stream(
         cursor.close()
 
 
-def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
+def iter_entries(versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
     """Merge the layers' streams in key order; the nearest layer's record of a key wins."""
     streams = [_layer_stream(versions, bid, limit, floor, collection, after) for bid, limit, floor in layers]
     heap: list[tuple[str, int, dict[str, Any]]] = []
@@ -423,7 +424,7 @@ def iter_entries(versions: Collection, layers: list[tuple[ObjectId, int | None, 
             yield entry_of(best)
 
 
-def slots_desc(versions: Collection, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
+def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
     """A branch's records from slot ``top`` down to 1, without bodies.
 
     Slots are dense, so the newest records are the highest slot numbers: fetched by
@@ -440,7 +441,7 @@ def slots_desc(versions: Collection, bid: ObjectId, top: int, batch: int = 100) 
         top = low
 
 
-def key_history(versions: Collection, bid: ObjectId, limit: int | None, collection: str, key: str | None) -> list[dict[str, Any]]:
+def key_history(versions: Coll, bid: ObjectId, limit: int | None, collection: str, key: str | None) -> list[dict[str, Any]]:
     """The records of one document (``key``) or of a whole collection in one layer, newest
     first, without bodies: an index scan on (b, c[, k]), ordered here."""
     q: dict[str, Any] = {"b": bid, "c": collection}
@@ -451,7 +452,7 @@ def key_history(versions: Collection, bid: ObjectId, limit: int | None, collecti
     return recs
 
 
-def seq_at(versions: Collection, bid: ObjectId, head: int, when: datetime) -> int:
+def seq_at(versions: Coll, bid: ObjectId, head: int, when: datetime) -> int:
     """The newest slot of a branch written at or before ``when`` (0: none), by binary
     search over the dense slots: O(log n) point lookups.  Slot times follow the order
     in which writers took their slots, to within the clock skew between writers."""

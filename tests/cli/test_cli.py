@@ -12,7 +12,7 @@ from argonfs.cli import main
 
 
 @pytest.fixture
-def run(mongo_uri: str, repo_name: str):  # noqa: ANN201
+def run(mongo_uri: str, repo_name: str):
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None, code: int = 0) -> str:
@@ -35,7 +35,7 @@ def source(tmp_path: Path) -> Path:
     return src
 
 
-def test_newcomer_path(run, source: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_newcomer_path(run, source: Path, tmp_path: Path) -> None:
     out = run("import", str(source))
     assert "people: 2 added" in out and "events: 2 added" in out and "tags: 2 added" in out
     assert "people: 0 added, 0 updated, 2 unchanged" in run("import", str(source))
@@ -59,7 +59,7 @@ def test_newcomer_path(run, source: Path, tmp_path: Path) -> None:  # noqa: ANN0
     assert "people: 1 added" in run("import", str(out_dir), "--branch", "copy")
 
 
-def test_lists_and_history_as_json(run) -> None:  # noqa: ANN001
+def test_lists_and_history_as_json(run) -> None:
     run("put", "main", "c", "-", input='{"_id": 1}')
     b1 = run("bundle", "create", "main", "-m", "one").strip()
     b2 = run("bundle", "create", "main", "-m", "two").strip()
@@ -76,7 +76,7 @@ def test_lists_and_history_as_json(run) -> None:  # noqa: ANN001
     assert status["server"] == "external" and status["branches"] == 2
 
 
-def test_collections_and_time_travel(run) -> None:  # noqa: ANN001
+def test_collections_and_time_travel(run) -> None:
     run("put", "main", "c", "-", input='{"_id": 1, "v": 1}')
     run("put", "main", "c", "-", input='{"_id": 1, "v": 2}')
     assert json.loads(run("cat", "main@1", "c", "1"))["v"] == 1
@@ -100,12 +100,12 @@ def test_collections_and_time_travel(run) -> None:  # noqa: ANN001
         (("label", "set", "x", "nosuch"), None, 2, "unknown bundle"),
     ],
 )
-def test_user_errors_are_one_line(run, args, stdin, code, message) -> None:  # noqa: ANN001
+def test_user_errors_are_one_line(run, args, stdin, code, message) -> None:
     err = run(*args, input=stdin, code=code)
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_writes_to_bundles_are_refused(run) -> None:  # noqa: ANN001
+def test_writes_to_bundles_are_refused(run) -> None:
     run("put", "main", "c", "-", input='{"_id": 1}')
     b = run("bundle", "create", "main", "-m", "m").strip()
     assert "read-only bundle" in run("put", b, "c", "-", input='{"_id": 2}', code=5)
@@ -113,7 +113,7 @@ def test_writes_to_bundles_are_refused(run) -> None:  # noqa: ANN001
     assert run("ls", b, "c").count(".json") == 1
 
 
-def test_import_errors_name_the_file(run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_import_errors_name_the_file(run, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     (bad / "c").mkdir(parents=True)
     (bad / "c" / "a.json").write_text('{"_id": "b"}')
@@ -122,7 +122,7 @@ def test_import_errors_name_the_file(run, tmp_path: Path) -> None:  # noqa: ANN0
     assert "invalid JSON" in run("import", str(bad), code=4)
 
 
-def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) -> None:
     from argonfs.store.mongo import client
 
     src_db = repo_name + "_src"
@@ -145,7 +145,7 @@ def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) 
         c.drop_database(dst_db)
 
 
-def test_log_command(run, repo) -> None:  # noqa: ANN001
+def test_log_command(run, repo) -> None:
     repo.put("main", "people", {"_id": "ada"})
     repo.put("main", "people", {"_id": "bob"})
     repo.delete("main", "people", "ada")
@@ -160,7 +160,7 @@ def test_log_command(run, repo) -> None:  # noqa: ANN001
     assert "ada.json" in run("ls", f"main@{at}", "people")
 
 
-def test_diff_command(run, repo) -> None:  # noqa: ANN001
+def test_diff_command(run, repo) -> None:
     repo.put("main", "people", {"_id": "ada", "born": 1815, "tags": ["math"]})
     repo.put("main", "people", {"_id": "bob"})
     repo.create_branch("b")
@@ -181,7 +181,7 @@ def test_diff_command(run, repo) -> None:  # noqa: ANN001
     assert run("diff", "b", "b") == ""
 
 
-def test_merge_and_revert_commands(run, repo) -> None:  # noqa: ANN001
+def test_merge_and_revert_commands(run, repo) -> None:
     repo.put("main", "c", {"_id": 1, "a": 1, "b": 1})
     repo.create_branch("f")
     repo.put("f", "c", {"_id": 1, "a": 2, "b": 1})
@@ -202,7 +202,7 @@ def test_merge_and_revert_commands(run, repo) -> None:  # noqa: ANN001
     assert repo.get("main", "c", "1").doc["a"] == 3
 
 
-def test_readlog_command(run, repo) -> None:  # noqa: ANN001
+def test_readlog_command(run, repo) -> None:
     from datetime import datetime
 
     repo.record_reads([
@@ -218,7 +218,7 @@ def test_readlog_command(run, repo) -> None:  # noqa: ANN001
     assert "not an ISO 8601 time" in run("readlog", "--since", "soon", code=2)
 
 
-def test_protected_branches(run) -> None:  # noqa: ANN001
+def test_protected_branches(run) -> None:
     run("put", "main", "c", "-", input='{"_id": 1, "v": "old"}')
     run("branch", "create", "feature")
     run("put", "feature", "c", "-", input='{"_id": 1, "v": "new"}')
@@ -236,7 +236,7 @@ def test_protected_branches(run) -> None:  # noqa: ANN001
     run("put", "main", "c", "-", input='{"_id": 2}')
 
 
-def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None:
     from argonfs.store.mongo import client
 
     runner = CliRunner()
@@ -257,7 +257,7 @@ def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None: 
     assert "format 2" in cli("status")
 
 
-def test_gc_command(run) -> None:  # noqa: ANN001
+def test_gc_command(run) -> None:
     run("branch", "create", "gone")
     run("put", "gone", "c", "-", input='{"_id": 1, "v": "payload"}')
     run("branch", "delete", "gone")

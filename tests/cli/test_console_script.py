@@ -16,7 +16,7 @@ ARGONFS = shutil.which("argonfs") or str(Path(sys.executable).with_name("argonfs
 
 
 @pytest.fixture
-def home(tmp_path: Path):  # noqa: ANN201
+def home(tmp_path: Path):
     """A private data directory; its embedded server is stopped afterwards."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGONFS_")}
     env["ARGONFS_HOME"] = str(tmp_path / "home")
@@ -31,7 +31,7 @@ def home(tmp_path: Path):  # noqa: ANN201
     run("server", "stop")
 
 
-def test_help_is_fast_and_lazy(home) -> None:  # noqa: ANN001
+def test_help_is_fast_and_lazy(home) -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import sys, argonfs.cli; print(sorted(m for m in ('pymongo', 'bson', 'orjson', 'secantus') if m in sys.modules))"],
         capture_output=True, text=True, check=True,
@@ -40,7 +40,7 @@ def test_help_is_fast_and_lazy(home) -> None:  # noqa: ANN001
     assert "Commands:" in home("--help").stdout
 
 
-def test_embedded_default_serves_several_processes(home, tmp_path: Path) -> None:  # noqa: ANN001
+def test_embedded_default_serves_several_processes(home, tmp_path: Path) -> None:
     # several CLI processes racing to start the embedded server end up on one server
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: home("init"), range(4)))
@@ -65,7 +65,7 @@ def test_embedded_default_serves_several_processes(home, tmp_path: Path) -> None
     assert home("ls", "main", "people").stdout.count(".json") == 3
 
 
-def test_errors_exit_non_zero_without_traceback(home) -> None:  # noqa: ANN001
+def test_errors_exit_non_zero_without_traceback(home) -> None:
     home("init")
     proc = home("cat", "main", "people", "nobody", code=2)
     assert proc.stderr.startswith("argonfs: error:") and "Traceback" not in proc.stderr

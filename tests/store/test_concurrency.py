@@ -10,7 +10,7 @@ WRITERS = 4
 WRITES = 25
 
 
-def _writer(uri: str, name: str, n: int, q) -> None:  # noqa: ANN001
+def _writer(uri: str, name: str, n: int, q) -> None:
     repo = Repository.open(uri, name, author=f"writer{n}")
     seqs = []
     for i in range(WRITES):
@@ -20,7 +20,7 @@ def _writer(uri: str, name: str, n: int, q) -> None:  # noqa: ANN001
     q.put(seqs)
 
 
-def test_concurrent_writers_never_lose_a_write_or_leave_a_gap(repo, mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+def test_concurrent_writers_never_lose_a_write_or_leave_a_gap(repo, mongo_uri: str, repo_name: str) -> None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(mongo_uri, repo_name, n, q)) for n in range(WRITERS)]
@@ -43,13 +43,13 @@ def test_concurrent_writers_never_lose_a_write_or_leave_a_gap(repo, mongo_uri: s
         assert repo.get("main", "c", f"shared{i}").seq == newest["s"]
 
 
-def _importer(uri: str, name: str, n: int, q) -> None:  # noqa: ANN001
+def _importer(uri: str, name: str, n: int, q) -> None:
     repo = Repository.open(uri, name, author=f"importer{n}")
     counts = repo.import_documents("main", f"c{n}", ({"_id": i, "by": n} for i in range(300)), batch_size=40)
     q.put(counts.added)
 
 
-def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_name: str) -> None:  # noqa: ANN001
+def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_name: str) -> None:
     """Ordered batches that collide part way keep what they placed and retry the rest."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()

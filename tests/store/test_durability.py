@@ -89,7 +89,7 @@ def test_acknowledged_writes_survive_sigkill_of_the_server(embedded_home: Path, 
     _check(Repository.open(None, "crash"), acked)
 
 
-def test_acknowledged_writes_survive_sigkill_of_writers(repo, mongo_uri: str, repo_name: str, procs, monkeypatch) -> None:  # noqa: ANN001
+def test_acknowledged_writes_survive_sigkill_of_writers(repo, mongo_uri: str, repo_name: str, procs, monkeypatch) -> None:
     """On any server (SecantusDB or a real mongod): writers killed at random points."""
     monkeypatch.setenv("ARGONFS_MONGO_URI", mongo_uri)
     rng = random.Random(os.environ.get("ARGONFS_TEST_SEED", "9"))
@@ -105,7 +105,7 @@ def test_acknowledged_writes_survive_sigkill_of_writers(repo, mongo_uri: str, re
     _check(repo, acked)
 
 
-def test_every_write_is_journaled_and_every_read_majority_committed(repo) -> None:  # noqa: ANN001
+def test_every_write_is_journaled_and_every_read_majority_committed(repo) -> None:
     """What the arguments in docs/architecture.md ("Durability") rest on, for every collection."""
     for name in ("versions", "branch_names", "catalog", "labels"):
         coll = repo.db[name]

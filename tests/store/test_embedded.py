@@ -48,7 +48,7 @@ def test_files_are_private_and_server_json_has_no_credential(embedded_home: Path
     assert _mode(home) == 0o700
     for name in ("embedded.json", "server.json", "server.log", "server.lock", "start.lock"):
         assert _mode(home / name) == 0o600, name
-    for root, dirs, files in os.walk(home / "db"):
+    for root, _dirs, files in os.walk(home / "db"):
         assert _mode(Path(root)) == 0o700
         for f in files:
             assert _mode(Path(root) / f) == 0o600, f
@@ -208,7 +208,7 @@ def test_a_taken_port_gives_a_new_one(embedded_home: Path) -> None:
     assert "taken" in (embedded_home / "server.log").read_text()
 
 
-def test_a_server_of_an_older_version_is_named_not_used(embedded_home: Path, procs) -> None:  # noqa: ANN001
+def test_a_server_of_an_older_version_is_named_not_used(embedded_home: Path, procs) -> None:
     """An old server (no credential, no port in server.json) still running after an upgrade."""
     import subprocess
     import sys
@@ -222,5 +222,5 @@ def test_a_server_of_an_older_version_is_named_not_used(embedded_home: Path, pro
     procs.append(holder)
     holder.stdout.readline()  # it holds the lock
     (embedded_home / "server.json").write_text(json.dumps({"uri": "mongodb://127.0.0.1:1/", "pid": holder.pid, "data": "db"}))
-    with pytest.raises(StoreUnavailable, match="started by an older argonfs.*argonfs server stop"):
+    with pytest.raises(StoreUnavailable, match=r"started by an older argonfs.*argonfs server stop"):
         Repository.open()

@@ -16,16 +16,16 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_server(monkeypatch) -> None:  # noqa: ANN001
+def test_unreachable_server(monkeypatch) -> None:
     monkeypatch.setenv("ARGONFS_MONGO_TIMEOUT_MS", "500")
     repo = Repository.open(f"mongodb://127.0.0.1:{_closed_port()}/?directConnection=true", "x")
-    with pytest.raises(StoreUnavailable, match="cannot reach MongoDB at mongodb://127.0.0.1"):
+    with pytest.raises(StoreUnavailable, match=r"cannot reach MongoDB at mongodb://127.0.0.1"):
         repo.init()
     with pytest.raises(StoreUnavailable):
         list(repo.entries("main", "c"))
 
 
-def test_authentication_refused(tmp_path) -> None:  # noqa: ANN001
+def test_authentication_refused(tmp_path) -> None:
     """Needs a server with authentication on, so it starts its own SecantusDB."""
     from secantus import SecantusDBServer
 

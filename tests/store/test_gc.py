@@ -22,7 +22,7 @@ def _crashing_import(uri: str, name: str) -> None:
     batches of 10 are stored, tagged, and never committed."""
     repo = Repository.open(uri, name, author="crasher")
 
-    def docs():  # noqa: ANN202
+    def docs():
         for i in range(100):
             if i == 24:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -90,7 +90,7 @@ def test_gc_reclaims_exactly_the_unreachable_versions_and_keeps_slots(repo: Repo
         seqs = sorted(r["s"] for r in repo.db["versions"].find({"b": bid}, {"s": 1}))
         assert seqs == list(range(1, len(seqs) + 1))
     assert {ref: _snapshot(repo, ref) for ref in before} == before
-    assert [e.op for e in repo.log("main")][0] == "abort"
+    assert next(e.op for e in repo.log("main")) == "abort"
     again = repo.gc(min_age=NOW, grace=NOW)
     assert again.total_records == 0 and again.aborted == []
 
@@ -105,7 +105,7 @@ def test_deleted_branches_wait_for_the_grace_period(repo: Repository) -> None:
 
 
 def test_an_aborted_transaction_can_never_commit(repo: Repository) -> None:
-    def docs():  # noqa: ANN202
+    def docs():
         for i in range(30):
             if i == 15:  # the first batch is stored: gc finds it idle and aborts it
                 assert repo.gc(min_age=NOW).aborted
@@ -132,7 +132,7 @@ def test_a_view_of_a_reclaimed_branch_says_so(repo: Repository) -> None:
 # ---------------------------------------------------------------------- under load
 
 
-def _writer(uri: str, name: str, stop, progress, q) -> None:  # noqa: ANN001
+def _writer(uri: str, name: str, stop, progress, q) -> None:
     repo = Repository.open(uri, name, author="writer")
     written = {}
     i = 0
@@ -149,7 +149,7 @@ def _writer(uri: str, name: str, stop, progress, q) -> None:  # noqa: ANN001
     q.put(written)
 
 
-def _reader(uri: str, name: str, refs: list[str], expected: dict, stop, rounds, q) -> None:  # noqa: ANN001
+def _reader(uri: str, name: str, refs: list[str], expected: dict, stop, rounds, q) -> None:
     repo = Repository.open(uri, name)
     mismatches = []
     while not stop.is_set():
@@ -162,7 +162,7 @@ def _reader(uri: str, name: str, refs: list[str], expected: dict, stop, rounds, 
     q.put(mismatches)
 
 
-def _wait_for(value, target: int, procs) -> None:  # noqa: ANN001
+def _wait_for(value, target: int, procs) -> None:
     import time
 
     deadline = time.monotonic() + 120

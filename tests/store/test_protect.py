@@ -78,7 +78,7 @@ def test_unprotect_allows_writes_and_listing_shows_protection(repo: Repository) 
     assert "1" in _docs(repo, "main")
 
 
-def _warm_writer(uri: str, name: str, ready, go, q) -> None:  # noqa: ANN001
+def _warm_writer(uri: str, name: str, ready, go, q) -> None:
     """Writes once (so this process knows the branch's head and its protection), then,
     after the parent protected the branch, tries again."""
     repo = Repository.open(uri, name, author="other-process")
@@ -109,7 +109,7 @@ def test_a_process_that_wrote_before_is_refused_after_protect_returns(repo: Repo
     assert set(_docs(repo, "main")) == {"before"}
 
 
-def _hammer(uri: str, name: str, n: int, started, q) -> None:  # noqa: ANN001
+def _hammer(uri: str, name: str, n: int, started, q) -> None:
     repo = Repository.open(uri, name, author=f"w{n}")
     written = 0
     try:

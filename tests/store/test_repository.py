@@ -9,17 +9,17 @@ from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName
 from argonfs.store import versions as v
 
 
-def stems(repo, ref, collection="people"):  # noqa: ANN001, ANN201
+def stems(repo, ref, collection="people"):
     return [e.stem for e in repo.entries(ref, collection)]
 
 
-def test_init_is_idempotent_and_creates_main(repo) -> None:  # noqa: ANN001
+def test_init_is_idempotent_and_creates_main(repo) -> None:
     assert repo.init() is False
     assert [b.name for b in repo.list_branches()] == ["main"]
     assert repo.head("main") == 0
 
 
-def test_branch_creation_copies_nothing(repo) -> None:  # noqa: ANN001
+def test_branch_creation_copies_nothing(repo) -> None:
     repo.import_documents("main", "people", ({"_id": i, "n": i} for i in range(50)))
     before = repo.db["versions"].count_documents({})
     b = repo.create_branch("exp")
@@ -28,7 +28,7 @@ def test_branch_creation_copies_nothing(repo) -> None:  # noqa: ANN001
     assert len(stems(repo, "exp")) == 50
 
 
-def test_branch_writes_do_not_touch_the_parent(repo) -> None:  # noqa: ANN001
+def test_branch_writes_do_not_touch_the_parent(repo) -> None:
     repo.put("main", "people", {"_id": "ada", "name": "Ada"})
     repo.put("main", "people", {"_id": "alan", "name": "Alan"})
     repo.create_branch("exp")
@@ -46,7 +46,7 @@ def test_branch_writes_do_not_touch_the_parent(repo) -> None:  # noqa: ANN001
     assert "linus" not in stems(repo, "exp")
 
 
-def test_branch_of_a_branch_and_from_a_past_point(repo) -> None:  # noqa: ANN001
+def test_branch_of_a_branch_and_from_a_past_point(repo) -> None:
     for i in range(3):
         repo.put("main", "people", {"_id": f"p{i}"})
     repo.create_branch("old", "main@1")
@@ -60,7 +60,7 @@ def test_branch_of_a_branch_and_from_a_past_point(repo) -> None:  # noqa: ANN001
     assert repo.get("b", "people", "p0").doc == {"_id": "p0", "x": 1}
 
 
-def test_sequence_is_dense_and_snapshots_do_not_change(repo) -> None:  # noqa: ANN001
+def test_sequence_is_dense_and_snapshots_do_not_change(repo) -> None:
     seqs = [repo.put("main", "c", {"_id": i}).seq for i in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
     assert stems(repo, "main@3", "c") == ["0", "1", "2"]
@@ -71,7 +71,7 @@ def test_sequence_is_dense_and_snapshots_do_not_change(repo) -> None:  # noqa: A
         repo.resolve("main@99")
 
 
-def test_version_records_carry_size_hash_author_and_time(repo) -> None:  # noqa: ANN001
+def test_version_records_carry_size_hash_author_and_time(repo) -> None:
     d = repo.put("main", "people", {"_id": "ada", "langs": ["en", "fr"], "n": 1.5})
     rendered = codec.render(d.doc)
     [entry] = list(repo.entries("main", "people"))
@@ -82,7 +82,7 @@ def test_version_records_carry_size_hash_author_and_time(repo) -> None:  # noqa:
     assert rec["op"] == "put" and rec["a"] == "tester" and rec["t"] is not None
 
 
-def test_collections_create_drop_and_recreate(repo) -> None:  # noqa: ANN001
+def test_collections_create_drop_and_recreate(repo) -> None:
     repo.put("main", "people", {"_id": 1})
     repo.create_collection("main", "empty")
     assert repo.collections("main") == ["empty", "people"]
@@ -109,7 +109,7 @@ def test_collections_create_drop_and_recreate(repo) -> None:  # noqa: ANN001
     assert "people" in repo.collections("main")
 
 
-def test_drop_in_parent_before_fork_hides_grandparent_documents(repo) -> None:  # noqa: ANN001
+def test_drop_in_parent_before_fork_hides_grandparent_documents(repo) -> None:
     repo.put("main", "c", {"_id": "old"})
     repo.create_branch("a")
     repo.drop_collection("a", "c")
@@ -119,7 +119,7 @@ def test_drop_in_parent_before_fork_hides_grandparent_documents(repo) -> None:  
     assert stems(repo, "b", "c") == ["new", "newer"]
 
 
-def test_listing_streams_in_pages_and_merges_layers(repo, monkeypatch) -> None:  # noqa: ANN001
+def test_listing_streams_in_pages_and_merges_layers(repo, monkeypatch) -> None:
     monkeypatch.setattr(v, "PAGE", 7)
     model: dict[str, int] = {}
     repo.import_documents("main", "c", ({"_id": f"k{i:03}", "v": 0} for i in range(40)))
@@ -143,7 +143,7 @@ def test_listing_streams_in_pages_and_merges_layers(repo, monkeypatch) -> None: 
     assert [e.stem for e in repo.entries("b", "c", after=after)] == sorted(model)[11:]
 
 
-def test_bundles_are_immutable_snapshots(repo) -> None:  # noqa: ANN001
+def test_bundles_are_immutable_snapshots(repo) -> None:
     repo.put("main", "people", {"_id": "ada", "v": 1})
     b = repo.create_bundle("main", "first", label="production")
     repo.put("main", "people", {"_id": "ada", "v": 2})
@@ -161,12 +161,12 @@ def test_bundles_are_immutable_snapshots(repo) -> None:  # noqa: ANN001
     assert [x.id for x in repo.list_bundles()] == [b.id]
 
 
-def test_bundle_ids_sort_by_time(repo) -> None:  # noqa: ANN001
+def test_bundle_ids_sort_by_time(repo) -> None:
     ids = [repo.create_bundle("main", str(i)).id for i in range(3)]
     assert ids == sorted(ids) and all(len(i) == 14 for i in ids)
 
 
-def test_labels_move_and_keep_history(repo) -> None:  # noqa: ANN001
+def test_labels_move_and_keep_history(repo) -> None:
     one = repo.create_bundle("main", "one")
     repo.put("main", "c", {"_id": 1})
     two = repo.create_bundle("main", "two")
@@ -184,7 +184,7 @@ def test_labels_move_and_keep_history(repo) -> None:  # noqa: ANN001
         repo.set_label("a/b", one.id)
 
 
-def test_branch_delete_rules(repo) -> None:  # noqa: ANN001
+def test_branch_delete_rules(repo) -> None:
     repo.put("main", "c", {"_id": 1})
     repo.create_branch("a")
     repo.put("a", "c", {"_id": 2})
@@ -205,12 +205,12 @@ def test_branch_delete_rules(repo) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "a@b", ".hidden", "x" * 101, "tab\there"])
-def test_invalid_branch_names(repo, name: str) -> None:  # noqa: ANN001
+def test_invalid_branch_names(repo, name: str) -> None:
     with pytest.raises(InvalidName):
         repo.create_branch(name)
 
 
-def test_unknown_refs(repo) -> None:  # noqa: ANN001
+def test_unknown_refs(repo) -> None:
     with pytest.raises(NotFound, match="unknown ref 'nope'"):
         repo.resolve("nope")
     with pytest.raises(NotFound, match="unknown branch"):
@@ -221,7 +221,7 @@ def test_unknown_refs(repo) -> None:  # noqa: ANN001
         repo.create_branch("x", "nope")
 
 
-def test_bad_documents_change_nothing(repo) -> None:  # noqa: ANN001
+def test_bad_documents_change_nothing(repo) -> None:
     repo.put("main", "people", {"_id": "ada", "v": 1})
     head = repo.head("main")
     with pytest.raises(InvalidDocument, match="does not match"):
@@ -236,24 +236,24 @@ def test_bad_documents_change_nothing(repo) -> None:  # noqa: ANN001
     assert repo.get("main", "people", "ada").doc == {"_id": "ada", "v": 1}
 
 
-def test_stem_supplies_a_missing_id(repo) -> None:  # noqa: ANN001
+def test_stem_supplies_a_missing_id(repo) -> None:
     d = repo.put("main", "c", {"x": 1}, stem="42")
     assert d.doc == {"_id": 42, "x": 1}
     assert repo.get_id("main", "c", 42).doc["x"] == 1
 
 
-def test_import_is_batched_and_safe_to_rerun(repo) -> None:  # noqa: ANN001
+def test_import_is_batched_and_safe_to_rerun(repo) -> None:
     docs = [{"_id": i, "v": i} for i in range(120)]
     first = repo.import_documents("main", "c", iter(docs), batch_size=50)
     assert (first.added, first.updated, first.unchanged) == (120, 0, 0)
     docs[5]["v"] = -1
-    again = repo.import_documents("main", "c", iter(docs + [{"_id": 500}]), batch_size=50)
+    again = repo.import_documents("main", "c", iter([*docs, {"_id": 500}]), batch_size=50)
     assert (again.added, again.updated, again.unchanged) == (1, 1, 119)
     assert repo.head("main") == 124  # 120 + a commit record, then 2 + a commit record
     assert repo.get("main", "c", "5").doc["v"] == -1
 
 
-def test_head_is_found_by_probing_dense_slots(repo) -> None:  # noqa: ANN001
+def test_head_is_found_by_probing_dense_slots(repo) -> None:
     repo.import_documents("main", "c", ({"_id": i} for i in range(333)), batch_size=100)
     bid = repo.branch("main").id
     for known in (0, 1, 17, 200, 332, 333, 334):
@@ -261,7 +261,7 @@ def test_head_is_found_by_probing_dense_slots(repo) -> None:  # noqa: ANN001
     assert v.head(repo.db["versions"], repo.create_branch("empty").id) == 0
 
 
-def test_over_long_ids_use_hashed_names(repo) -> None:  # noqa: ANN001
+def test_over_long_ids_use_hashed_names(repo) -> None:
     long_id = "x" * 500
     d = repo.put("main", "c", {"_id": long_id, "v": 1})
     assert codec.is_hashed_stem(d.stem)
@@ -272,7 +272,7 @@ def test_over_long_ids_use_hashed_names(repo) -> None:  # noqa: ANN001
         repo.put("main", "c", {"v": 3}, stem=d.stem)
 
 
-def test_batch_that_collides_part_way_keeps_its_prefix(repo) -> None:  # noqa: ANN001
+def test_batch_that_collides_part_way_keeps_its_prefix(repo) -> None:
     bid = repo.branch("main").id
     versions = repo.db["versions"]
     other = {"_id": v.slot_id(bid, 5), "b": bid, "s": 5, "c": "c", "k": "other", "op": "del", "a": "x", "t": None}
@@ -287,14 +287,14 @@ def test_batch_that_collides_part_way_keeps_its_prefix(repo) -> None:  # noqa: A
     assert [r["k"] for r in versions.find({"b": bid, "s": {"$gt": 5}}).sort("s", 1)] == [f"mine{i}" for i in range(6)]
 
 
-def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, monkeypatch) -> None:  # noqa: ANN001
+def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, monkeypatch) -> None:
     """Simulate another writer taking slot 3 while our ordered batch is at slots 1-2."""
     bid = repo.branch("main").id
     versions = repo.db["versions"]
     real = versions.insert_many
     calls = []
 
-    def racing_insert_many(docs, ordered=True):  # noqa: ANN001, ANN202
+    def racing_insert_many(docs, ordered=True):
         if not calls:
             versions.insert_one({"_id": v.slot_id(bid, 3), "b": bid, "s": 3, "c": "c", "k": "theirs", "op": "del", "a": "x", "t": None})
         calls.append([d["s"] for d in docs])
@@ -307,7 +307,7 @@ def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, m
     assert [r["k"] for r in versions.find({"b": bid}).sort("s", 1)] == ["mine0", "mine1", "theirs", "mine2", "mine3", "mine4"]
 
 
-def test_foreign_unique_index_fails_fast(repo) -> None:  # noqa: ANN001
+def test_foreign_unique_index_fails_fast(repo) -> None:
     repo.db["versions"].create_index([("c", 1), ("k", 1)], unique=True, name="foreign")
     repo.put("main", "c", {"_id": 1})
     head = repo.head("main")
@@ -318,7 +318,7 @@ def test_foreign_unique_index_fails_fast(repo) -> None:  # noqa: ANN001
         repo.import_documents("main", "c", iter([{"_id": 7}, {"_id": 1, "changed": True}]))
 
 
-def test_import_is_atomic(repo) -> None:  # noqa: ANN001
+def test_import_is_atomic(repo) -> None:
     """Readers see a whole import or none of it; an import that fails part-way leaves
     nothing visible (its versions stay tagged with an uncommitted transaction)."""
     import threading
@@ -353,7 +353,7 @@ def test_import_is_atomic(repo) -> None:  # noqa: ANN001
     assert repo.head("main") > 1001  # the failed import's versions exist, invisible
 
 
-def test_rename_is_one_atomic_move(repo) -> None:  # noqa: ANN001
+def test_rename_is_one_atomic_move(repo) -> None:
     repo.put("main", "c", {"_id": 1, "v": "x"})
     doc, slot = repo.rename("main", "c", "1", "d", "two")
     assert doc.doc == {"_id": "two", "v": "x"} and repo.get("main", "d", "two").doc == doc.doc

@@ -1,0 +1,311 @@
+"""Documents and collections of a view: reading them (get, stat, listings in pages,
+bodies in batches, collections) and writing them to a branch (put, rename, delete,
+create and drop a collection, import many), each write through the protection guard.
+
+Every write appends version records (store/versions.py) and never updates one; the
+multi-record ones (rename, import) are one transaction, visible at its commit record.
+Blocking (pymongo).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from bson.objectid import ObjectId
+
+from argonfs import codec
+from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
+from argonfs.store import protect
+from argonfs.store import versions as v
+from argonfs.store.model import Document, ImportCounts, View, new_bundle_id, now
+from argonfs.store.mongo import translating, translating_iter
+from argonfs.store.names import check_collection_name
+from argonfs.store.views import Views
+
+log = logging.getLogger(__name__)
+
+
+class Documents(Views):
+    """Reading and writing the documents of a repository; see ``Repository``."""
+
+    # ------------------------------------------------------------------ reading
+
+    @translating
+    def get(self, ref: str | View, collection: str, stem: str) -> Document:
+        view = self._view(ref)
+        rec = v.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
+        if rec is None:
+            raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
+
+    @translating
+    def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
+        return self.get(ref, collection, codec.id_to_stem(doc_id))
+
+    @translating
+    def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:
+        """What a listing knows of one document (size, hash, slot), without its body."""
+        view = self._view(ref)
+        rec = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+        if rec is None:
+            raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
+        return v.entry_of(rec)
+
+    @translating_iter
+    def entries(self, ref: str | View, collection: str, *, after: str = "") -> Iterator[v.Entry]:
+        """Live documents of a collection in name order, without bodies, streamed in pages.
+        The snapshot is pinned when iteration starts."""
+        view = self._pin(self._view(ref))
+        layers, created = v.visible_layers(self._versions, view.chain, collection)
+        listed = False
+        for entry in v.iter_entries(self._versions, layers, collection, after):
+            listed = True
+            yield entry
+        if not listed and not v.exists(self._versions, layers, created, collection, self._populated):
+            raise NotFound(f"no collection {collection!r} in {view.ref}")
+
+    @translating_iter
+    def documents(self, ref: str | View, collection: str) -> Iterator[Document]:
+        """Live documents with bodies, in name order, fetched a page at a time."""
+        view = self._pin(self._view(ref))
+        batch: list[v.Entry] = []
+        for entry in self.entries(view, collection):
+            batch.append(entry)
+            if len(batch) == v.PAGE:
+                yield from self.bodies(collection, batch)
+                batch = []
+        yield from self.bodies(collection, batch)
+
+    @translating_iter
+    def bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
+        """The documents the listed entries describe, in one round trip.  A version
+        record never changes, so an entry's body can be fetched (and cached) at any time."""
+        if not entries:
+            return
+        ids = [v.slot_id(e.branch_id, e.seq) for e in entries]
+        found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
+        for e in entries:
+            rec = found[(e.branch_id, e.seq)]
+            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author)
+
+    @translating
+    def collections(self, ref: str | View) -> list[str]:
+        view = self._pin(self._view(ref))
+        bids = [bid for bid, _ in view.chain]
+        names = sorted({r["c"] for r in self.db["catalog"].find({"b": {"$in": bids}}, {"c": 1})})
+        return [c for c in names if self._collection_exists(view, c)]
+
+    @translating
+    def collection_exists(self, ref: str | View, collection: str) -> bool:
+        view = self._view(ref)
+        return self._collection_exists(view, collection)
+
+    def _collection_exists(self, view: View, collection: str) -> bool:
+        layers, created = v.visible_layers(self._versions, view.chain, collection)
+        return v.exists(self._versions, layers, created, collection, self._populated)
+
+    # ------------------------------------------------------------------ writing
+
+    @translating
+    def check_writable(self, ref: str | View, seq: int | None = None) -> None:
+        """Raise ``Protected`` (or ``ReadOnly``) if a direct write to ``ref`` would be
+        refused as of slot ``seq`` (default: the head), so a front end can refuse early,
+        e.g. the mount at ``open()``.  The write itself is checked again when it lands."""
+        view = self._writable(ref)
+        protect.Guard(self._versions, view.branch_id, view.branch)(self._head(view.branch_id) if seq is None else seq)
+
+    def _catalog(self, bid: ObjectId, collection: str) -> None:
+        """Record that a branch writes a collection, before its first version lands."""
+        if (bid, collection) in self._catalogued:
+            return
+        check_collection_name(collection)
+        catalog = self.db["catalog"]
+        if catalog.find_one({"b": bid, "c": collection}, {"_id": 1}) is None:  # a read costs no journal sync
+            catalog.update_one({"b": bid, "c": collection}, {"$setOnInsert": {"t": now()}}, upsert=True)
+        self._catalogued.add((bid, collection))
+
+    def _record(self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None) -> dict[str, Any]:
+        rec: dict[str, Any] = {"c": collection, "k": stem, "op": op, "a": self.author, "t": now()}
+        if doc is not None:
+            rendered = rendered if rendered is not None else codec.render(doc)
+            rec.update(d=doc, z=len(rendered), h=codec.content_hash(rendered))
+        return rec
+
+    def _append(self, view: View, records: list[dict[str, Any]]) -> int:
+        """Append a direct write (refused on a protected branch)."""
+        bid = view.branch_id
+        guard = protect.Guard(self._versions, bid, view.branch)
+        seq = v.append(self._versions, bid, records, self._heads.get(bid), guard)
+        guard.written(seq)
+        self._heads[bid] = seq
+        return seq
+
+    @translating
+    def put(
+        self, ref: str | View, collection: str, doc: dict[str, Any], *, stem: str | None = None, mtime: int | None = None, if_changed: bool = False
+    ) -> Document:
+        """Write a whole document as a new version.  ``stem`` (the file-name stem), when
+        given, must match the document's ``_id``; a document without ``_id`` gets the id
+        the stem names, or a new ObjectId.  ``mtime`` (ns since the epoch) is kept with
+        the version as its modification time.  With ``if_changed``, a document whose
+        content (and ``mtime``, when given) equals the current version is not written
+        again: the current version is returned."""
+        view = self._writable(ref)
+        doc = prepare(doc, stem)
+        stem = codec.id_to_stem(doc["_id"])
+        rendered = codec.render(doc)
+        self._catalog(view.branch_id, collection)
+        rec = self._record(v.PUT, collection, stem, doc, rendered)
+        if mtime is not None:
+            rec["mt"] = mtime
+        if if_changed:
+            old = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+            if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
+                self.check_writable(view)  # refused all the same
+                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
+        seq = self._append(view, [rec])
+        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime)
+
+    @translating
+    def rename(self, ref: str | View, collection: str, stem: str, new_collection: str, new_stem: str) -> tuple[Document, int]:
+        """Move a document to another name (and collection) of the same branch, atomically:
+        the new name gets the document with the ``_id`` the name says, the old one is
+        deleted, in one transaction.  Returns the new document and the commit slot."""
+        view = self._writable(ref)
+        if codec.is_hashed_stem(new_stem):
+            raise InvalidDocument(f"cannot rename onto the hashed name {new_stem + codec.SUFFIX!r}")
+        doc = dict(self.get(view, collection, stem).doc)
+        doc["_id"] = codec.stem_to_id(new_stem)
+        doc = prepare(doc, new_stem)
+        self._catalog(view.branch_id, new_collection)
+        put = self._record(v.PUT, new_collection, new_stem, doc)
+        records = [put, self._record(v.DELETE, collection, stem)]
+        commit = {"kind": "rename", "t": now(), "a": self.author, "message": f"{collection}/{stem} -> {new_collection}/{new_stem}"}
+        guard = protect.Guard(self._versions, view.branch_id, view.branch)
+        slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit, guard)
+        guard.written(slot)
+        self._heads[view.branch_id] = slot
+        return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"]), slot
+
+    @translating
+    def delete(self, ref: str | View, collection: str, stem: str) -> int:
+        view = self._writable(ref)
+        self.get(view, collection, stem)
+        return self._append(view, [self._record(v.DELETE, collection, stem)])
+
+    @translating
+    def create_collection(self, ref: str | View, collection: str) -> int:
+        view = self._writable(ref)
+        check_collection_name(collection)
+        if self.collection_exists(view, collection):
+            raise AlreadyExists(f"collection {collection!r} already exists in {view.ref}")
+        self._catalog(view.branch_id, collection)
+        return self._append(view, [self._record(v.MKCOL, collection, v.MARKER_KEY)])
+
+    @translating
+    def drop_collection(self, ref: str | View, collection: str) -> int:
+        """Hide a whole collection in this branch with one marker record.  O(1)."""
+        view = self._writable(ref)
+        if not self.collection_exists(view, collection):
+            raise NotFound(f"no collection {collection!r} in {view.ref}")
+        return self._append(view, [self._record(v.DROP, collection, v.MARKER_KEY)])
+
+    def _hashes(self, view: View, collection: str) -> dict[str, str]:
+        """Content hash of every live document of a collection, from one listing (no
+        bodies): what an import compares against to skip unchanged documents."""
+        pinned = self._pin(view)
+        layers, _created = v.visible_layers(self._versions, pinned.chain, collection)
+        return {e.stem: e.hash for e in v.iter_entries(self._versions, layers, collection)}
+
+    @translating
+    def import_documents(self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None) -> ImportCounts:
+        """Write many documents in batches, skipping those whose content is unchanged,
+        so re-running an import only writes what differs.  "Unchanged" is decided
+        against one listing of the target taken at the start (sizes and hashes, no
+        bodies), not a lookup per batch; it costs one hash string per live document.  Atomic: the versions are
+        tagged as one transaction and committed at the end (versions.append_atomic), so
+        readers see the whole import or none of it, and a failed one leaves nothing."""
+        view = self._writable(ref)
+        self._catalog(view.branch_id, collection)
+        counts = ImportCounts()
+        txn = new_bundle_id()
+        written = 0
+        current = self._hashes(view, collection)
+        batch: dict[str, tuple[dict[str, Any], bytes]] = {}
+
+        def flush() -> None:
+            if not batch:
+                return
+            records = []
+            for stem, (doc, rendered) in batch.items():
+                old = current.get(stem)
+                rec = self._record(v.PUT, collection, stem, doc, rendered)
+                if old == rec["h"]:
+                    counts.unchanged += 1
+                    continue
+                if old is None:
+                    counts.added += 1
+                else:
+                    counts.updated += 1
+                records.append(rec)
+            if records:
+                nonlocal written
+                for rec in records:
+                    rec["x"], rec["xk"] = txn, "import"
+                self._append(view, records)
+                written += len(records)
+            if progress is not None:
+                progress(len(batch))
+            batch.clear()
+
+        for raw in docs:
+            doc = prepare(raw, None)
+            stem = codec.id_to_stem(doc["_id"])
+            if stem in batch:
+                flush()
+            batch[stem] = (doc, codec.render(doc))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        if written:
+            commit = {"kind": "import", "collection": collection, "a": self.author, "t": now()}
+            bid = view.branch_id
+            guard = protect.Guard(self._versions, bid, view.branch)
+            self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
+        return counts
+
+
+def _mtime_ns(rec: dict[str, Any]) -> int:
+    """A version's modification time: the one set explicitly, or the version's time."""
+    mt = rec.get("mt")
+    return mt if mt is not None else v.time_ns(rec["t"])
+
+
+def _payload(rec: dict[str, Any]) -> dict[str, Any]:
+    """A version's document; gc reclaims only what no reader can see, so a missing one
+    means a view of a branch deleted longer than gc's grace period ago."""
+    if "d" not in rec:
+        raise NotFound(f"version {rec['_id']} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")
+    doc: dict[str, Any] = rec["d"]
+    return doc
+
+
+def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:
+    """Validate a document for storage: an object, ``_id`` matching ``stem``, within size."""
+    if not isinstance(doc, dict):
+        raise InvalidDocument(f"a document must be an object, not {type(doc).__name__}")
+    if "_id" not in doc:
+        new_id: Any = ObjectId()
+        if stem is not None:
+            if codec.is_hashed_stem(stem):
+                raise InvalidDocument(f"{stem + codec.SUFFIX!r} is a hashed name: the document must carry its _id")
+            new_id = codec.stem_to_id(stem)
+        doc = {"_id": new_id, **doc}
+    doc = codec.normalise(doc)
+    if stem is not None:
+        codec.check_stem(stem, doc["_id"])
+    if isinstance(doc["_id"], list):
+        raise InvalidDocument("_id must not be an array")
+    return doc

@@ -1,0 +1,304 @@
+"""History of a branch: the log of its versions, diffs between two refs, three-way
+merges and reverts.
+
+The log and diffs read version metadata and hashes (store/diff.py finds what changed
+since two chains' common point); a merge (rules in store/merge.py) and a revert append
+their versions as one transaction, like any atomic write (docs/history.md).
+Blocking (pymongo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+
+from argonfs import codec
+from argonfs.errors import Conflict, InvalidName, NotFound
+from argonfs.store import diff as d
+from argonfs.store import merge as m
+from argonfs.store import versions as v
+from argonfs.store.documents import Documents
+from argonfs.store.model import LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.mongo import translating, translating_iter
+
+log = logging.getLogger(__name__)
+
+
+class History(Documents):
+    """Log, diff, merge and revert; see ``Repository``."""
+
+    @translating_iter
+    def log(self, ref: str | View, collection: str | None = None, stem: str | None = None) -> Iterator[LogEntry]:
+        """Versions newest first: the ref's own branch from its seq down, then each
+        ancestor from its fork point down.  Unfiltered, each batch is read by slot id,
+        so the first page costs the same whatever the length of the history; with a
+        collection (and a document) it is an index scan of that collection per layer."""
+        view = self._pin(self._view(ref))
+        if stem is not None and collection is None:
+            raise InvalidName("a document filter needs a collection")
+        for bid, limit in view.chain:
+            name = self._branch_record(bid)["name"]
+            if collection is None:
+                records: Iterable[dict[str, Any]] = v.slots_desc(self._versions, bid, limit or 0)
+            else:
+                records = v.key_history(self._versions, bid, limit, collection, stem)
+            for rec in records:
+                if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
+                elif rec["c"] == v.COMMITS:  # protect, unprotect, or gc's abort of a transaction
+                    txn = rec["k"] if rec["op"] == v.ABORT else None
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None)
+                else:
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"))
+
+    @translating
+    def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
+        """Documents added, removed and modified from ``old`` to ``new``, by collection
+        and name; for modified ones (with ``fields``) the JSON paths that changed.
+
+        When the two share history, only keys written since their common point are
+        compared (see store/diff.py); otherwise every collection is listed on both sides."""
+        a = self._pin(self._view(old))
+        b = self._pin(self._view(new))
+        found = d.changed_keys(self._versions, a.chain, b.chain, collection)
+        if found is None:
+            names = {collection} if collection else set(self.collections(a)) | set(self.collections(b))
+            keys: dict[str, set[str]] = {}
+            whole = names
+        else:
+            keys, whole = found
+        changes: list[d.DocChange] = []
+        for c in sorted(set(keys) | whole):
+            if c in whole:
+                changes += self._diff_listings(a, b, c)
+            else:
+                changes += self._diff_keys(a, b, c, sorted(keys[c]))
+        if fields:
+            self._field_changes([ch for ch in changes if ch.change == d.MODIFIED], a, b)
+        return changes
+
+    def _diff_keys(self, a: View, b: View, collection: str, stems: list[str]) -> list[d.DocChange]:
+        out = []
+        for start in range(0, len(stems), v.PAGE):
+            chunk = stems[start : start + v.PAGE]
+            ra = v.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
+            rb = v.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
+            for stem in chunk:
+                change = _compare(ra.get(stem), rb.get(stem))
+                if change:
+                    out.append(d.DocChange(collection, stem, change))
+        return out
+
+    def _diff_listings(self, a: View, b: View, collection: str) -> list[d.DocChange]:
+        """Merge-join both listings by name; hashes say whether bodies differ."""
+        def listing(view: View) -> Iterator[v.Entry]:
+            try:
+                yield from self.entries(view, collection)
+            except NotFound:
+                return
+
+        out = []
+        left, right = listing(a), listing(b)
+        ea, eb = next(left, None), next(right, None)
+        while ea is not None or eb is not None:
+            if eb is None or (ea is not None and ea.stem < eb.stem):
+                out.append(d.DocChange(collection, ea.stem, d.REMOVED))  # type: ignore[union-attr]
+                ea = next(left, None)
+            elif ea is None or eb.stem < ea.stem:
+                out.append(d.DocChange(collection, eb.stem, d.ADDED))
+                eb = next(right, None)
+            else:
+                if ea.hash != eb.hash:
+                    out.append(d.DocChange(collection, ea.stem, d.MODIFIED))
+                ea, eb = next(left, None), next(right, None)
+        return out
+
+    def _field_changes(self, changes: list[d.DocChange], a: View, b: View) -> None:
+        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
+            stems = [ch.stem for ch in chunk]
+            old = v.lookup_many(self._versions, a.chain, c, stems)
+            new = v.lookup_many(self._versions, b.chain, c, stems)
+            for ch in chunk:
+                ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
+
+    @translating
+    def merge(self, source: str, target: str, *, strategy: str = "fail", dry_run: bool = False, message: str = "") -> MergeResult:
+        """Three-way merge of ``source`` into the branch ``target``.
+
+        The base is the newest of: the two refs' common fork point, and the source side of
+        the latest earlier merge between the two branches (either direction), so merging
+        twice only brings what is new.  Each document changed on either side since the
+        base is merged field by field (store/merge.py); a collection dropped on one side
+        and changed on the other is a conflict.  ``strategy``: ``fail`` (nothing changes
+        if there is any conflict), ``ours`` or ``theirs`` (conflicts resolved to that
+        side).  The writes are applied atomically (versions.append_atomic) and recorded in
+        ``merges``."""
+        if strategy not in ("fail", "ours", "theirs"):
+            raise InvalidName(f"unknown merge strategy {strategy!r}: use fail, ours or theirs")
+        src = self._pin(self.resolve(source))
+        tgt_view = self._writable(target)
+        tgt = self._pin(tgt_view)
+        base = self._merge_base(src, tgt)
+        result = MergeResult(source, target, base.ref)
+        records: list[dict[str, Any]] = []
+        for collection, stems, whole in self._merge_candidates(base, src, tgt):
+            dropped = self._merge_collection_drop(base, src, tgt, collection, whole, result, records)
+            if dropped:
+                continue
+            for start in range(0, len(stems), v.PAGE):
+                chunk = stems[start : start + v.PAGE]
+                sides = [v.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
+                for stem in chunk:
+                    b, o, t = (side[stem]["d"] if stem in side else None for side in sides)
+                    merged, conflicts = m.merge_document(b, o, t)
+                    if conflicts:
+                        result.conflicts += [(collection, stem, c) for c in conflicts]
+                        if strategy == "theirs":
+                            merged, _ = m.merge_document(b, t, o)
+                    if _same_doc(merged, o):
+                        continue
+                    if merged is None:
+                        records.append(self._record(v.DELETE, collection, stem))
+                        result.deleted += 1
+                    else:
+                        records.append(self._record(v.PUT, collection, stem, merged))
+                        result.updated += o is not None
+                        result.added += o is None
+        if result.conflicts and strategy == "fail":
+            return result
+        if dry_run or not records:
+            return result
+        if self._head(tgt.branch_id) != tgt.seq:
+            raise Conflict(f"{target!r} changed while the merge was computed; run it again")
+        for rec in records:
+            if rec["k"]:
+                self._catalog(tgt.branch_id, rec["c"])
+        txn = new_bundle_id()
+        commit = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, commit)
+        self._heads[tgt.branch_id] = last
+        self.db["merges"].insert_one({"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": commit["t"], "a": self.author, "message": message})
+        result.seq = last
+        return result
+
+    @translating
+    def revert(self, branch: str, to: str, *, message: str = "") -> MergeResult:
+        """Write new versions to ``branch`` that make it equal to an earlier state; the
+        history is kept.  ``to``: a seq or an ISO time of the branch, or any ref (a
+        bundle, a label, ``other@SEQ``).  Applied atomically, like a merge."""
+        view = self._writable(branch)
+        current = self._pin(view)
+        ref = f"{branch}@{to}" if to.isdigit() or _is_time(to) else to
+        old = self._pin(self.resolve(ref))
+        result = MergeResult(ref, branch, ref)
+        records: list[dict[str, Any]] = []
+        now_colls, old_colls = set(self.collections(current)), set(self.collections(old))
+        for c in sorted(now_colls - old_colls):
+            records.append(self._record(v.DROP, c, v.MARKER_KEY))
+            result.dropped.append(c)
+        for c in sorted(old_colls - now_colls):
+            if next(iter(self.entries(old, c)), None) is None:
+                records.append(self._record(v.MKCOL, c, v.MARKER_KEY))
+        changes = [ch for ch in self.diff(current, old, fields=False) if ch.collection not in result.dropped]
+        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
+            bodies = v.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
+            for ch in chunk:
+                if ch.change == d.REMOVED:
+                    records.append(self._record(v.DELETE, c, ch.stem))
+                    result.deleted += 1
+                else:
+                    records.append(self._record(v.PUT, c, ch.stem, bodies[ch.stem]["d"]))
+                    result.added += ch.change == d.ADDED
+                    result.updated += ch.change == d.MODIFIED
+        if not records:
+            return result
+        for rec in records:
+            self._catalog(current.branch_id, rec["c"])
+        commit = {"kind": "revert", "to": ref, "t": now(), "a": self.author, "message": message}
+        last = v.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), commit)
+        self._heads[current.branch_id] = last
+        result.seq = last
+        return result
+
+    def _merge_base(self, src: View, tgt: View) -> View:
+        rows = list(self.db["merges"].find({"$or": [{"sb": src.branch_id, "tb": tgt.branch_id}, {"sb": tgt.branch_id, "tb": src.branch_id}]}).sort("t", DESCENDING).limit(1))
+        if rows:
+            row = rows[0]
+            if row["sb"] == src.branch_id:  # merged from the source before: everything up to ss is in
+                seq = min(row["ss"], src.seq or 0)
+                return View(f"{self._branch_record(row['sb'])['name']}@{seq}", self._chain(row["sb"], seq), "seq")
+            # merged the other way: the target's side of that merge is an ancestor of both
+            return View(f"{self._branch_record(row['sb'])['name']}@{row['ss']}", self._chain(row["sb"], row["ss"]), "seq")
+        shared = d.shared_point(src.chain, tgt.chain)
+        if shared is None:
+            raise Conflict("the two refs share no history")
+        i, _j, seq = shared
+        bid = src.chain[i][0]
+        return View(f"{self._branch_record(bid)['name']}@{seq}", ((bid, seq), *src.chain[i + 1 :]), "seq")
+
+    def _merge_candidates(self, base: View, src: View, tgt: View) -> Iterator[tuple[str, list[str], bool]]:
+        keys: dict[str, set[str]] = {}
+        whole: set[str] = set()
+        for side in (src, tgt):
+            found = d.changed_keys(self._versions, base.chain, side.chain, None)
+            if found is None:
+                raise Conflict("the two refs share no history")
+            for c, ks in found[0].items():
+                keys.setdefault(c, set()).update(ks)
+            whole |= found[1]
+        for c in sorted(set(keys) | whole):
+            stems = set(keys.get(c, ()))
+            if c in whole:  # a collection marker: every document is a candidate
+                for view in (base, src, tgt):
+                    with contextlib.suppress(NotFound):
+                        stems.update(e.stem for e in self.entries(view, c))
+            yield c, sorted(stems), c in whole
+
+    def _merge_collection_drop(self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]) -> bool:
+        """A collection dropped on one side: applied if the other side did not change it,
+        a conflict if it did.  True when the collection is settled at that level."""
+        if not whole:
+            return False
+        exists = [self._collection_exists(view, collection) for view in (base, tgt, src)]
+        in_base, in_tgt, in_src = exists
+        if not in_base or (in_tgt and in_src):
+            return False
+        changed_src = bool(self.diff(base, src, collection, fields=False))
+        changed_tgt = bool(self.diff(base, tgt, collection, fields=False))
+        if in_tgt and not in_src:  # the source dropped it
+            if changed_tgt:
+                result.conflicts.append((collection, None, m.MergeConflict(m.DROP_MODIFY, collection, None, "modified", "dropped")))
+            else:
+                records.append(self._record(v.DROP, collection, v.MARKER_KEY))
+                result.dropped.append(collection)
+            return True
+        if in_src and not in_tgt and changed_src:  # the target dropped what the source changed
+            result.conflicts.append((collection, None, m.MergeConflict(m.DROP_MODIFY, collection, None, "dropped", "modified")))
+        return True
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_doc(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return codec.render(a) == codec.render(b)
+
+
+def _compare(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
+    if old is None:
+        return d.ADDED if new is not None else None
+    if new is None:
+        return d.REMOVED
+    return d.MODIFIED if old["h"] != new["h"] else None

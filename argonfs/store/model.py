@@ -1,0 +1,147 @@
+"""The values the store hands out, and the clock and ids they carry.
+
+Branches, bundles, views (resolved refs), documents, log entries and the results of a
+merge or an import: frozen dataclasses (the two results are filled in as the work
+goes), no I/O.  ``Repository`` returns them; ``argonfs`` re-exports the public ones.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bson.objectid import ObjectId
+
+from argonfs import codec
+from argonfs.store import versions as v
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def now() -> datetime:
+    """Wall-clock time at MongoDB's millisecond precision."""
+    t = datetime.now(UTC).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def new_bundle_id() -> str:
+    """14 characters: 9 of Crockford base32 milliseconds, then 5 random; sorts by time."""
+    ms = int(time.time() * 1000)
+    head = "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in reversed(range(9)))
+    return head + "".join(secrets.choice(_CROCKFORD) for _ in range(5))
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    id: ObjectId
+    parent: ObjectId | None
+    parent_name: str | None
+    fork_seq: int
+    created: datetime
+    author: str
+    #: whether direct writes are refused; None when not looked up (see list_branches)
+    protected: bool | None = None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    id: str
+    branch_id: ObjectId
+    branch: str
+    seq: int
+    message: str
+    author: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class View:
+    """A resolved ref: the layers to read, and whether (and where) writes go."""
+
+    ref: str
+    chain: tuple[v.Layer, ...]
+    kind: str  # "branch", "seq", "bundle" or "label"
+    branch: str | None = None
+    bundle: str | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self.kind == "branch"
+
+    @property
+    def branch_id(self) -> ObjectId:
+        return self.chain[0][0]
+
+    @property
+    def seq(self) -> int | None:
+        return self.chain[0][1]
+
+
+@dataclass(frozen=True)
+class Document:
+    collection: str
+    stem: str
+    doc: dict[str, Any]
+    seq: int
+    size: int
+    hash: str
+    time: datetime
+    author: str
+    #: an explicitly set modification time (ns since the epoch), see versions.Entry
+    mtime: int | None = None
+
+    @property
+    def rendered(self) -> bytes:
+        return codec.render(self.doc)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One version: which branch and slot, when, who, what (``put``, ``del``, or a
+    collection marker ``drop``/``mkcol`` with no ``stem``), and the document's size."""
+
+    branch: str
+    seq: int
+    time: datetime
+    author: str
+    op: str
+    collection: str
+    stem: str | None
+    size: int | None
+    #: the merge or revert (transaction id, and which of the two) that wrote it, if any
+    txn: str | None = None
+    txn_kind: str | None = None
+
+
+@dataclass
+class MergeResult:
+    source: str
+    target: str
+    base: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    dropped: list[str] = field(default_factory=list)
+    #: (collection, document stem or None for the collection, conflict)
+    conflicts: list[tuple[str, str | None, Any]] = field(default_factory=list)
+    #: the target's seq of the merge's last version; None when nothing was written
+    seq: int | None = None
+
+    @property
+    def changes(self) -> int:
+        return self.added + self.updated + self.deleted + len(self.dropped)
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged

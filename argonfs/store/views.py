@@ -1,0 +1,146 @@
+"""What every part of a repository stands on: its shared state, and refs turned into views.
+
+``Views`` owns the state the parts of ``Repository`` share (the database, the author,
+and the per-process caches of branch records, heads and catalogued collections), the
+format check on first use and the repository's meta record, and ``resolve``: a ref (a
+branch, ``branch@SEQ``, ``branch@TIME``, a bundle id or a label) becomes a ``View``, the
+chain of layers to read, pinned to the branch's current head when asked.  refs.py,
+documents.py, history.py and readlog.py build on it.  Blocking (pymongo).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bson.objectid import ObjectId
+
+from argonfs.errors import NotFound, ReadOnly
+from argonfs.store import format as fmt
+from argonfs.store import versions as v
+from argonfs.store.model import View
+from argonfs.store.mongo import Db, translating
+from argonfs.store.names import parse_ref
+
+log = logging.getLogger(__name__)
+
+
+class Views:
+    """The shared state of a repository and the resolution of refs; see ``Repository``."""
+
+    def __init__(self, db: Db, *, author: str | None = None, where: str = "MongoDB", server: str = "") -> None:
+        from argonfs.config import default_author
+
+        self.db = db
+        self.where = where
+        self.server = server
+        self.author = author or default_author()
+        self._versions = db["versions"]
+        self._branches: dict[ObjectId, dict[str, Any]] = {}
+        self._catalogued: set[tuple[ObjectId, str]] = set()
+        self._populated: set[tuple[Any, ...]] = set()  # see versions.exists
+        self._heads: dict[ObjectId, int] = {}
+        self._format_checked = True  # Repository.open checks, on first use
+
+    def _check_format(self) -> None:
+        """Refuse a repository of another format; asked once, on first use (opening
+        does no I/O)."""
+        if not self._format_checked:
+            fmt.check(self.db)
+            self._format_checked = True
+
+    @translating
+    def info(self) -> dict[str, Any]:
+        self._check_format()
+        meta = self.db["meta"].find_one({"_id": "repo"})
+        if meta is None:
+            raise NotFound(f"no argonfs repository named {self.db.name!r} at {self.where}; run 'argonfs init'")
+        return meta
+
+    @property
+    def default_branch(self) -> str:
+        name: str = self.info()["default_branch"]
+        return name
+
+    def _branch_record(self, bid: ObjectId) -> dict[str, Any]:
+        rec = self._branches.get(bid)
+        if rec is None:
+            rec = self.db["branches"].find_one({"_id": bid})
+            if rec is None:
+                raise NotFound(f"branch id {bid} is missing from the repository")
+            self._branches[bid] = rec  # branch records never change
+        return rec
+
+    def _branch_id(self, name: str) -> ObjectId:
+        self._check_format()
+        row = self.db["branch_names"].find_one({"_id": name})
+        if row is None:
+            self.info()  # a clearer error when the repository itself is missing
+            raise NotFound(f"unknown branch {name!r}")
+        bid: ObjectId = row["bid"]
+        return bid
+
+    def _chain(self, bid: ObjectId, seq: int | None) -> tuple[v.Layer, ...]:
+        chain: list[v.Layer] = [(bid, seq)]
+        rec = self._branch_record(bid)
+        while rec["parent"] is not None:
+            chain.append((rec["parent"], rec["fork"]))
+            rec = self._branch_record(rec["parent"])
+        return tuple(chain)
+
+    def _head(self, bid: ObjectId) -> int:
+        seq = v.head(self._versions, bid, self._heads.get(bid, 0))
+        self._heads[bid] = seq
+        return seq
+
+    @translating
+    def resolve(self, ref: str) -> View:
+        """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
+        self._check_format()
+        spec = parse_ref(ref)
+        if spec.time is not None:
+            bid = self._branch_id(spec.name)
+            if spec.time < self._branch_record(bid)["created"]:
+                raise NotFound(f"branch {spec.name!r} did not exist yet at {spec.time.isoformat()}Z")
+            seq = v.seq_at(self._versions, bid, self._head(bid), spec.time)
+            return View(ref, self._chain(bid, seq), "seq", branch=spec.name)
+        if spec.seq is not None:
+            bid = self._branch_id(spec.name)
+            top = self._head(bid)
+            if spec.seq > top:
+                raise NotFound(f"branch {spec.name!r} has no version {spec.seq} (its newest is {top})")
+            return View(ref, self._chain(bid, spec.seq), "seq", branch=spec.name)
+        row = self.db["branch_names"].find_one({"_id": ref})
+        if row is not None:
+            return View(ref, self._chain(row["bid"], None), "branch", branch=ref)
+        bundle = self.db["bundles"].find_one({"_id": ref})
+        if bundle is not None:
+            return View(ref, self._chain(bundle["b"], bundle["s"]), "bundle", bundle=ref)
+        label = self.db["labels"].find_one({"_id": ref})
+        if label is not None:
+            bundle = self.db["bundles"].find_one({"_id": label["bundle"]})
+            if bundle is not None:
+                return View(ref, self._chain(bundle["b"], bundle["s"]), "label", bundle=label["bundle"])
+        self.info()
+        raise NotFound(f"unknown ref {ref!r}: no branch, bundle or label has that name")
+
+    def _view(self, ref: str | View) -> View:
+        """A view as given, or the ref resolved."""
+        return self.resolve(ref) if isinstance(ref, str) else ref
+
+    def _pin(self, view: View) -> View:
+        """The same view with a live branch head replaced by its current seq."""
+        if view.seq is not None:
+            return view
+        seq = self._head(view.branch_id)
+        return View(view.ref, ((view.branch_id, seq), *view.chain[1:]), view.kind, view.branch, view.bundle)
+
+    @translating
+    def pin(self, ref: str | View) -> View:
+        return self._pin(self._view(ref))
+
+    def _writable(self, ref: str | View) -> View:
+        view = self._view(ref)
+        if not view.writable:
+            raise ReadOnly(f"{view.ref!r} is a read-only {view.kind}; write to a branch")
+        return view
