@@ -3,6 +3,7 @@ coming back, and the sidecar entrypoint."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -30,10 +31,8 @@ def _cleanup(path: Path, pid: int | None = None) -> None:
     if os.path.ismount(path):
         subprocess.run(["fusermount3", "-u", "-z", str(path)], check=False, capture_output=True)
     if pid is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_background_mount_and_umount(repo, mongo_uri, repo_name, tmp_path):

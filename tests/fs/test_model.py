@@ -52,10 +52,9 @@ def test_mount_matches_a_dict_model(repo, mnt, steps):
             os.rename(path, target)
             if a != b:
                 model[b] = {**model.pop(a), "_id": b}
-        elif op == "delete":
-            if a in model:
-                path.unlink()
-                del model[a]
+        elif op == "delete" and a in model:
+            path.unlink()
+            del model[a]
         listing = sorted(os.listdir(base))
         assert listing == sorted(f"{k}.json" for k in model)
         for k, doc in model.items():

@@ -14,18 +14,18 @@ import pytest
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
 
-def oserror(fn, *args) -> int:  # noqa: ANN001
+def oserror(fn, *args) -> int:
     with pytest.raises(OSError) as info:
         fn(*args)
     return info.value.errno
 
 
-def write(path, text: str) -> None:  # noqa: ANN001
+def write(path, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
 
 
-def test_writes_into_a_protected_branch_are_erofs(repo, mnt) -> None:  # noqa: ANN001
+def test_writes_into_a_protected_branch_are_erofs(repo, mnt) -> None:
     repo.import_documents("main", "papers", ({"_id": i, "title": f"paper {i}"} for i in range(3)))
     repo.create_branch("feature")
     repo.put("feature", "papers", {"_id": 0, "title": "revised"})
