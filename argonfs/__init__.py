@@ -28,14 +28,20 @@ _EXPORTS = {
     **{
         name: ("argonfs.errors", name)
         for name in (
-            "ArgonError", "AlreadyExists", "Conflict", "DocumentTooLarge", "InvalidDocument",
-            "InvalidName", "NotFound", "Protected", "ReadOnly", "StoreUnavailable", "WrongFormat",
+            "ArgonError",
+            "AlreadyExists",
+            "Conflict",
+            "DocumentTooLarge",
+            "InvalidDocument",
+            "InvalidName",
+            "NotFound",
+            "Protected",
+            "ReadOnly",
+            "StoreUnavailable",
+            "WrongFormat",
         )
     },
-    **{
-        name: ("argonfs.store", name)
-        for name in ("Branch", "Bundle", "Document", "Entry", "ImportCounts", "Repository", "View")
-    },
+    **{name: ("argonfs.store", name) for name in ("Branch", "Bundle", "Document", "Entry", "ImportCounts", "Repository", "View")},
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

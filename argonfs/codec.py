@@ -147,9 +147,7 @@ def normalise(doc: dict[str, Any]) -> dict[str, Any]:
     except (bson.errors.InvalidDocument, OverflowError, TypeError, ValueError) as exc:
         raise InvalidDocument(f"not storable as BSON: {exc}") from None
     if len(raw) > MAX_DOCUMENT_SIZE:
-        raise DocumentTooLarge(
-            f"document is {len(raw)} bytes as BSON; the limit is {MAX_DOCUMENT_SIZE} bytes"
-        )
+        raise DocumentTooLarge(f"document is {len(raw)} bytes as BSON; the limit is {MAX_DOCUMENT_SIZE} bytes")
     return bson.decode(raw)
 
 
@@ -267,10 +265,7 @@ def _unquote(text: str) -> str:
 def check_stem(stem: str, value: Any) -> None:
     """Raise unless ``value`` is the ``_id`` whose stem is ``stem``."""
     if id_to_stem(value) != stem:
-        raise InvalidDocument(
-            f"_id {json_util.dumps(value)} does not match the name {stem + SUFFIX!r} "
-            f"(expected {id_to_stem(value) + SUFFIX!r})"
-        )
+        raise InvalidDocument(f"_id {json_util.dumps(value)} does not match the name {stem + SUFFIX!r} (expected {id_to_stem(value) + SUFFIX!r})")
 
 
 def id_to_filename(value: Any) -> str:

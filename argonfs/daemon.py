@@ -220,9 +220,7 @@ def start(config: MountConfig, argv: list[str]) -> int:
             env["ARGONFS_MONGO_URI"] = config.mongo
         if config.repo:
             env["ARGONFS_REPO"] = config.repo
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(write_fd,), env=env, start_new_session=True
-        )
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(write_fd,), env=env, start_new_session=True)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         answer = pipe.readline()

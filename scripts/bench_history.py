@@ -86,7 +86,9 @@ def main() -> None:
     print(f"\ndiff ({out['changed']} of {out['n']} changed) / full scan   {out['diff_s'] / out['scan_s']:.3f}   (goal <= 0.05)")
     print(f"diff --stat / full scan                       {out['diff_stat_s'] / out['scan_s']:.3f}")
     print(f"diff / listing without bodies                 {out['diff_s'] / out['listing_s']:.3f}")
-    print(f"merge {out['changed']:.0f} documents: {out['changed'] / out['merge_s']:.0f} docs/s; plain puts {out['changed'] / out['puts_s']:.0f} docs/s; ratio {out['puts_s'] / out['merge_s']:.2f}")
+    print(
+        f"merge {out['changed']:.0f} documents: {out['changed'] / out['merge_s']:.0f} docs/s; plain puts {out['changed'] / out['puts_s']:.0f} docs/s; ratio {out['puts_s'] / out['merge_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

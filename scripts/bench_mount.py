@@ -190,7 +190,9 @@ def main() -> None:
     print(f"cp -r / Repository.put         {out['api_put_s'] / out['cp_r_s']:.2f}   (goal >= 0.50)")
     if "ls_l_big_s" in out:
         print(f"ls -l of {args.big} documents    {out['ls_l_big_s']:.2f} s in a branch, {out['ls_l_big_bundle_s']:.2f} s in a bundle (goal <= 3 s)")
-        print(f"  listing them through the store API alone: {out['store_list_big_s']:.2f} s; ls -l / store: {out['ls_l_big_s'] / out['store_list_big_s']:.2f} (branch), {out['ls_l_big_bundle_s'] / out['store_list_big_s']:.2f} (bundle)")
+        print(
+            f"  listing them through the store API alone: {out['store_list_big_s']:.2f} s; ls -l / store: {out['ls_l_big_s'] / out['store_list_big_s']:.2f} (branch), {out['ls_l_big_bundle_s'] / out['store_list_big_s']:.2f} (bundle)"
+        )
         print(f"daemon peak RSS                {out['daemon_peak_rss_mb']:.0f} MB (goal <= 300 MB)")
 
 

@@ -96,7 +96,9 @@ def main() -> int:
         with Mounted(argv, mnt, env) as m:
             hot, other = mnt / "branches/main/hot", mnt / "branches/main/other"
             procs = [subprocess.Popen([sys.executable, "-c", READER, str(hot), str(seconds)], stdout=subprocess.PIPE, text=True) for _ in range(8)]
-            writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(d), str(seconds), str(args.docs)], stdout=subprocess.PIPE, text=True) for d in (hot, other)]
+            writers = [
+                subprocess.Popen([sys.executable, "-c", WRITER, str(d), str(seconds), str(args.docs)], stdout=subprocess.PIPE, text=True) for d in (hot, other)
+            ]
             samples: list[tuple[float, float]] = []
             start = time.monotonic()
             while any(p.poll() is None for p in [*procs, *writers]):
@@ -115,8 +117,10 @@ def main() -> int:
     end = samples[-1][1]
     print(f"reads: {total_reads} ({total_reads / elapsed:.0f}/s), errors {read_errors}")
     print(f"writes: {total_writes} ({total_writes / elapsed:.1f}/s), errors {write_errors}")
-    print(f"daemon RSS: {samples[0][1]:.1f} MB at start, {warm:.1f} MB after warm-up, {end:.1f} MB at the end, "
-          f"max {max(s[1] for s in samples):.1f} MB; end / warm-up = {end / warm:.3f}")
+    print(
+        f"daemon RSS: {samples[0][1]:.1f} MB at start, {warm:.1f} MB after warm-up, {end:.1f} MB at the end, "
+        f"max {max(s[1] for s in samples):.1f} MB; end / warm-up = {end / warm:.3f}"
+    )
     print(f"daemon log: {log} (removed with the temporary directory)")
     ok = read_errors == 0 and write_errors == 0 and end / warm < 1.10
     print("PASS" if ok else "FAIL")

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up (see setup.sh) and run the whole test suite.  Extra arguments go to pytest.
+# Set up (see setup.sh), check lint, formatting and types, and run the whole test suite
+# with coverage (printed, no threshold).  Extra arguments go to pytest.
 # Set ARGONFS_TEST_MONGO_URI=mongodb://... to run the store tests against a real mongod.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/ruff check argonfs tests scripts
+.venv/bin/ruff format --check argonfs tests scripts
+.venv/bin/mypy
+exec .venv/bin/python -m pytest --cov --cov-report=term "$@"

@@ -22,9 +22,9 @@ from argonfs.errors import DocumentTooLarge, InvalidDocument
 
 texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
 keys = texts.filter(lambda k: not k.startswith("$"))
-datetimes = st.datetimes(
-    min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31, 23, 59, 59)
-).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+datetimes = st.datetimes(min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31, 23, 59, 59)).map(
+    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+)
 int32s = st.integers(-(2**31), 2**31 - 1)
 int64s = st.integers(-(2**63), 2**63 - 1).map(Int64)
 floats = st.floats(allow_nan=False) | st.sampled_from([math.inf, -math.inf, math.nan, -0.0])
@@ -32,17 +32,26 @@ decimals = st.builds(
     lambda coefficient, exponent: Decimal128(f"{coefficient}E{exponent}"),
     st.integers(-(10**34) + 1, 10**34 - 1),
     st.integers(-6176, 6111),
-) | st.sampled_from(
-    [Decimal128("NaN"), Decimal128("-Infinity"), Decimal128("1E+6144"), Decimal128("0.000")]
-)
-binaries = st.builds(Binary, st.binary(max_size=20), st.sampled_from([0, 1, 2, 3, 4, 5, 6, 128])).map(
-    lambda b: bytes(b) if b.subtype == 0 else b
-)
+) | st.sampled_from([Decimal128("NaN"), Decimal128("-Infinity"), Decimal128("1E+6144"), Decimal128("0.000")])
+binaries = st.builds(Binary, st.binary(max_size=20), st.sampled_from([0, 1, 2, 3, 4, 5, 6, 128])).map(lambda b: bytes(b) if b.subtype == 0 else b)
 regexes = st.builds(Regex, texts, st.sampled_from(["", "i", "imsx", "lu"]))
 timestamps = st.builds(Timestamp, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
 scalars = st.one_of(
-    st.none(), st.booleans(), int32s, int64s, floats, texts, datetimes, st.builds(ObjectId),
-    decimals, binaries, regexes, timestamps, st.just(MinKey()), st.just(MaxKey()), st.builds(Code, texts),
+    st.none(),
+    st.booleans(),
+    int32s,
+    int64s,
+    floats,
+    texts,
+    datetimes,
+    st.builds(ObjectId),
+    decimals,
+    binaries,
+    regexes,
+    timestamps,
+    st.just(MinKey()),
+    st.just(MaxKey()),
+    st.builds(Code, texts),
 )
 values = st.recursive(
     scalars,
@@ -51,8 +60,17 @@ values = st.recursive(
 )
 documents = st.dictionaries(keys, values, max_size=6)
 ids = st.one_of(
-    st.builds(ObjectId), int32s, int64s, texts, st.floats(allow_nan=False), datetimes, decimals, binaries,
-    st.booleans(), st.none(), st.dictionaries(keys, scalars, max_size=3),
+    st.builds(ObjectId),
+    int32s,
+    int64s,
+    texts,
+    st.floats(allow_nan=False),
+    datetimes,
+    decimals,
+    binaries,
+    st.booleans(),
+    st.none(),
+    st.dictionaries(keys, scalars, max_size=3),
     st.text(min_size=150, max_size=400),
 )
 

@@ -58,7 +58,12 @@ def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
         env.pop("ARGONFS_REPO", None)
     proc = subprocess.Popen(
         ["bash", "-c", "set -ex\n" + script.replace(TOUR_MOUNTPOINT, str(mountpoint))],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     out = err = ""
     try:

@@ -28,14 +28,25 @@ def create(app: AppContext, name: str, from_ref: str | None) -> None:
 def list_(app: AppContext, as_json: bool) -> None:
     """List branches with their parent and fork point."""
     rows = [
-        {"name": b.name, "parent": b.parent_name, "fork_seq": b.fork_seq, "head": app.repo.head(b.name), "created": b.created, "author": b.author, "protected": b.protected}
+        {
+            "name": b.name,
+            "parent": b.parent_name,
+            "fork_seq": b.fork_seq,
+            "head": app.repo.head(b.name),
+            "created": b.created,
+            "author": b.author,
+            "protected": b.protected,
+        }
         for b in app.repo.list_branches(protection=True)
     ]
     if as_json:
         echo_json(rows)
         return
     table(
-        [[r["name"], r["head"], f"{r['parent']}@{r['fork_seq']}" if r["parent"] else "-", "yes" if r["protected"] else "-", when(r["created"]), r["author"]] for r in rows],
+        [
+            [r["name"], r["head"], f"{r['parent']}@{r['fork_seq']}" if r["parent"] else "-", "yes" if r["protected"] else "-", when(r["created"]), r["author"]]
+            for r in rows
+        ],
         ["BRANCH", "HEAD", "FORKED FROM", "PROTECTED", "CREATED", "AUTHOR"],
     )
 

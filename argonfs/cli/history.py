@@ -9,7 +9,19 @@ import click
 
 from argonfs.cli.common import AppContext, echo_json, json_option, pass_app, table, when
 
-_OPS = {"put": "put", "del": "delete", "drop": "drop collection", "mkcol": "create collection", "merge": "MERGE", "revert": "REVERT", "import": "IMPORT", "rename": "RENAME", "protect": "PROTECT", "unprotect": "UNPROTECT", "abort": "ABORT (gc)"}
+_OPS = {
+    "put": "put",
+    "del": "delete",
+    "drop": "drop collection",
+    "mkcol": "create collection",
+    "merge": "MERGE",
+    "revert": "REVERT",
+    "import": "IMPORT",
+    "rename": "RENAME",
+    "protect": "PROTECT",
+    "unprotect": "UNPROTECT",
+    "abort": "ABORT (gc)",
+}
 
 
 @click.command("log")
@@ -32,15 +44,25 @@ def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, l
         stem = codec.filename_to_stem(doc_id) or doc_id
     entries = app.repo.log(ref, collection, stem)
     rows = [
-        {"branch": e.branch, "seq": e.seq, "time": e.time, "author": e.author, "op": _OPS.get(e.op, e.op) + (f" ({e.txn_kind})" if e.txn and e.collection else ""),
-         "collection": e.collection, "id": e.stem + codec.SUFFIX if e.stem else None, "size": e.size}
+        {
+            "branch": e.branch,
+            "seq": e.seq,
+            "time": e.time,
+            "author": e.author,
+            "op": _OPS.get(e.op, e.op) + (f" ({e.txn_kind})" if e.txn and e.collection else ""),
+            "collection": e.collection,
+            "id": e.stem + codec.SUFFIX if e.stem else None,
+            "size": e.size,
+        }
         for e in itertools.islice(entries, limit or None)
     ]
     if as_json:
         echo_json(rows)
         return
-    table([[f"{r['branch']}@{r['seq']}", when(r["time"]), r["author"], r["op"], r["collection"] or "-", r["id"] or "-"] for r in rows],
-          ["VERSION", "TIME (UTC)", "AUTHOR", "OP", "COLLECTION", "ID"])
+    table(
+        [[f"{r['branch']}@{r['seq']}", when(r["time"]), r["author"], r["op"], r["collection"] or "-", r["id"] or "-"] for r in rows],
+        ["VERSION", "TIME (UTC)", "AUTHOR", "OP", "COLLECTION", "ID"],
+    )
 
 
 def _ejson(value: object) -> object:
@@ -87,8 +109,12 @@ def diff(app: AppContext, old: str, new: str, collection: str | None, stat: bool
                 click.echo(f"{c}: {row['added']} added, {row['removed']} removed, {row['modified']} modified")
         return
     rows = [
-        {"collection": ch.collection, "id": ch.stem + codec.SUFFIX, "change": ch.change,
-         "fields": [{"path": f.path, "change": f.kind, "old": _ejson(f.old), "new": _ejson(f.new)} for f in ch.fields]}
+        {
+            "collection": ch.collection,
+            "id": ch.stem + codec.SUFFIX,
+            "change": ch.change,
+            "fields": [{"path": f.path, "change": f.kind, "old": _ejson(f.old), "new": _ejson(f.new)} for f in ch.fields],
+        }
         for ch in changes
     ]
     if as_json:
@@ -120,8 +146,13 @@ def _conflict_line(collection: str, stem: str | None, c: object) -> str:
 @click.command("merge")
 @click.argument("source")
 @click.argument("target")
-@click.option("--strategy", type=click.Choice(["fail", "ours", "theirs"]), default="fail", show_default=True,
-              help="On conflict: change nothing (fail), or keep that side at each conflict.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["fail", "ours", "theirs"]),
+    default="fail",
+    show_default=True,
+    help="On conflict: change nothing (fail), or keep that side at each conflict.",
+)
 @click.option("--dry-run", is_flag=True, help="Compute and report, write nothing.")
 @click.option("-m", "--message", default="", help="Recorded with the merge.")
 @json_option
@@ -137,12 +168,24 @@ def merge(app: AppContext, source: str, target: str, strategy: str, dry_run: boo
     r = app.repo.merge(source, target, strategy=strategy, dry_run=dry_run, message=message)
     stopped = bool(r.conflicts) and strategy == "fail"
     if as_json:
-        echo_json({
-            "source": r.source, "target": r.target, "base": r.base, "seq": r.seq, "dry_run": dry_run, "applied": r.seq is not None,
-            "added": r.added, "updated": r.updated, "deleted": r.deleted, "dropped": r.dropped,
-            "conflicts": [{"collection": c, "id": s, "kind": k.kind, "path": k.path, "base": _ejson(k.base), "ours": _ejson(k.ours), "theirs": _ejson(k.theirs)}
-                          for c, s, k in r.conflicts],
-        })
+        echo_json(
+            {
+                "source": r.source,
+                "target": r.target,
+                "base": r.base,
+                "seq": r.seq,
+                "dry_run": dry_run,
+                "applied": r.seq is not None,
+                "added": r.added,
+                "updated": r.updated,
+                "deleted": r.deleted,
+                "dropped": r.dropped,
+                "conflicts": [
+                    {"collection": c, "id": s, "kind": k.kind, "path": k.path, "base": _ejson(k.base), "ours": _ejson(k.ours), "theirs": _ejson(k.theirs)}
+                    for c, s, k in r.conflicts
+                ],
+            }
+        )
     else:
         for c, stem, conflict in r.conflicts:
             click.echo(_conflict_line(c, stem, conflict))

@@ -20,7 +20,9 @@ from argonfs.cli.common import AppContext, pass_app
 @click.option("--read-log", is_flag=True, help="Record which user opened which document, when (see 'argonfs readlog').")
 @pass_app
 @click.pass_context
-def mount(ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool, ready_file: str | None, options: tuple[str, ...], threads: int, read_log: bool) -> None:
+def mount(
+    ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool, ready_file: str | None, options: tuple[str, ...], threads: int, read_log: bool
+) -> None:
     """Mount the repository at MOUNTPOINT.
 
     \b

@@ -75,7 +75,6 @@ HOT_TTL = 60.0
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-
 def fuse_op(fn: F) -> F:
     """The one seam where errors become errnos.  pyfuse3 unmounts if anything but
     FUSEError escapes a handler, so everything else is logged and answered with EIO."""

@@ -220,7 +220,9 @@ class Documents(Views):
         return {e.stem: e.hash for e in v.iter_entries(self._versions, layers, collection)}
 
     @translating
-    def import_documents(self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None) -> ImportCounts:
+    def import_documents(
+        self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None
+    ) -> ImportCounts:
         """Write many documents in batches, skipping those whose content is unchanged,
         so re-running an import only writes what differs.  "Unchanged" is decided
         against one listing of the target taken at the start (sizes and hashes, no

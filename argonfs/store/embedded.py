@@ -177,9 +177,7 @@ def _spawn(home: Path) -> dict[str, Any]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = paths["log"].read_text(errors="replace")[-2000:]
-            raise StoreUnavailable(
-                f"the embedded MongoDB server in {home} exited with code {proc.returncode}: {tail.strip()}"
-            )
+            raise StoreUnavailable(f"the embedded MongoDB server in {home} exited with code {proc.returncode}: {tail.strip()}")
         info = server_info(home)
         if info is not None and info.get("pid") == proc.pid:
             log.info("started embedded server pid %d at %s", proc.pid, info["uri"])

@@ -96,6 +96,7 @@ class History(Documents):
 
     def _diff_listings(self, a: View, b: View, collection: str) -> list[d.DocChange]:
         """Merge-join both listings by name; hashes say whether bodies differ."""
+
         def listing(view: View) -> Iterator[v.Entry]:
             try:
                 yield from self.entries(view, collection)
@@ -182,7 +183,9 @@ class History(Documents):
         commit = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
         last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, commit)
         self._heads[tgt.branch_id] = last
-        self.db["merges"].insert_one({"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": commit["t"], "a": self.author, "message": message})
+        self.db["merges"].insert_one(
+            {"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": commit["t"], "a": self.author, "message": message}
+        )
         result.seq = last
         return result
 
@@ -226,7 +229,12 @@ class History(Documents):
         return result
 
     def _merge_base(self, src: View, tgt: View) -> View:
-        rows = list(self.db["merges"].find({"$or": [{"sb": src.branch_id, "tb": tgt.branch_id}, {"sb": tgt.branch_id, "tb": src.branch_id}]}).sort("t", DESCENDING).limit(1))
+        rows = list(
+            self.db["merges"]
+            .find({"$or": [{"sb": src.branch_id, "tb": tgt.branch_id}, {"sb": tgt.branch_id, "tb": src.branch_id}]})
+            .sort("t", DESCENDING)
+            .limit(1)
+        )
         if rows:
             row = rows[0]
             if row["sb"] == src.branch_id:  # merged from the source before: everything up to ss is in
@@ -259,7 +267,9 @@ class History(Documents):
                         stems.update(e.stem for e in self.entries(view, c))
             yield c, sorted(stems), c in whole
 
-    def _merge_collection_drop(self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]) -> bool:
+    def _merge_collection_drop(
+        self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]
+    ) -> bool:
         """A collection dropped on one side: applied if the other side did not change it,
         a conflict if it did.  True when the collection is settled at that level."""
         if not whole:

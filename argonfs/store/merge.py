@@ -76,7 +76,9 @@ def _show(value: Any) -> Any:
     return None if value is MISSING else value
 
 
-def merge_document(base: dict[str, Any] | None, ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[MergeConflict]]:
+def merge_document(
+    base: dict[str, Any] | None, ours: dict[str, Any] | None, theirs: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, list[MergeConflict]]:
     """The merged document (None: absent) and the conflicts; on conflict the merged
     document keeps our side at each conflicting path."""
     if ours is not None and theirs is not None and _same(ours, theirs):

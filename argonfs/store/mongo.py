@@ -152,8 +152,7 @@ def translate(exc: PyMongoError, where: str) -> Exception:
         return StoreUnavailable(f"MongoDB at {where} refused authentication: {(exc.details or {}).get('errmsg', exc)}")
     if isinstance(exc, OperationFailure) and exc.code == _NO_MAJORITY_READS:
         return StoreUnavailable(
-            f"MongoDB at {where} does not serve majority-committed reads (enableMajorityReadConcern is off);"
-            " argonfs needs them to keep snapshots stable"
+            f"MongoDB at {where} does not serve majority-committed reads (enableMajorityReadConcern is off); argonfs needs them to keep snapshots stable"
         )
     return exc
 

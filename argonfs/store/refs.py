@@ -76,9 +76,7 @@ class Refs(Views):
         for row in rows:
             rec = self._branch_record(row["bid"])
             protected = self._protection(row["bid"]) is not None if protection else None
-            out.append(
-                Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"], protected)
-            )
+            out.append(Branch(row["_id"], rec["_id"], rec["parent"], names.get(rec["parent"]), rec["fork"], rec["created"], rec["author"], protected))
         return out
 
     @translating
@@ -183,10 +181,7 @@ class Refs(Views):
 
     @translating
     def list_labels(self) -> list[dict[str, Any]]:
-        return [
-            {"name": r["_id"], "bundle": r["bundle"], "time": r["t"], "author": r["author"]}
-            for r in self.db["labels"].find().sort("_id", ASCENDING)
-        ]
+        return [{"name": r["_id"], "bundle": r["bundle"], "time": r["t"], "author": r["author"]} for r in self.db["labels"].find().sort("_id", ASCENDING)]
 
     @translating
     def label_history(self, name: str) -> list[dict[str, Any]]:

@@ -49,8 +49,19 @@ if TYPE_CHECKING:
     from argonfs.store import gc as gc_
 
 __all__ = [
-    "DEFAULT_BRANCH", "FORMAT", "Branch", "Bundle", "Document", "ImportCounts", "LogEntry", "MergeResult",
-    "Repository", "View", "new_bundle_id", "now", "prepare",
+    "DEFAULT_BRANCH",
+    "FORMAT",
+    "Branch",
+    "Bundle",
+    "Document",
+    "ImportCounts",
+    "LogEntry",
+    "MergeResult",
+    "Repository",
+    "View",
+    "new_bundle_id",
+    "now",
+    "prepare",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,9 +102,7 @@ class Repository(Refs, History, ReadLog):
         db["reads"].create_index([("ref", ASCENDING), ("t", DESCENDING)], name="ref_t")
         db["reads"].create_index([("t", DESCENDING)], name="t")
         try:
-            db["meta"].insert_one(
-                {"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author}
-            )
+            db["meta"].insert_one({"_id": "repo", "format": FORMAT, "default_branch": DEFAULT_BRANCH, "created": now(), "author": self.author})
         except DuplicateKeyError:
             self._check_format()
             return False

@@ -199,9 +199,7 @@ def export_to_mongo(repo: Any, ref: str, uri: str, *, force: bool = False, batch
     with errors(describe(uri)):
         busy = [n for n in names if db[n].estimated_document_count()]
         if busy and not force:
-            raise AlreadyExists(
-                f"{parsed['database']} already has documents in {', '.join(busy)}; use --force to replace those collections"
-            )
+            raise AlreadyExists(f"{parsed['database']} already has documents in {', '.join(busy)}; use --force to replace those collections")
         for collection in names:
             db[collection].drop()
             db.create_collection(collection)

@@ -82,9 +82,7 @@ def entry_of(rec: dict[str, Any]) -> Entry:
 
 def create_indexes(versions: Coll) -> None:
     # The slot's uniqueness comes from _id ("<branch id>:<seq>"), so no second unique index.
-    versions.create_index(
-        [("b", ASCENDING), ("c", ASCENDING), ("k", ASCENDING), ("s", DESCENDING)], name="key"
-    )
+    versions.create_index([("b", ASCENDING), ("c", ASCENDING), ("k", ASCENDING), ("s", DESCENDING)], name="key")
 
 
 def slot_id(bid: ObjectId, seq: int) -> str:
@@ -209,7 +207,9 @@ def _not_aborted(versions: Coll, bid: ObjectId, txn: str) -> None:
         raise Conflict(f"transaction {txn} was aborted by 'argonfs gc' after being idle too long; nothing of it is visible, run the operation again")
 
 
-def append_atomic(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any], guard: Guard | None = None) -> int:
+def append_atomic(
+    versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, commit: dict[str, Any], guard: Guard | None = None
+) -> int:
     """Append records that become visible together: tag them with ``txn``, append them
     (possibly interleaved with other writers' records), then append the commit record
     (``commit`` holds its op-independent fields: author, time, kind, message...).
@@ -298,9 +298,7 @@ def _check_slot_collision(error: Mapping[str, Any]) -> None:
         raise Conflict(f"unexpected unique index {pattern} on the versions collection; is this database an argonfs repository of this format?")
 
 
-def _newest_in_layer(
-    versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]
-) -> dict[str, dict[str, Any]]:
+def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
     """The newest record (without its body) of each key in one layer.
 
     One query per layer, each an equality on the branch id: servers that do not plan
@@ -317,9 +315,7 @@ def _newest_in_layer(
     return newest
 
 
-def lookup_many(
-    versions: Coll, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True
-) -> dict[str, dict[str, Any]]:
+def lookup_many(versions: Coll, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True) -> dict[str, dict[str, Any]]:
     """The visible record (a put; deletes and hidden records are left out) of each stem.
 
     Layers are read nearest first, and only for the stems no nearer layer decided, so
@@ -384,9 +380,7 @@ def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int 
         return any(_in_layer(versions, rec, limit, floor) for rec in cursor)
 
 
-def _layer_stream(
-    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str
-) -> Iterator[dict[str, Any]]:
+def _layer_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str) -> Iterator[dict[str, Any]]:
     """The newest record of each key of one layer, in key order.
 
     One cursor for the whole layer, fetched PAGE records per round trip: re-querying

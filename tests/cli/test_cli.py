@@ -177,7 +177,10 @@ def test_diff_command(run, repo) -> None:
     ]
     assert run("diff", "main", "b", "--stat").strip() == "people: 1 added, 1 removed, 1 modified"
     rows = json.loads(run("diff", "main", "b", "-c", "people", "--json"))
-    assert rows[0]["fields"] == [{"path": "born", "change": "modified", "old": 1815, "new": 1816}, {"path": "tags", "change": "modified", "old": ["math"], "new": ["math", "poetry"]}]
+    assert rows[0]["fields"] == [
+        {"path": "born", "change": "modified", "old": 1815, "new": 1816},
+        {"path": "tags", "change": "modified", "old": ["math"], "new": ["math", "poetry"]},
+    ]
     assert run("diff", "b", "b") == ""
 
 
@@ -205,11 +208,13 @@ def test_merge_and_revert_commands(run, repo) -> None:
 def test_readlog_command(run, repo) -> None:
     from datetime import datetime
 
-    repo.record_reads([
-        {"user": "ana", "ref": "main", "top": "branches", "c": "c", "k": "1", "t": datetime(2026, 1, 1, 10)},
-        {"user": "bob", "ref": "main", "top": "branches", "c": "c", "k": "2", "t": datetime(2026, 1, 2, 10)},
-        {"user": "ana", "ref": "b1", "top": "bundles", "c": "c", "k": "3", "t": datetime(2026, 1, 3, 10)},
-    ])
+    repo.record_reads(
+        [
+            {"user": "ana", "ref": "main", "top": "branches", "c": "c", "k": "1", "t": datetime(2026, 1, 1, 10)},
+            {"user": "bob", "ref": "main", "top": "branches", "c": "c", "k": "2", "t": datetime(2026, 1, 2, 10)},
+            {"user": "ana", "ref": "b1", "top": "bundles", "c": "c", "k": "3", "t": datetime(2026, 1, 3, 10)},
+        ]
+    )
     lines = run("readlog").splitlines()
     assert lines[0].split() == ["TIME", "(UTC)", "USER", "REF", "COLLECTION", "ID"]
     assert [ln.split()[2] for ln in lines[1:]] == ["ana", "bob", "ana"]  # newest first

@@ -34,7 +34,9 @@ def home(tmp_path: Path):
 def test_help_is_fast_and_lazy(home) -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import sys, argonfs.cli; print(sorted(m for m in ('pymongo', 'bson', 'orjson', 'secantus') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "[]"
     assert "Commands:" in home("--help").stdout

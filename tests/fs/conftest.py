@@ -135,7 +135,10 @@ def mount_factory(mongo_uri: str, repo_name: str, tmp_path: Path, request: pytes
         with open(log, "wb") as logf:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "argonfs", "mount", "--foreground", "--ready-file", str(ready), *extra, str(path)],
-                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environ,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=environ,
             )
         m = Mount(path, proc, log)
         mounts.append(m)

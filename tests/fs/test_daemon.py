@@ -123,8 +123,15 @@ def test_sidecar_entrypoint(repo, mongo_uri, repo_name, tmp_path):
     repo.put("main", "c", {"_id": "x"})
     mnt = tmp_path / "shared/argon"
     ready = tmp_path / "ready"
-    env = _env(mongo_uri, repo_name, tmp_path, ARGONFS_MOUNTPOINT=str(mnt), ARGONFS_READY_FILE=str(ready), ARGONFS_MOUNT_OPTIONS="allow_other",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = _env(
+        mongo_uri,
+        repo_name,
+        tmp_path,
+        ARGONFS_MOUNTPOINT=str(mnt),
+        ARGONFS_READY_FILE=str(ready),
+        ARGONFS_MOUNT_OPTIONS="allow_other",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
     proc = subprocess.Popen(["sh", str(ROOT / "docker/entrypoint.sh")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + READY_DEADLINE

@@ -101,9 +101,7 @@ def test_large_collection_streams_in_name_order(repo, mnt):
     assert names[:2] == [".", ".."]
     assert names[2:] == [f"d{i:05d}.json" for i in range(2500)]
     # seekdir/telldir: offsets stay valid across pages
-    out = subprocess.run(
-        [sys.executable, "-c", SEEK_SCRIPT, str(mnt / "branches/main/big")], check=True, capture_output=True, text=True
-    ).stdout.split()
+    out = subprocess.run([sys.executable, "-c", SEEK_SCRIPT, str(mnt / "branches/main/big")], check=True, capture_output=True, text=True).stdout.split()
     assert out[0] == out[1], "seekdir back to a telldir offset must return the same entry"
 
 

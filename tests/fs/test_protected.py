@@ -41,7 +41,7 @@ def test_writes_into_a_protected_branch_are_erofs(repo, mnt) -> None:
     assert oserror(os.rmdir, base / "papers") == errno.EROFS
     assert oserror(os.rename, base / "papers/1.json", base / "papers/5.json") == errno.EROFS
     # refused at open, so a shell's redirection reports it
-    shell = subprocess.run(["sh", "-c", f"echo '{{\"title\": \"shell\"}}' > {base}/papers/2.json"], capture_output=True, text=True, check=False)
+    shell = subprocess.run(["sh", "-c", f'echo \'{{"title": "shell"}}\' > {base}/papers/2.json'], capture_output=True, text=True, check=False)
     assert shell.returncode != 0 and "Read-only file system" in shell.stderr
 
     assert repo.head("main") == head

@@ -34,7 +34,10 @@ def _writers(procs: list[subprocess.Popen], name: str, round_: int, n: int, writ
     started = [
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, name, f"r{round_}w{k}", str(writes)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=os.environ.copy(),
         )
         for k in range(n)
     ]

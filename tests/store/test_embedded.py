@@ -157,8 +157,14 @@ def test_another_user_is_refused(embedded_home: Path) -> None:
     out = _as_nobody(lambda: _intrude(embedded_home, port))
     refusal = out.pop("repository")
     assert out == {
-        "embedded.json": "denied", "server.json": "denied", "server.log": "denied", "db/WiredTiger.wt": "denied",
-        "list": 13, "read": 13, "insert": 13, "drop": 13,
+        "embedded.json": "denied",
+        "server.json": "denied",
+        "server.log": "denied",
+        "db/WiredTiger.wt": "denied",
+        "list": 13,
+        "read": 13,
+        "insert": 13,
+        "drop": 13,
     }
     assert "belongs to another user" in refusal and "\n" not in refusal
     assert repo.db["branch_names"].find_one({"_id": "main"}) is not None
@@ -215,8 +221,12 @@ def test_a_server_of_an_older_version_is_named_not_used(embedded_home: Path, pro
 
     embedded_home.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)",
-         str(embedded_home / "server.lock")],
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)",
+            str(embedded_home / "server.lock"),
+        ],
         stdout=subprocess.PIPE,
     )
     procs.append(holder)

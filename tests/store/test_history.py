@@ -21,8 +21,12 @@ def test_log_newest_first_through_the_fork(repo):
     repo.drop_collection("b", "c")
     log = list(repo.log("b"))
     assert [(e.branch, e.seq, e.op, e.stem) for e in log] == [
-        ("b", 3, "drop", None), ("b", 2, "del", "0"), ("b", 1, "put", "1"),
-        ("main", 3, "put", "2"), ("main", 2, "put", "1"), ("main", 1, "put", "0"),
+        ("b", 3, "drop", None),
+        ("b", 2, "del", "0"),
+        ("b", 1, "put", "1"),
+        ("main", 3, "put", "2"),
+        ("main", 2, "put", "1"),
+        ("main", 1, "put", "0"),
     ]
     assert all(e.author == "tester" for e in log)
     assert [e.seq for e in repo.log("b@1")] == [1, 3, 2, 1]

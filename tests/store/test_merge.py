@@ -32,7 +32,7 @@ def forked(repo):
 
 def test_disjoint_changes_merge(forked):
     repo = forked
-    repo.put("f", "c", {"_id": 1, "a": "f", "b": 1})        # field a on f
+    repo.put("f", "c", {"_id": 1, "a": "f", "b": 1})  # field a on f
     repo.put("main", "c", {"_id": 1, "a": 1, "b": "main"})  # field b on main
     repo.delete("f", "c", "2")
     repo.put("f", "c", {"_id": 20})
@@ -50,15 +50,15 @@ def test_disjoint_changes_merge(forked):
 def test_each_conflict_kind_and_strategies(forked):
     repo = forked
     repo.put("f", "c", {"_id": 1, "a": "f", "b": 1})
-    repo.put("main", "c", {"_id": 1, "a": "main", "b": 1})      # field
+    repo.put("main", "c", {"_id": 1, "a": "main", "b": 1})  # field
     repo.delete("f", "c", "2")
     repo.put("main", "c", {"_id": 2, "a": "changed", "b": 2})  # delete vs modify
     repo.put("f", "c", {"_id": 30, "v": "f"})
-    repo.put("main", "c", {"_id": 30, "v": "main"})            # same new id, different content
+    repo.put("main", "c", {"_id": 30, "v": "main"})  # same new id, different content
     repo.put("main", "d", {"_id": 1})
     repo.create_branch("g")
     repo.drop_collection("g", "d")
-    repo.put("main", "d", {"_id": 1, "x": 1})                   # dropped vs modified
+    repo.put("main", "d", {"_id": 1, "x": 1})  # dropped vs modified
     head = repo.head("main")
     r = repo.merge("f", "main")
     kinds = sorted((c, s, k.kind, k.path) for c, s, k in r.conflicts)
