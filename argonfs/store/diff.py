@@ -18,6 +18,7 @@ from typing import Any
 
 from bson.objectid import ObjectId
 
+from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.mongo import Coll
 
@@ -84,7 +85,7 @@ def shared_point(a: v.Chain, b: v.Chain) -> tuple[int, int, int] | None:
 
 
 def _records(versions: Coll, bid: ObjectId, top: int, floor: int) -> Iterator[dict[str, Any]]:
-    for rec in v.slots_desc(versions, bid, top):
+    for rec in r.slots_desc(versions, bid, top):
         if rec["s"] <= floor:
             return
         yield rec

@@ -18,6 +18,7 @@ from bson.objectid import ObjectId
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
 from argonfs.store import protect
+from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.model import Document, ImportCounts, View, new_bundle_id, now
 from argonfs.store.mongo import translating, translating_iter
@@ -35,7 +36,7 @@ class Documents(Views):
     @translating
     def get(self, ref: str | View, collection: str, stem: str) -> Document:
         view = self._view(ref)
-        rec = v.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
+        rec = r.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
         if rec is None:
             raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
         return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
@@ -48,7 +49,7 @@ class Documents(Views):
     def stat(self, ref: str | View, collection: str, stem: str) -> v.Entry:
         """What a listing knows of one document (size, hash, slot), without its body."""
         view = self._view(ref)
-        rec = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+        rec = r.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
         if rec is None:
             raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
         return v.entry_of(rec)
@@ -58,12 +59,12 @@ class Documents(Views):
         """Live documents of a collection in name order, without bodies, streamed in pages.
         The snapshot is pinned when iteration starts."""
         view = self._pin(self._view(ref))
-        layers, created = v.visible_layers(self._versions, view.chain, collection)
+        layers, created = r.visible_layers(self._versions, view.chain, collection)
         listed = False
-        for entry in v.iter_entries(self._versions, layers, collection, after):
+        for entry in r.iter_entries(self._versions, layers, collection, after):
             listed = True
             yield entry
-        if not listed and not v.exists(self._versions, layers, created, collection, self._populated):
+        if not listed and not r.exists(self._versions, layers, created, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
 
     @translating_iter
@@ -103,8 +104,8 @@ class Documents(Views):
         return self._collection_exists(view, collection)
 
     def _collection_exists(self, view: View, collection: str) -> bool:
-        layers, created = v.visible_layers(self._versions, view.chain, collection)
-        return v.exists(self._versions, layers, created, collection, self._populated)
+        layers, created = r.visible_layers(self._versions, view.chain, collection)
+        return r.exists(self._versions, layers, created, collection, self._populated)
 
     # ------------------------------------------------------------------ writing
 
@@ -161,7 +162,7 @@ class Documents(Views):
         if mtime is not None:
             rec["mt"] = mtime
         if if_changed:
-            old = v.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
+            old = r.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
             if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
                 self.check_writable(view)  # refused all the same
                 return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
@@ -216,8 +217,8 @@ class Documents(Views):
         """Content hash of every live document of a collection, from one listing (no
         bodies): what an import compares against to skip unchanged documents."""
         pinned = self._pin(view)
-        layers, _created = v.visible_layers(self._versions, pinned.chain, collection)
-        return {e.stem: e.hash for e in v.iter_entries(self._versions, layers, collection)}
+        layers, _created = r.visible_layers(self._versions, pinned.chain, collection)
+        return {e.stem: e.hash for e in r.iter_entries(self._versions, layers, collection)}
 
     @translating
     def import_documents(

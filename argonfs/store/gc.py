@@ -185,7 +185,7 @@ def _dead_in_branch(repo: Repository, bid: ObjectId, limits: set[int | None]) ->
 def _seen_at(recs: list[dict[str, Any]], commits: dict[str, int], limit: int) -> set[str]:
     """Ids of the put versions of one collection of one layer a reader at ``limit``
     sees: the newest visible record of each key above the newest visible marker (the
-    rules of versions.lookup_many, applied to records already in hand)."""
+    rules of reading.lookup_many, applied to records already in hand)."""
     newest: dict[str, dict[str, Any]] = {}
     for r in recs:
         txn = r.get("x")

@@ -21,6 +21,7 @@ from argonfs import codec
 from argonfs.errors import Conflict, InvalidName, NotFound
 from argonfs.store import diff as d
 from argonfs.store import merge as m
+from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.documents import Documents
 from argonfs.store.model import LogEntry, MergeResult, View, new_bundle_id, now
@@ -44,9 +45,9 @@ class History(Documents):
         for bid, limit in view.chain:
             name = self._branch_record(bid)["name"]
             if collection is None:
-                records: Iterable[dict[str, Any]] = v.slots_desc(self._versions, bid, limit or 0)
+                records: Iterable[dict[str, Any]] = r.slots_desc(self._versions, bid, limit or 0)
             else:
-                records = v.key_history(self._versions, bid, limit, collection, stem)
+                records = r.key_history(self._versions, bid, limit, collection, stem)
             for rec in records:
                 if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
@@ -86,8 +87,8 @@ class History(Documents):
         out = []
         for start in range(0, len(stems), v.PAGE):
             chunk = stems[start : start + v.PAGE]
-            ra = v.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
-            rb = v.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
+            ra = r.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
+            rb = r.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
             for stem in chunk:
                 change = _compare(ra.get(stem), rb.get(stem))
                 if change:
@@ -122,8 +123,8 @@ class History(Documents):
     def _field_changes(self, changes: list[d.DocChange], a: View, b: View) -> None:
         for c, chunk in d.chunks_by_collection(changes, v.PAGE):
             stems = [ch.stem for ch in chunk]
-            old = v.lookup_many(self._versions, a.chain, c, stems)
-            new = v.lookup_many(self._versions, b.chain, c, stems)
+            old = r.lookup_many(self._versions, a.chain, c, stems)
+            new = r.lookup_many(self._versions, b.chain, c, stems)
             for ch in chunk:
                 ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
 
@@ -153,7 +154,7 @@ class History(Documents):
                 continue
             for start in range(0, len(stems), v.PAGE):
                 chunk = stems[start : start + v.PAGE]
-                sides = [v.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
+                sides = [r.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
                 for stem in chunk:
                     b, o, t = (side[stem]["d"] if stem in side else None for side in sides)
                     merged, conflicts = m.merge_document(b, o, t)
@@ -209,7 +210,7 @@ class History(Documents):
                 records.append(self._record(v.MKCOL, c, v.MARKER_KEY))
         changes = [ch for ch in self.diff(current, old, fields=False) if ch.collection not in result.dropped]
         for c, chunk in d.chunks_by_collection(changes, v.PAGE):
-            bodies = v.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
+            bodies = r.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
             for ch in chunk:
                 if ch.change == d.REMOVED:
                     records.append(self._record(v.DELETE, c, ch.stem))

@@ -1,11 +1,6 @@
-"""Version records: appending them densely, and reading a snapshot through a chain.
-
-A *chain* is the list of ``(branch id, limit)`` layers a snapshot reads, nearest first:
-the branch itself up to the snapshot's seq (``None``: whatever is newest), then its
-parent up to the fork point, and so on.  The newest record of a key in the nearest
-layer that has one wins.  A collection marker (``k == ""``, op ``drop`` or ``mkcol``)
-is a barrier: it hides every older record of its collection in its layer and in every
-deeper layer.
+"""Version records: their fields, appending them densely (single writes, batches and
+transactions with their commit records), branch heads, and which records a snapshot can
+see.  Reading a snapshot through a chain of layers is in store/reading.py.
 
 Blocking pymongo code; docs/architecture.md explains why it is correct without
 transactions.
@@ -13,11 +8,10 @@ transactions.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +32,7 @@ PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
 MARKER_KEY = ""
 PAGE = 1000
 _MAX_ATTEMPTS = 1000
-_META = {"d": 0}
+NO_BODY = {"d": 0}
 
 
 @dataclass(frozen=True)
@@ -124,7 +118,7 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     return lo
 
 
-def _in_layer(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
+def in_layer(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
     """Whether a record lies in a layer's seq bounds ``(floor, limit]`` and is visible
     there (see ``visible``).
 
@@ -189,7 +183,7 @@ def visible(versions: Coll, rec: dict[str, Any], limit: int | None) -> bool:
 def control_records(versions: Coll, bid: ObjectId, key: str) -> list[dict[str, Any]]:
     """The control records (collection ``COMMITS``) of one key in a branch: one indexed
     query, equality on (b, c, k)."""
-    return list(versions.find({"b": bid, "c": COMMITS, "k": key}, _META))
+    return list(versions.find({"b": bid, "c": COMMITS, "k": key}, NO_BODY))
 
 
 def _commit_record(versions: Coll, bid: ObjectId, txn: str) -> dict[str, Any] | None:
@@ -296,166 +290,3 @@ def _check_slot_collision(error: Mapping[str, Any]) -> None:
     pattern = error.get("keyPattern")
     if pattern is not None and list(pattern) != ["_id"]:
         raise Conflict(f"unexpected unique index {pattern} on the versions collection; is this database an argonfs repository of this format?")
-
-
-def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The newest record (without its body) of each key in one layer.
-
-    One query per layer, each an equality on the branch id: servers that do not plan
-    an ``$or`` over layers (or an ``$in`` on the leading index field) with the index
-    would scan the whole collection.  The newest is picked here, not by a server sort."""
-    q = {"b": bid, "c": collection, "k": keys[0] if len(keys) == 1 else {"$in": keys}}
-    newest: dict[str, dict[str, Any]] = {}
-    for rec in versions.find(q, _META):
-        if not _in_layer(versions, rec, limit):
-            continue
-        old = newest.get(rec["k"])
-        if old is None or rec["s"] > old["s"]:
-            newest[rec["k"]] = rec
-    return newest
-
-
-def lookup_many(versions: Coll, chain: Chain, collection: str, stems: list[str], *, bodies: bool = True) -> dict[str, dict[str, Any]]:
-    """The visible record (a put; deletes and hidden records are left out) of each stem.
-
-    Layers are read nearest first, and only for the stems no nearer layer decided, so
-    a lookup costs one query per layer it has to reach (plus one for bodies)."""
-    pending = set(stems)
-    found: dict[str, dict[str, Any]] = {}
-    for bid, limit in chain:
-        if not pending:
-            break
-        newest = _newest_in_layer(versions, bid, limit, collection, [*sorted(pending), MARKER_KEY])
-        marker = newest.get(MARKER_KEY)
-        for stem in list(pending):
-            rec = newest.get(stem)
-            if rec is not None and (marker is None or rec["s"] > marker["s"]):
-                if rec["op"] == PUT:
-                    found[stem] = rec
-                pending.discard(stem)
-        if marker is not None:
-            break  # a collection marker hides everything older
-    if bodies and found:
-        full = {r["_id"]: r for r in versions.find({"_id": {"$in": [r["_id"] for r in found.values()]}})}
-        found = {stem: full[rec["_id"]] for stem, rec in found.items()}
-    return found
-
-
-Bounds = tuple[ObjectId, "int | None", "int | None"]
-
-
-def visible_layers(versions: Coll, chain: Chain, collection: str) -> tuple[list[Bounds], bool]:
-    """Layers a listing of ``collection`` reads, as ``(bid, limit, floor)``, cut off at
-    the nearest collection marker, and whether that marker is an ``mkcol`` (which makes
-    the collection exist even with no documents).  One small query per layer."""
-    layers: list[Bounds] = []
-    for bid, limit in chain:
-        marker = _newest_in_layer(versions, bid, limit, collection, [MARKER_KEY]).get(MARKER_KEY)
-        layers.append((bid, limit, marker["s"] if marker else None))
-        if marker is not None:
-            return layers, marker["op"] == MKCOL
-    return layers, False
-
-
-def exists(versions: Coll, layers: list[Bounds], created: bool, collection: str, known: set[tuple[Any, ...]]) -> bool:
-    """Whether a collection exists in the given layers: created empty (``mkcol``), or any
-    record of a document in them.  A layer once seen to hold records always will (records
-    are never removed, and new markers give new bounds), so ``known`` remembers those:
-    checking a large layer costs a scan of it on servers that cannot stop a query early."""
-    if created:
-        return True
-    for bounds in layers:
-        key = (*bounds, collection)
-        if key in known:
-            return True
-        if _has_documents(versions, *bounds, collection):
-            known.add(key)
-            return True
-    return False
-
-
-def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
-    q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
-    with versions.find(q, {"_id": 0, "b": 1, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
-        return any(_in_layer(versions, rec, limit, floor) for rec in cursor)
-
-
-def _layer_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str) -> Iterator[dict[str, Any]]:
-    """The newest record of each key of one layer, in key order.
-
-    One cursor for the whole layer, fetched PAGE records per round trip: re-querying
-    per page would cost a sort of the rest of the collection per page on servers that
-    do not push a limit through their sort."""
-    q = {"b": bid, "c": collection, "k": {"$gt": after}}
-    cursor = versions.find(q, _META, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
-    try:
-        prev = None
-        for rec in cursor:
-            if rec["k"] != prev and _in_layer(versions, rec, limit, floor):
-                prev = rec["k"]
-                yield rec
-    finally:
-        cursor.close()
-
-
-def iter_entries(versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
-    """Merge the layers' streams in key order; the nearest layer's record of a key wins."""
-    streams = [_layer_stream(versions, bid, limit, floor, collection, after) for bid, limit, floor in layers]
-    heap: list[tuple[str, int, dict[str, Any]]] = []
-    for depth, stream in enumerate(streams):
-        rec = next(stream, None)
-        if rec is not None:
-            heap.append((rec["k"], depth, rec))
-    heapq.heapify(heap)
-    while heap:
-        key, _, best = heap[0]  # heap order (key, depth): the nearest layer's record comes first
-        while heap and heap[0][0] == key:
-            _, depth, _ = heapq.heappop(heap)
-            nxt = next(streams[depth], None)
-            if nxt is not None:
-                heapq.heappush(heap, (nxt["k"], depth, nxt))
-        if best["op"] == PUT:
-            yield entry_of(best)
-
-
-def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
-    """A branch's records from slot ``top`` down to 1, without bodies.
-
-    Slots are dense, so the newest records are the highest slot numbers: fetched by
-    ``_id`` a batch at a time, whatever the length of the history (a sort by seq would
-    read the whole branch on servers that do not stream sorted index scans)."""
-    limit = top
-    while top > 0:
-        low = max(0, top - batch)
-        ids = [slot_id(bid, s) for s in range(top, low, -1)]
-        found = {r["s"]: r for r in versions.find({"_id": {"$in": ids}}, _META)}
-        for s in range(top, low, -1):
-            if s in found and visible(versions, found[s], limit):
-                yield found[s]
-        top = low
-
-
-def key_history(versions: Coll, bid: ObjectId, limit: int | None, collection: str, key: str | None) -> list[dict[str, Any]]:
-    """The records of one document (``key``) or of a whole collection in one layer, newest
-    first, without bodies: an index scan on (b, c[, k]), ordered here."""
-    q: dict[str, Any] = {"b": bid, "c": collection}
-    if key is not None:
-        q["k"] = {"$in": [key, MARKER_KEY]}  # the collection's markers touch the document too
-    recs = [r for r in versions.find(q, _META) if _in_layer(versions, r, limit)]
-    recs.sort(key=lambda r: r["s"], reverse=True)
-    return recs
-
-
-def seq_at(versions: Coll, bid: ObjectId, head: int, when: datetime) -> int:
-    """The newest slot of a branch written at or before ``when`` (0: none), by binary
-    search over the dense slots: O(log n) point lookups.  Slot times follow the order
-    in which writers took their slots, to within the clock skew between writers."""
-    lo, hi = 0, head  # invariant: slot lo is at or before `when` (0 stands for "before all"); slots above hi are after
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        rec = versions.find_one({"_id": slot_id(bid, mid)}, {"t": 1})
-        if rec is not None and rec["t"] <= when:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo

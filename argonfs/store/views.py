@@ -17,6 +17,7 @@ from bson.objectid import ObjectId
 
 from argonfs.errors import NotFound, ReadOnly
 from argonfs.store import format as fmt
+from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.model import View
 from argonfs.store.mongo import Db, translating
@@ -102,7 +103,7 @@ class Views:
             bid = self._branch_id(spec.name)
             if spec.time < self._branch_record(bid)["created"]:
                 raise NotFound(f"branch {spec.name!r} did not exist yet at {spec.time.isoformat()}Z")
-            seq = v.seq_at(self._versions, bid, self._head(bid), spec.time)
+            seq = r.seq_at(self._versions, bid, self._head(bid), spec.time)
             return View(ref, self._chain(bid, seq), "seq", branch=spec.name)
         if spec.seq is not None:
             bid = self._branch_id(spec.name)
