@@ -191,7 +191,7 @@ class Files(FsBase):
         if node is None:
             node = self.inodes.get(path)
             node.info = {}
-            node.scratch = Scratch(stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid, now_ns())
+            node.scratch = Scratch(stat.S_IFREG | stat.S_IMODE(mode), ctx.uid, ctx.gid, now_ns(), fresh=_is_document(path))
             node.data = bytearray()
             self.scratch[path] = node
         node.writers += 1
@@ -309,7 +309,10 @@ class Files(FsBase):
             doc = codec.parse(data)
             if node.former_stems and "_id" in doc and codec.id_to_stem(doc["_id"]) in node.former_stems and not codec.is_hashed_stem(stem):
                 doc["_id"] = codec.stem_to_id(stem)  # renamed while open: the id follows the name, as mv does
-            written, head = await self.runner.run(branch.put, path[2], doc, stem=stem, author=author, mtime=mtime)
+            # a file created at this name (cp, a new document) is new: no need to ask
+            # whether it repeats the stored version, which costs a lookup per file
+            fresh = node.scratch is not None and node.scratch.fresh and path == node.path
+            written, head = await self.runner.run(branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh)
         except InvalidDocument as exc:
             log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
             raise

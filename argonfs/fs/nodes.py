@@ -70,6 +70,9 @@ class Scratch:
     mtime_ns: int
     #: the time was set explicitly (utimensat), so it is kept when the file is committed
     mtime_set: bool = False
+    #: created at a document name the directory did not show (``create``): its first
+    #: commit need not ask whether it repeats a stored version
+    fresh: bool = False
 
 
 @dataclass(eq=False)

@@ -126,8 +126,8 @@ class MongoBranch(MongoSnapshot):
     def check_writable(self, seq: int) -> None:
         self.repo.check_writable(self.view, seq)
 
-    def put(self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None) -> tuple[Stored, int]:
-        written = self.catalog.writer(author).put(self.view, collection, doc, stem=stem, mtime=mtime, if_changed=True)
+    def put(self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True) -> tuple[Stored, int]:
+        written = self.catalog.writer(author).put(self.view, collection, doc, stem=stem, mtime=mtime, if_changed=if_changed)
         return _stored(self.view.branch_id, written), written.seq
 
     def delete(self, collection: str, stem: str, *, author: str | None) -> int:
