@@ -40,7 +40,6 @@ def _stop_daemon(pid: int) -> None:
         pass
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
     script = tour()
     assert TOUR_MOUNTPOINT in script and "argonfs umount" in script

@@ -169,6 +169,25 @@ def mount_factory(mongo_uri: str, repo_name: str, tmp_path: Path, request: pytes
                 m.proc.wait()
 
 
+def assert_read_only(base: Path, existing: str = "papers/0.json") -> None:
+    """Every kind of change under ``base`` (a branch or view with a ``papers`` collection
+    holding ``existing``) is refused with EROFS."""
+    import errno
+
+    attempts = [
+        (open, base / existing, "w"),
+        (open, base / "papers/9.json", "w"),
+        (os.unlink, base / existing),
+        (os.mkdir, base / "newcoll"),
+        (os.rmdir, base / "papers"),
+        (os.rename, base / existing, base / "papers/5.json"),
+    ]
+    for fn, *args in attempts:
+        with pytest.raises(OSError) as info:
+            fn(*args)
+        assert info.value.errno == errno.EROFS, (fn.__name__, args)
+
+
 @pytest.fixture
 def mnt(mount_factory) -> Iterator[Mount]:
     yield mount_factory()

@@ -3,13 +3,9 @@ must give what the same operation gives on a local disk."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.fs import fsx
-
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -21,8 +21,6 @@ from argonfs import codec
 from argonfs.errors import NotFound
 from tests.fs.conftest import READY_DEADLINE, abort_on_timeout
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
-
 
 def oserror(fn, *args) -> int:
     with pytest.raises(OSError) as info:

@@ -148,7 +148,6 @@ def _read_before(fd: int, deadline: float) -> bytes:
     return os.read(fd, 65536)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another uid")
 def test_another_user_is_refused(embedded_home: Path) -> None:
     repo = Repository.open()
     repo.init()
