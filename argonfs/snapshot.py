@@ -132,8 +132,4 @@ class Runner(Protocol):
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
 
-def is_branch(snapshot: Snapshot | Branch) -> bool:
-    return snapshot.kind == "branch"
-
-
-__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written", "is_branch"]
+__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written"]
