@@ -81,3 +81,19 @@ class WrongFormat(ArgonError):
 
     errno = errno.EPROTONOSUPPORT
     exit_code = 8
+
+
+class RemoteUnavailable(ArgonError):
+    """A remote (bucket or directory) cannot be reached, does not exist, or refused
+    the credentials; the message names the remote."""
+
+    errno = errno.EIO
+    exit_code = 7
+
+
+class Corrupt(ArgonError):
+    """An object read from a remote does not match its hash or cannot be parsed: never
+    served as data."""
+
+    errno = errno.EIO
+    exit_code = 9

@@ -1,0 +1,87 @@
+"""The one small object-store interface remotes are built on, and how a URL picks a
+backend.
+
+``ObjectStore`` is all the bundle format (remote/format.py) needs of a bucket: create an
+object only if it is absent, read it whole or a byte range of it, list by prefix, and
+delete.  Objects are never overwritten, so there is no "put" that replaces: every key
+is written once (content-addressed objects, descriptors, label slots), which is what
+makes a push atomic and label history lossless without bucket versioning.
+
+Backends: remote/local.py (a directory), remote/gcs.py (google-cloud-storage),
+remote/s3.py (boto3).  Each raises ``NotFound`` for a missing key and
+``RemoteUnavailable`` (one line naming the remote) for a missing bucket, refused
+credentials or a server that stays down after the client's own retries.  Blocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlparse
+
+from argonfs.errors import InvalidName
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    #: when the object was written, in seconds since the epoch
+    mtime: float
+
+
+class ObjectStore(Protocol):
+    #: the remote's URL as the user gave it (no credentials), for messages
+    url: str
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` holding ``data`` unless it exists; True if this call created it.
+        Atomic: readers see the whole object or none."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` (fewer only at the end of the object)."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in key order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+        ...
+
+
+def open_store(url: str) -> ObjectStore:
+    """The backend a remote URL names: ``gs://bucket[/prefix]``, ``s3://bucket[/prefix]``,
+    ``file:///path`` or a plain path."""
+    parsed = urlparse(url)
+    if parsed.scheme == "gs":
+        from argonfs.remote.gcs import GcsStore
+
+        return GcsStore(url, parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme == "s3":
+        from argonfs.remote.s3 import S3Store
+
+        return S3Store(url, parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme in ("file", ""):
+        from argonfs.remote.local import LocalStore
+
+        path = parsed.path if parsed.scheme == "file" else url
+        if not path:
+            raise InvalidName(f"{url!r}: a remote URL needs a path")
+        return LocalStore(url, path)
+    raise InvalidName(f"{url!r}: a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path")
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a backend (no I/O), else ``InvalidName``."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("gs", "s3") and not parsed.netloc:
+        raise InvalidName(f"{url!r}: no bucket")
+    if parsed.scheme not in ("gs", "s3", "file", ""):
+        raise InvalidName(f"{url!r}: a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path")
+    return url
