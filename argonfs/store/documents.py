@@ -20,7 +20,7 @@ from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
 from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
-from argonfs.store.model import Document, ImportCounts, View, new_bundle_id, now
+from argonfs.store.model import Change, Document, ImportCounts, View, new_bundle_id, now
 from argonfs.store.mongo import translating, translating_iter
 from argonfs.store.names import check_collection_name
 from argonfs.store.views import Views
@@ -278,6 +278,51 @@ class Documents(Views):
             guard = protect.Guard(self._versions, bid, view.branch)
             self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
         return counts
+
+    @translating
+    def apply(self, ref: str | View, changes: Iterable[Change], *, kind: str, message: str = "", batch_size: int = 1000) -> int | None:
+        """Write a stream of changes to several collections as one transaction: appended
+        in batches as they come, tagged with one transaction id, and visible together at
+        the commit record (versions.append_atomic's argument), so a crash part way
+        leaves nothing visible.  Returns the commit slot, or None when there was nothing
+        to write.  Used by ``pull``; the caller decides what differs."""
+        view = self._writable(ref)
+        bid = view.branch_id
+        guard = protect.Guard(self._versions, bid, view.branch)
+        txn = new_bundle_id()
+        batch: list[dict[str, Any]] = []
+        written = 0
+
+        def flush() -> None:
+            nonlocal written
+            if batch:
+                for rec in batch:
+                    rec["x"], rec["xk"] = txn, kind
+                self._heads[bid] = v.append(self._versions, bid, batch, self._heads.get(bid), guard)
+                written += len(batch)
+                batch.clear()
+
+        for change in changes:
+            self._catalog(bid, change.collection)
+            if change.op == v.PUT:
+                assert change.doc is not None
+                doc = prepare(change.doc, change.stem)
+                rec = self._record(v.PUT, change.collection, codec.id_to_stem(doc["_id"]), doc)
+                if change.mtime is not None:
+                    rec["mt"] = change.mtime
+            else:
+                rec = self._record(change.op, change.collection, change.stem if change.op == v.DELETE else v.MARKER_KEY)
+            batch.append(rec)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        if not written:
+            return None
+        commit = {"kind": kind, "a": self.author, "t": now(), "message": message}
+        slot = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
+        guard.written(slot)
+        self._heads[bid] = slot
+        return slot
 
 
 def _mtime_ns(rec: dict[str, Any]) -> int:

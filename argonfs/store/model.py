@@ -145,3 +145,16 @@ class ImportCounts:
     @property
     def total(self) -> int:
         return self.added + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write of ``Repository.apply``: ``op`` is ``put`` (with ``doc``, and optionally
+    the modification time ``mtime`` in ns), ``del`` (of ``stem``), ``mkcol`` or ``drop``
+    (the collection)."""
+
+    op: str
+    collection: str
+    stem: str = ""
+    doc: dict[str, Any] | None = None
+    mtime: int | None = None

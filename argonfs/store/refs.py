@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -50,10 +51,13 @@ class Refs(Views):
         return Branch(name, rec["_id"], rec["parent"], parent_name, rec["fork"], rec["created"], rec["author"])
 
     @translating
-    def create_branch(self, name: str, from_ref: str | None = None) -> Branch:
+    def create_branch(self, name: str, from_ref: str | None = None, *, empty: bool = False) -> Branch:
         """Fork a branch from a ref (default: the default branch's head).  O(1): it only
-        pins the source's current seq and never copies a document."""
+        pins the source's current seq and never copies a document.  ``empty``: a branch
+        with no parent and nothing in it (what ``pull`` fills)."""
         check_branch_name(name)
+        if empty:
+            return self._create_branch(name, None, 0)
         source = self.resolve(from_ref or self.default_branch)
         pinned = self._pin(source)
         bid, seq = pinned.chain[0]
@@ -134,14 +138,28 @@ class Refs(Views):
     # ------------------------------------------------------------------ bundles and labels
 
     @translating
-    def create_bundle(self, ref: str, message: str, *, label: str | None = None) -> Bundle:
-        """Freeze a ref's current state.  O(1): it records (branch id, seq)."""
+    def create_bundle(
+        self, ref: str, message: str, *, label: str | None = None, bundle_id: str | None = None, time: datetime | None = None, author: str | None = None
+    ) -> Bundle:
+        """Freeze a ref's current state.  O(1): it records (branch id, seq).  ``bundle_id``,
+        ``time`` and ``author`` keep a pulled bundle's identity (AlreadyExists if taken)."""
         if label is not None:
             check_label_name(label)
         view = self._pin(self.resolve(ref))
         bid, seq = view.chain[0]
-        rec = {"_id": new_bundle_id(), "b": bid, "s": seq, "branch": self._branch_record(bid)["name"], "message": message, "author": self.author, "t": now()}
-        self.db["bundles"].insert_one(rec)
+        rec = {
+            "_id": bundle_id or new_bundle_id(),
+            "b": bid,
+            "s": seq,
+            "branch": self._branch_record(bid)["name"],
+            "message": message,
+            "author": author or self.author,
+            "t": time or now(),
+        }
+        try:
+            self.db["bundles"].insert_one(rec)
+        except DuplicateKeyError:
+            raise AlreadyExists(f"bundle {rec['_id']!r} already exists") from None
         bundle = _bundle_of(rec)
         if label is not None:
             self.set_label(label, bundle.id)

@@ -40,7 +40,7 @@ from argonfs.store import format as fmt
 from argonfs.store import versions as v
 from argonfs.store.documents import prepare
 from argonfs.store.history import History
-from argonfs.store.model import Branch, Bundle, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.model import Branch, Bundle, Change, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.mongo import client, describe, resolve_uri, translating
 from argonfs.store.readlog import ReadLog
 from argonfs.store.refs import Refs
@@ -53,6 +53,7 @@ __all__ = [
     "FORMAT",
     "Branch",
     "Bundle",
+    "Change",
     "Document",
     "ImportCounts",
     "LogEntry",

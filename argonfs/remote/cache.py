@@ -1,0 +1,82 @@
+"""A content-addressed, size-bounded cache of remote objects on local disk.
+
+Every key names immutable bytes (a chunk by its hash, a block of a pack by the pack's
+hash and the block's number), so an entry is never stale and the cache never needs
+invalidation.  Files are written to a temporary name and renamed, so processes sharing
+one directory never see a partial entry; reading an entry bumps its mtime, and when the
+cache grows past its bound the least recently used files are removed until it is back
+under 90% of it.  A file another process removed is simply fetched again.  Blocking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = 1 << 30
+
+
+class Cache:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_SIZE) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        root.mkdir(parents=True, exist_ok=True)
+        self._used = sum(e.stat().st_size for e in os.scandir(root) if e.is_file())
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
+        return data
+
+    def discard(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        tmp = self.root / f".tmp-{secrets.token_hex(8)}"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, self._path(key))
+        except OSError as exc:
+            log.warning("cache: cannot store %s in %s: %s", key, self.root, exc)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            return
+        with self._lock:
+            self._used += len(data)
+            if self._used > self.max_bytes:
+                self._evict()
+
+    def _evict(self) -> None:
+        files = []
+        for e in os.scandir(self.root):
+            with contextlib.suppress(FileNotFoundError):
+                st = e.stat()
+                files.append((st.st_mtime, st.st_size, e.path))
+        used = sum(size for _, size, _ in files)
+        target = self.max_bytes * 9 // 10
+        for _mtime, size, path in sorted(files):
+            if used <= target:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                used -= size
+        self._used = used
+        log.debug("cache: evicted down to %d bytes in %s", used, self.root)
