@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from argonfs.cli.common import AppContext, echo_json, json_option, pass_app
+from argonfs.cli.common import AppContext, duration, echo_json, json_option, pass_app
 
 
 @click.command()
@@ -114,28 +114,10 @@ def export(app: AppContext, ref: str, dest: str, force: bool) -> None:
     click.echo(f"exported {sum(counts.values())} documents in {len(counts)} collections from {ref}")
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    text = value.strip().lower()
-    unit = _UNITS.get(text[-1:])
-    number = text[:-1] if unit else text
-    try:
-        seconds = float(number) * (unit or 1)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a duration: use seconds or N followed by s, m, h or d (e.g. 90s, 30m, 2h)") from None
-    if seconds < 0:
-        raise click.BadParameter("a duration cannot be negative")
-    return seconds
-
-
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be reclaimed.")
-@click.option("--min-age", callback=_duration, metavar="DURATION", help="Abort transactions idle this long (default 1h).")
-@click.option("--grace", callback=_duration, metavar="DURATION", help="Reclaim deleted branches this long after their deletion (default 1h).")
+@click.option("--min-age", callback=duration, metavar="DURATION", help="Abort transactions idle this long (default 1h).")
+@click.option("--grace", callback=duration, metavar="DURATION", help="Reclaim deleted branches this long after their deletion (default 1h).")
 @json_option
 @pass_app
 def gc(app: AppContext, dry_run: bool, min_age: float | None, grace: float | None, as_json: bool) -> None:

@@ -9,6 +9,7 @@ noun, each a base class of it:
     documents.py  reading and writing documents and collections, import
     history.py    log, diff, merge, revert
     readlog.py    the read log of mounts
+    remotes.py    the remotes it pushes to and pulls from (name -> URL)
 
 and the values it returns are in model.py (re-exported here).  Every method is blocking
 (pymongo); a FUSE daemon calls them from worker threads.  Collections of the database
@@ -21,6 +22,7 @@ and the values it returns are in model.py (re-exported here).  Every method is b
     catalog       which (branch, collection) pairs have ever been written
     bundles       immutable (branch id, seq) snapshots
     labels        name -> bundle, and label_history, every change ever made
+    remotes       name -> URL of the remotes (remote/)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from argonfs.store.model import Branch, Bundle, Change, Document, ImportCounts, 
 from argonfs.store.mongo import client, describe, resolve_uri, translating
 from argonfs.store.readlog import ReadLog
 from argonfs.store.refs import Refs
+from argonfs.store.remotes import Remotes
 
 if TYPE_CHECKING:
     from argonfs.store import gc as gc_
@@ -71,7 +74,7 @@ FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"
 
 
-class Repository(Refs, History, ReadLog):
+class Repository(Refs, History, ReadLog, Remotes):
     """A versioned repository.  Use ``Repository.open(uri, name)``."""
 
     def with_author(self, author: str) -> Repository:
