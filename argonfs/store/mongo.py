@@ -106,7 +106,9 @@ def client(uri: str) -> Client:
                 connectTimeoutMS=timeout,
                 socketTimeoutMS=max(60_000, timeout),
                 appname="argonfs",
-                uuidRepresentation="standard",
+                # binary subtype 4 stays Binary (as codec.normalise decodes it): decoding
+                # it to uuid.UUID would render it as a plain string
+                uuidRepresentation="unspecified",
             )
             if not _closing_at_exit:
                 atexit.register(close_clients)  # runs before pymongo's own hook, registered at import

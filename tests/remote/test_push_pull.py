@@ -1,0 +1,313 @@
+"""Push, pull, labels and gc of remotes, over every backend (``remote_url``: a local
+directory, the GCS emulator, the S3 emulator), with real child processes for the
+killed and concurrent pushes."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import bson
+import pytest
+from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+
+from argonfs.errors import Corrupt, NotFound, WrongFormat
+from argonfs.remote import format as f
+from argonfs.remote import gc as remote_gc
+from argonfs.remote.objects import open_store
+from argonfs.remote.pull import pull
+from argonfs.remote.push import push_bundle
+from argonfs.store import Repository
+
+PUSHER = Path(__file__).with_name("pusher.py")
+SMALL_PACKS = 4096
+
+
+@pytest.fixture
+def remote(remote_url: str) -> f.Remote:
+    return f.Remote(open_store(remote_url))
+
+
+@pytest.fixture
+def other(mongo_uri: str):
+    """A second repository on the same server (what pulls)."""
+    from argonfs.store.mongo import client
+
+    name = f"argonfs_test_{uuid.uuid4().hex[:12]}"
+    repo = Repository.open(mongo_uri, name, author="puller")
+    repo.init()
+    yield repo
+    client(mongo_uri).drop_database(name)
+
+
+def people(n: int, tag: str = "") -> list[dict]:
+    return [{"_id": i, "name": f"person {i}{tag}", "tags": ["a", "b"], "score": i * 1.5} for i in range(n)]
+
+
+def bodies(repo: Repository, ref: str) -> dict[tuple[str, str], bytes]:
+    return {(c, d.stem): d.rendered for c in repo.collections(ref) for d in repo.documents(ref, c)}
+
+
+def listing(repo: Repository, ref: str) -> dict[tuple[str, str], tuple[int, str, int]]:
+    return {(c, e.stem): (e.size, e.hash, e.mtime_ns) for c in repo.collections(ref) for e in repo.entries(ref, c)}
+
+
+EVERY_TYPE = {
+    "null": None,
+    "bool": True,
+    "int32": 7,
+    "int64": Int64(5),
+    "big": 2**40,
+    "double": 1.5,
+    "negzero": -0.0,
+    "nan": float("nan"),
+    "inf": float("-inf"),
+    "string": "héllo \u2603",
+    "date": datetime.datetime(2020, 1, 2, 3, 4, 5, 678000),
+    "olddate": datetime.datetime(1, 1, 1),
+    "oid": ObjectId("65a1b2c3d4e5f60718293a4b"),
+    "decimal": Decimal128("1.10"),
+    "binary": Binary(b"\x00\x01", 128),
+    "uuid": Binary(bytes(range(16)), 4),
+    "bytes": b"\xff\x00",
+    "regex": Regex("^a.*", "im"),
+    "timestamp": Timestamp(1, 2),
+    "code": Code("x = 1"),
+    "min": MinKey(),
+    "max": MaxKey(),
+    "nested": {"list": [1, [2, {"x": None}]], "empty": {}},
+}
+IDS = [ObjectId("65a1b2c3d4e5f60718293a4c"), 42, Int64(3), "plain", "42", "a/b", 1.5, datetime.datetime(2021, 5, 6), {"k": 1}, True, "x" * 300]
+
+
+def test_every_bson_type_round_trips_through_push_and_pull(repo: Repository, other: Repository, remote: f.Remote) -> None:
+    docs = [{"_id": i, **EVERY_TYPE} for i in IDS]
+    repo.import_documents("main", "types", docs)
+    repo.put("main", "types", {"_id": "touched", "v": 1}, mtime=1_600_000_000_123_456_789)
+    repo.create_collection("main", "empty")
+    bundle = repo.create_bundle("main", "every type", label="prod")
+    push_bundle(repo, remote, bundle.id, label="prod")
+
+    report = pull(other, remote, "prod")
+    assert (report.bundle, report.branch, report.label) == (bundle.id, "prod", "prod")
+    assert other.bundle(bundle.id).time == bundle.time
+    assert other.label("prod")["bundle"] == bundle.id
+    assert other.collections(bundle.id) == ["empty", "types"]
+    for doc in docs:
+        mine = repo.get_id(bundle.id, "types", doc["_id"]).doc
+        theirs = other.get_id(bundle.id, "types", doc["_id"]).doc
+        assert bson.encode(theirs) == bson.encode(mine)  # byte-identical BSON, types included
+    assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+    assert listing(other, bundle.id) == listing(repo, bundle.id)  # sizes, hashes, mtimes
+    assert other.stat(bundle.id, "types", "touched").mtime_ns == 1_600_000_000_123_456_789
+
+
+def test_incremental_push_uploads_only_the_changed_share(repo: Repository, other: Repository, remote: f.Remote) -> None:
+    repo.import_documents("main", "people", people(2000))
+    first = push_bundle(repo, remote, repo.create_bundle("main", "v1", label="prod").id, label="prod")
+    assert first.uploaded_documents == 2000 and first.base is None
+    for i in range(0, 2000, 100):  # 1%
+        repo.put("main", "people", {"_id": i, "name": "changed"})
+    repo.delete("main", "people", "7")
+    v2 = repo.create_bundle("main", "v2", label="prod")
+    second = push_bundle(repo, remote, v2.id, label="prod")
+    assert second.base == first.bundle
+    assert second.uploaded_documents == 20
+    assert second.bytes_uploaded / first.bytes_uploaded < 0.02
+    assert [s.bundle for s in remote.label_history("prod")] == [v2.id, first.bundle]
+
+    # what the second bundle serves is exactly the repository's state, through the layers
+    desc = remote.descriptor(v2.id)
+    assert [e.stem for e in remote.entries(desc, "people")] == [e.stem for e in repo.entries(v2.id, "people")]
+    with pytest.raises(NotFound):
+        remote.stat(desc, "people", "7")
+    assert remote.bodies([remote.stat(desc, "people", "100")]) == [repo.get(v2.id, "people", "100").rendered]
+
+    # pulling the label again downloads only what changed
+    pull(other, remote, first.bundle, branch="prod")
+    again = pull(other, remote, "prod")
+    assert (again.downloaded, again.deleted, again.unchanged) == (20, 1, 1979)
+    assert bodies(other, v2.id) == bodies(repo, v2.id)
+    assert bodies(other, first.bundle) == bodies(repo, first.bundle)  # the first pull's bundle is intact
+
+
+def test_a_pushed_bundle_is_pushed_once(repo: Repository, remote: f.Remote) -> None:
+    repo.import_documents("main", "people", people(50))
+    bundle = repo.create_bundle("main", "v1")
+    push_bundle(repo, remote, bundle.id)
+    again = push_bundle(repo, remote, bundle.id)
+    assert again.existed and again.objects_uploaded == 0
+
+
+def _push_child(mongo_uri: str, repo: Repository, url: str, bundle: str, label: str | None = None, **env: str) -> subprocess.Popen:
+    argv = [sys.executable, str(PUSHER), mongo_uri, repo.db.name, url, bundle, *([label] if label else [])]
+    return subprocess.Popen(argv, env={**os.environ, "ARGONFS_TEST_PACK_TARGET": str(SMALL_PACKS), **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("kill_after", [2, 6])
+def test_a_push_killed_part_way_leaves_nothing_visible_and_completes_when_run_again(
+    repo: Repository, other: Repository, remote: f.Remote, remote_url: str, mongo_uri: str, kill_after: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.import_documents("main", "people", people(300))
+    bundle = repo.create_bundle("main", "v1", label="prod")
+    child = _push_child(mongo_uri, repo, remote_url, bundle.id, "prod", ARGONFS_TEST_KILL_AFTER=str(kill_after))
+    assert child.wait(timeout=120) == -9, child.stderr.read() if child.stderr else ""
+    fresh = f.Remote(open_store(remote_url))
+    assert fresh.bundle_ids() == []
+    with pytest.raises(NotFound):
+        fresh.label("prod")
+    with pytest.raises(NotFound):
+        pull(other, fresh, bundle.id)
+
+    monkeypatch.setattr(f, "PACK_TARGET", SMALL_PACKS)  # the same packing as the killed run
+    report = push_bundle(repo, fresh, bundle.id, label="prod")
+    assert report.objects_skipped >= kill_after - 2  # (the marker counts as one of the killed run's objects)
+    assert pull(other, fresh, "prod").documents == 300
+    assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+
+
+def test_two_processes_pushing_one_label_both_land_in_order(repo: Repository, remote_url: str, mongo_uri: str) -> None:
+    repo.import_documents("main", "people", people(100))
+    one = repo.create_bundle("main", "one")
+    repo.put("main", "people", {"_id": 1, "name": "two"})
+    two = repo.create_bundle("main", "two")
+    children = [_push_child(mongo_uri, repo, remote_url, b.id, "prod") for b in (one, two)]
+    slots = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()
+        slots.append(int(out.decode().strip()))
+    assert sorted(slots) == [1, 2]
+    remote = f.Remote(open_store(remote_url))
+    history = remote.label_history("prod")
+    assert [s.slot for s in history] == [2, 1]
+    assert {s.bundle for s in history} == {one.id, two.id}
+    assert remote.label("prod").bundle == history[0].bundle
+
+
+def test_remote_gc_spares_a_push_in_flight_and_deletes_old_orphans(
+    repo: Repository, other: Repository, remote_url: str, mongo_uri: str, tmp_path: Path
+) -> None:
+    repo.import_documents("main", "people", people(200))
+    kept = repo.create_bundle("main", "kept")
+    push_bundle(repo, f.Remote(open_store(remote_url)), kept.id)
+
+    repo.put("main", "people", {"_id": 1, "name": "in flight"})
+    flying = repo.create_bundle("main", "in flight")
+    pause = tmp_path / "go"
+    child = _push_child(mongo_uri, repo, remote_url, flying.id, ARGONFS_TEST_PAUSE=str(pause))
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(str(pause) + ".reached").exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the push never reached its descriptor"
+            time.sleep(0.05)
+        report = remote_gc.collect(f.Remote(open_store(remote_url)))  # the default grace: 1 hour
+        assert report.deleted == 0 and report.kept_young > 0
+        pause.touch()
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    # a killed push leaves orphans; with no grace they go, and every bundle still reads whole
+    repo.put("main", "people", {"_id": 2, "name": "orphaned"})
+    orphaned = repo.create_bundle("main", "orphaned")
+    killed = _push_child(mongo_uri, repo, remote_url, orphaned.id, ARGONFS_TEST_KILL_AFTER="1")
+    assert killed.wait(timeout=60) == -9
+    report = remote_gc.collect(f.Remote(open_store(remote_url)), grace=0)
+    assert report.deleted >= 1 and report.bundles == 2
+    again = remote_gc.collect(f.Remote(open_store(remote_url)), grace=0)
+    assert again.deleted == 0
+    remote = f.Remote(open_store(remote_url))
+    for bundle in (kept, flying):
+        pull(other, remote, bundle.id)
+        assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+
+
+def _corrupt(remote: f.Remote, key: str, damage) -> None:
+    """Replace an object with damaged bytes through the backend itself."""
+    data = remote.store.get(key)
+    remote.store.delete(key)
+    assert remote.store.put_if_absent(key, damage(data))
+
+
+@pytest.mark.parametrize("damage", [lambda d: d[:-7] + bytes(7), lambda d: d[: len(d) // 2]], ids=["flipped", "truncated"])
+def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, other: Repository, remote: f.Remote, damage) -> None:
+    repo.import_documents("main", "people", people(100))
+    bundle = repo.create_bundle("main", "v1")
+    push_bundle(repo, remote, bundle.id)
+    (pack,) = [o.key for o in remote.store.list("packs/")]
+    _corrupt(remote, pack, damage)
+    with pytest.raises(Corrupt, match="does not match its hash"):
+        pull(other, f.Remote(open_store(remote.url)), bundle.id, branch="pulled")
+    assert other.collections("pulled") == []  # the transaction never committed
+    with pytest.raises(NotFound):
+        other.bundle(bundle.id)
+
+
+def test_a_corrupted_chunk_or_descriptor_is_refused(repo: Repository, remote: f.Remote) -> None:
+    repo.import_documents("main", "people", people(10))
+    bundle = repo.create_bundle("main", "v1")
+    push_bundle(repo, remote, bundle.id)
+    (chunk,) = [o.key for o in remote.store.list("chunks/")]
+    _corrupt(remote, chunk, lambda d: d[:-1])
+    fresh = f.Remote(open_store(remote.url))
+    with pytest.raises(Corrupt, match="does not match its hash"):
+        list(fresh.entries(fresh.descriptor(bundle.id), "people"))
+    _corrupt(remote, f.bundle_key(bundle.id), lambda d: d.replace(b'"v1"', b'"v2"'))
+    with pytest.raises(Corrupt, match="check"):
+        f.Remote(open_store(remote.url)).descriptor(bundle.id)
+
+
+def test_a_remote_of_another_format_is_refused(repo: Repository, remote: f.Remote) -> None:
+    repo.import_documents("main", "people", people(3))
+    push_bundle(repo, remote, repo.create_bundle("main", "v1").id)
+    _corrupt(remote, f.MARKER, lambda d: d.replace(b'"format":1', b'"format":99'))
+    with pytest.raises(WrongFormat, match="format 99"):
+        f.Remote(open_store(remote.url)).bundle_ids()
+    empty = remote.url.rstrip("/") + "-empty"
+    if "://" not in empty:
+        Path(empty).mkdir()  # (a directory remote must exist, as a bucket must)
+    with pytest.raises(NotFound, match="not an argonfs remote"):
+        f.Remote(open_store(empty)).bundle_ids()
+
+
+def test_cli_remotes_push_pull_ls_log_gc(repo: Repository, other: Repository, remote_url: str, mongo_uri: str) -> None:
+    repo.import_documents("main", "people", people(20))
+    repo.create_bundle("main", "v1", label="prod")
+
+    def cli(r: Repository, *args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, "--repo", r.db.name, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+    assert cli(repo, "remote", "add", "origin", remote_url).returncode == 0
+    assert "origin" in cli(repo, "remote", "list").stdout
+    dup = cli(repo, "remote", "add", "origin", remote_url)
+    assert dup.returncode == 3 and "already exists" in dup.stderr
+    pushed = cli(repo, "push", "origin", "prod", "main", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "bundled main as" in pushed.stderr
+    import json
+
+    reports = json.loads(pushed.stdout)
+    assert reports[0]["label"] == "prod" and reports[1]["base"] == reports[0]["bundle"]
+    ls = json.loads(cli(repo, "remote", "ls", "origin", "--json").stdout)
+    assert {b["bundle"] for b in ls["bundles"]} == {r["bundle"] for r in reports}
+    assert [lb["name"] for lb in ls["labels"]] == ["prod"]
+    log = cli(repo, "remote", "log", remote_url, "prod")
+    assert reports[0]["bundle"] in log.stdout
+    pulled = cli(other, "pull", remote_url, "prod", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["documents"] == 20
+    gc = cli(repo, "remote", "gc", "origin", "--dry-run", "--json")
+    assert json.loads(gc.stdout)["deleted"] == 0
+    missing = cli(other, "pull", remote_url, "nope")
+    assert missing.returncode == 2 and "no bundle or label 'nope'" in missing.stderr
+    assert cli(repo, "remote", "remove", "origin").returncode == 0
+    assert cli(repo, "remote", "ls", "origin").returncode == 2
