@@ -144,6 +144,12 @@ def _diff(local: Iterator[Entry], base: Iterator[f.RemoteEntry]) -> Iterator[tup
             a, b = next(local, end), next(base, end)
 
 
+def _pack(packer: _Packer, collection: str, row: list[Any], body: bytes) -> None:
+    if f.digest(body) != row[2]:
+        raise Corrupt(f"{collection}/{row[0]}.json renders to bytes that do not match its stored hash")
+    packer.add(row, body)
+
+
 def _entry(row: list[Any]) -> f.RemoteEntry:
     stem, size, h, pack, offset, mtime = row
     return f.RemoteEntry(stem, size, h, mtime, pack, offset)
@@ -182,19 +188,23 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
     for collection in repo.collections(view):
         rows = full[collection] = []
         changes = delta[collection] = []
-        base_entries = remote.entries(base, collection) if base is not None and collection in base.collections else iter(())
+        if base is None or collection not in base.collections:
+            for doc in repo.documents(view, collection):  # every body: one scan
+                row = [doc.stem, doc.size, doc.hash, None, None, doc.mtime_ns]
+                rows.append(row)
+                _pack(packer, collection, row, doc.rendered)
+                report.documents += 1
+                report.uploaded_documents += 1
+            continue
         need: list[tuple[Entry, list[Any]]] = []
 
         def fetch(need: list[tuple[Entry, list[Any]]] = need, collection: str = collection) -> None:
-            for (entry, row), doc in zip(need, repo.bodies(collection, [e for e, _ in need]), strict=True):
-                body = doc.rendered
-                if f.digest(body) != entry.hash:
-                    raise Corrupt(f"{collection}/{entry.stem}.json renders to bytes that do not match its stored hash")
-                packer.add(row, body)
+            for (_entry, row), doc in zip(need, repo.bodies(collection, [e for e, _ in need]), strict=True):
+                _pack(packer, collection, row, doc.rendered)
                 report.uploaded_documents += 1
             need.clear()
 
-        for local, old in _diff(repo.entries(view, collection), base_entries):
+        for local, old in _diff(repo.entries(view, collection), remote.entries(base, collection)):
             if local is None:
                 assert old is not None
                 changes.append(old.stem)

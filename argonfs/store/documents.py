@@ -69,15 +69,15 @@ class Documents(Views):
 
     @translating_iter
     def documents(self, ref: str | View, collection: str) -> Iterator[Document]:
-        """Live documents with bodies, in name order, fetched a page at a time."""
+        """Live documents with bodies, in name order, streamed by one scan."""
         view = self._pin(self._view(ref))
-        batch: list[v.Entry] = []
-        for entry in self.entries(view, collection):
-            batch.append(entry)
-            if len(batch) == v.PAGE:
-                yield from self.bodies(collection, batch)
-                batch = []
-        yield from self.bodies(collection, batch)
+        layers, created = r.visible_layers(self._versions, view.chain, collection)
+        listed = False
+        for rec in r.iter_records(self._versions, layers, collection, bodies=True):
+            listed = True
+            yield Document(collection, rec["k"], _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"))
+        if not listed and not r.exists(self._versions, layers, created, collection, self._populated):
+            raise NotFound(f"no collection {collection!r} in {view.ref}")
 
     @translating_iter
     def bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:

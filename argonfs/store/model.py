@@ -98,6 +98,11 @@ class Document:
     def rendered(self) -> bytes:
         return codec.render(self.doc)
 
+    @property
+    def mtime_ns(self) -> int:
+        """The modification time shown for this version, in ns since the epoch."""
+        return self.mtime if self.mtime is not None else v.time_ns(self.time)
+
 
 @dataclass(frozen=True)
 class LogEntry:

@@ -105,14 +105,16 @@ def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int 
         return any(in_layer(versions, rec, limit, floor) for rec in cursor)
 
 
-def _layer_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str) -> Iterator[dict[str, Any]]:
+def _layer_stream(
+    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str, bodies: bool = False
+) -> Iterator[dict[str, Any]]:
     """The newest record of each key of one layer, in key order.
 
     One cursor for the whole layer, fetched PAGE records per round trip: re-querying
     per page would cost a sort of the rest of the collection per page on servers that
     do not push a limit through their sort."""
     q = {"b": bid, "c": collection, "k": {"$gt": after}}
-    cursor = versions.find(q, NO_BODY, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
+    cursor = versions.find(q, None if bodies else NO_BODY, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
     try:
         prev = None
         for rec in cursor:
@@ -125,7 +127,15 @@ def _layer_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int |
 
 def iter_entries(versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
     """Merge the layers' streams in key order; the nearest layer's record of a key wins."""
-    streams = [_layer_stream(versions, bid, limit, floor, collection, after) for bid, limit, floor in layers]
+    return (entry_of(rec) for rec in iter_records(versions, layers, collection, after))
+
+
+def iter_records(
+    versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "", *, bodies: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The live records ``iter_entries`` lists, with their documents when ``bodies``
+    (one scan instead of a listing and a fetch per page)."""
+    streams = [_layer_stream(versions, bid, limit, floor, collection, after, bodies) for bid, limit, floor in layers]
     heap: list[tuple[str, int, dict[str, Any]]] = []
     for depth, stream in enumerate(streams):
         rec = next(stream, None)
@@ -140,7 +150,7 @@ def iter_entries(versions: Coll, layers: list[tuple[ObjectId, int | None, int | 
             if nxt is not None:
                 heapq.heappush(heap, (nxt["k"], depth, nxt))
         if best["op"] == PUT:
-            yield entry_of(best)
+            yield best
 
 
 def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
