@@ -17,9 +17,10 @@ public API.  Blocking.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,27 +68,33 @@ class _Uploader:
         self.progress = progress
         self.existing = {o.key for prefix in ("packs/", "chunks/") for o in self.store.list(prefix)}
 
+        self._lock = threading.Lock()
+
     def put(self, key: str, data: bytes) -> None:
-        if key in self.existing:
-            self.report.objects_skipped += 1
-            self.report.bytes_skipped += len(data)
-        elif self.store.put_if_absent(key, data):
-            self.report.objects_uploaded += 1
-            self.report.bytes_uploaded += len(data)
-            self.report.uploaded.append(key)
-        else:
-            self.report.objects_skipped += 1
-            self.report.bytes_skipped += len(data)
-        self.existing.add(key)
-        if self.progress is not None:
-            self.progress(len(data))
+        """Thread-safe (packs and chunks are uploaded from worker threads)."""
+        created = key not in self.existing and self.store.put_if_absent(key, data)
+        with self._lock:
+            if created:
+                self.report.objects_uploaded += 1
+                self.report.bytes_uploaded += len(data)
+                self.report.uploaded.append(key)
+            else:
+                self.report.objects_skipped += 1
+                self.report.bytes_skipped += len(data)
+            self.existing.add(key)
+            if self.progress is not None:
+                self.progress(len(data))
 
 
 class _Packer:
-    """Documents into packs of about ``PACK_TARGET`` bytes, uploaded as each fills."""
+    """Documents into packs of about ``PACK_TARGET`` bytes, each uploaded in a worker
+    thread as it fills (reading the next pack's documents overlaps the upload); at most
+    two uploads are in flight, which bounds memory to about three packs."""
 
-    def __init__(self, uploader: _Uploader) -> None:
+    def __init__(self, uploader: _Uploader, pool: ThreadPoolExecutor) -> None:
         self.uploader = uploader
+        self.pool = pool
+        self.uploads: list[Future[None]] = []
         self.parts: list[bytes] = []
         self.size = 0
         #: entries waiting for the hash of the pack they are in
@@ -106,10 +113,18 @@ class _Packer:
             return
         data = b"".join(self.parts)
         h = f.digest(data)
-        self.uploader.put(f.pack_key(h), data)
         for row in self.waiting:
             row[3] = h
         self.parts, self.size, self.waiting = [], 0, []
+        while len(self.uploads) >= 2:
+            self.uploads.pop(0).result()
+        self.uploads.append(self.pool.submit(self.uploader.put, f.pack_key(h), data))
+
+    def finish(self) -> None:
+        self.close()
+        for upload in self.uploads:
+            upload.result()
+        self.uploads = []
 
 
 def _choose_base(remote: f.Remote, repo: Repository, label: str | None, branch: str, bundle_id: str) -> f.Descriptor | None:
@@ -179,7 +194,42 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
     base = _choose_base(remote, repo, label, bundle.branch, bundle.id)
     report.base = base.bundle if base is not None else None
     uploader = _Uploader(remote, report, progress)
-    packer = _Packer(uploader)
+    with ThreadPoolExecutor(8) as pool:
+        packer = _Packer(uploader, pool)
+        try:
+            collections, counts = _write(repo, remote, bundle, base, report, uploader, packer, pool)
+        finally:
+            for upload in packer.uploads:
+                upload.cancel()
+    desc = f.Descriptor(
+        bundle.id,
+        time_ns(bundle.time),
+        bundle.branch,
+        bundle.message,
+        bundle.author,
+        collections,
+        counts,
+        {"seq": bundle.seq, "pushed_ns": time.time_ns()},
+    )
+    data = desc.to_bytes()
+    if remote.store.put_if_absent(f.bundle_key(bundle.id), data):
+        report.objects_uploaded += 1
+        report.bytes_uploaded += len(data)
+    log.info("pushed bundle %s to %s: %d objects, %d bytes", bundle.id, remote.url, report.objects_uploaded, report.bytes_uploaded)
+
+
+def _write(
+    repo: Repository,
+    remote: f.Remote,
+    bundle: Any,
+    base: f.Descriptor | None,
+    report: PushReport,
+    uploader: _Uploader,
+    packer: _Packer,
+    pool: ThreadPoolExecutor,
+) -> tuple[dict[str, list[list[f.ChunkRef]]], dict[str, int]]:
+    """Upload the packs and chunks of a bundle; return its collections' layers and
+    numbers of documents."""
     view = repo.pin(bundle.id)
     # per collection: full rows and delta rows (tombstones are plain names); rows are
     # [stem, size, hash, pack, offset, mtime] lists, the pack filled in when it closes
@@ -224,7 +274,7 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
             if len(need) >= PAGE:
                 fetch()
         fetch()
-    packer.close()
+    packer.finish()
 
     layers: dict[str, list[list[list[Any] | str]]] = {}
     for collection, rows in full.items():
@@ -254,25 +304,9 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
                 refs.append(f.ChunkRef(h, stems[0], stems[-1], len(chunk)))
             kept.append(refs)
         collections[collection] = kept
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda kv: uploader.put(*kv), pending))
+    list(pool.map(lambda kv: uploader.put(*kv), pending))
     _check_present(remote, [key for key, _ in pending] + [f.pack_key(r[3]) for rows in full.values() for r in rows])
-
-    desc = f.Descriptor(
-        bundle.id,
-        time_ns(bundle.time),
-        bundle.branch,
-        bundle.message,
-        bundle.author,
-        collections,
-        {c: len(rows) for c, rows in full.items()},
-        {"seq": bundle.seq, "pushed_ns": time.time_ns()},
-    )
-    data = desc.to_bytes()
-    if remote.store.put_if_absent(f.bundle_key(bundle.id), data):
-        report.objects_uploaded += 1
-        report.bytes_uploaded += len(data)
-    log.info("pushed bundle %s to %s: %d objects, %d bytes", bundle.id, remote.url, report.objects_uploaded, report.bytes_uploaded)
+    return collections, {c: len(rows) for c, rows in full.items()}
 
 
 def _without(desc: f.Descriptor, collection: str) -> f.Descriptor:
