@@ -160,12 +160,14 @@ class GcsStore:
                 raise NotFound(f"remote {self.url}: no object {key}") from None
             raise RemoteUnavailable(f"remote {self.url}: no such bucket {self.bucket}") from None
         except (gexc.Unauthorized, gexc.Forbidden) as exc:
-            raise RemoteUnavailable(f"remote {self.url}: permission denied ({exc.code} {_one_line(exc.message)})") from None
+            raise RemoteUnavailable(f"remote {self.url}: permission denied ({_reason(exc)})") from None
         except gexc.RetryError as exc:
             cause = exc.cause if exc.cause is not None else exc
             raise RemoteUnavailable(f"remote {self.url}: unreachable, still failing after retrying for {self.retry_timeout:g}s ({_describe(cause)})") from None
         except gexc.GoogleAPICallError as exc:
-            raise RemoteUnavailable(f"remote {self.url}: {exc.code} {_one_line(exc.message)}") from None
+            raise RemoteUnavailable(f"remote {self.url}: {_reason(exc)}") from None
+        except auth_exceptions.InvalidOperation as exc:  # a 401 answered to the anonymous credentials used with an emulator
+            raise RemoteUnavailable(f"remote {self.url}: permission denied (anonymous access refused: {_one_line(str(exc))})") from None
         except auth_exceptions.DefaultCredentialsError:
             raise RemoteUnavailable(
                 f"remote {self.url}: no Google Cloud credentials found (run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS)"
@@ -178,8 +180,25 @@ class GcsStore:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, gexc.GoogleAPICallError):
-        return f"{exc.code} {_one_line(exc.message)}"
+        return _reason(exc)
+    response = getattr(exc, "response", None)  # the media layer's InvalidResponse
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return f"{status} {_one_line(_server_message(response) or str(exc))}"
     return f"{type(exc).__name__}: {_one_line(str(exc))}"
+
+
+def _reason(exc: gexc.GoogleAPICallError) -> str:
+    """The status and the server's own words (an upload's or download's error carries the
+    request and the whole body in its message: the JSON error's message is enough)."""
+    return f"{exc.code} {_one_line(_server_message(exc.response) or exc.message)}"
+
+
+def _server_message(response: object) -> str | None:
+    try:
+        return str(response.json()["error"]["message"])  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
 
 
 def _one_line(text: str) -> str:
