@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 #: attempts per call, the first included (botocore's standard retry mode)
 MAX_ATTEMPTS = 5
-CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60)
+#: seconds to connect, and to wait for each read
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
 #: how often a create that keeps meeting another writer's in-flight create is tried
 CONFLICT_TRIES = 5
 
@@ -51,7 +53,7 @@ _DENIED = {
     "SignatureDoesNotMatch",
     "TokenRefreshRequired",
 }
-_clients: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
+_clients: dict[tuple[int, int, tuple[tuple[str, str], ...]], Any] = {}
 _lock = threading.Lock()
 
 
@@ -66,22 +68,27 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _client() -> Any:
+def _client(max_attempts: int) -> Any:
     """This process's S3 client for the current AWS_* configuration (created on first use)."""
-    key = (os.getpid(), tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    key = (os.getpid(), max_attempts, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = boto3.session.Session().client("s3", config=CONFIG)
+            config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+            client = boto3.session.Session().client("s3", config=config)
             _clients[key] = client
         return client
 
 
 class S3Store:
-    def __init__(self, url: str, bucket: str, prefix: str) -> None:
+    def __init__(self, url: str, bucket: str, prefix: str, *, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.url = url
         self.bucket = bucket
         self.prefix = prefix
+        self.max_attempts = max_attempts
+
+    def _client(self) -> Any:
+        return _client(self.max_attempts)
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -91,7 +98,7 @@ class S3Store:
         with self._errors(key):
             for attempt in range(1, CONFLICT_TRIES + 1):
                 try:
-                    _client().put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+                    self._client().put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
                     return True
                 except bexc.ClientError as exc:
                     code = _code(exc)
@@ -109,7 +116,7 @@ class S3Store:
 
     def get(self, key: str) -> bytes:
         with self._errors(key):
-            data: bytes = _client().get_object(Bucket=self.bucket, Key=self._name(key))["Body"].read()
+            data: bytes = self._client().get_object(Bucket=self.bucket, Key=self._name(key))["Body"].read()
             return data
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
@@ -117,7 +124,7 @@ class S3Store:
         end = start + max(length, 1) - 1
         with self._errors(key):
             try:
-                response = _client().get_object(Bucket=self.bucket, Key=self._name(key), Range=f"bytes={start}-{end}")
+                response = self._client().get_object(Bucket=self.bucket, Key=self._name(key), Range=f"bytes={start}-{end}")
             except bexc.ClientError as exc:
                 if _code(exc) == "InvalidRange":
                     return b""  # start is at or after the end of the object
@@ -130,7 +137,7 @@ class S3Store:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         with self._errors(None):
-            pages = _client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._name(prefix))
+            pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._name(prefix))
             for page in pages:
                 for obj in page.get("Contents", ()):
                     yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
@@ -138,11 +145,11 @@ class S3Store:
     def delete(self, key: str) -> None:
         # S3 answers a delete of a missing key with success.
         with self._errors(None):
-            _client().delete_object(Bucket=self.bucket, Key=self._name(key))
+            self._client().delete_object(Bucket=self.bucket, Key=self._name(key))
 
     def _exists(self, name: str) -> bool:
         try:
-            _client().head_object(Bucket=self.bucket, Key=name)
+            self._client().head_object(Bucket=self.bucket, Key=name)
         except bexc.ClientError as exc:
             if _status(exc) == 404 and _code(exc) != "NoSuchBucket":
                 return False
@@ -165,7 +172,7 @@ class S3Store:
             if code in _DENIED or status in (401, 403):
                 raise RemoteUnavailable(f"remote {self.url}: permission denied ({code}: {message})") from None
             if status is not None and status >= 500:
-                raise RemoteUnavailable(f"remote {self.url}: unavailable, still failing after {MAX_ATTEMPTS} attempts ({code}: {message})") from None
+                raise RemoteUnavailable(f"remote {self.url}: unavailable, still failing after {self.max_attempts} attempts ({code}: {message})") from None
             raise RemoteUnavailable(f"remote {self.url}: {code}: {message}") from None
         except bexc.NoCredentialsError:
             raise RemoteUnavailable(
