@@ -29,6 +29,17 @@ def test_put_if_absent_creates_then_refuses(remote_url: str) -> None:
     assert store.get("empty") == b""
 
 
+def test_large_object_is_created_once(remote_url: str) -> None:
+    # Past google-cloud-storage's 8 MiB multipart limit: a resumable upload, same precondition.
+    store = open_store(remote_url)
+    data = DATA * (9 * 1024)
+    assert store.put_if_absent("big", data) is True
+    assert store.put_if_absent("big", b"small") is False
+    assert store.get("big") == data
+    assert store.get_range("big", len(data) - 10, 100) == data[-10:]
+    assert [(o.key, o.size) for o in store.list("big")] == [("big", len(data))]
+
+
 @pytest.mark.parametrize(
     ("start", "length", "expected"),
     [
