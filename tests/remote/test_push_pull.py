@@ -313,3 +313,14 @@ def test_cli_remotes_push_pull_ls_log_gc(repo: Repository, other: Repository, re
     assert missing.returncode == 2 and "no bundle or label 'nope'" in missing.stderr
     assert cli(repo, "remote", "remove", "origin").returncode == 0
     assert cli(repo, "remote", "ls", "origin").returncode == 2
+
+
+def test_a_missing_bucket_is_one_clear_line(remote, mongo_uri: str) -> None:
+    scheme = {"gcs": "gs://", "s3": "s3://", "local": "file:///nonexistent"}[remote.kind]
+    url = f"{scheme}argonfs-test-missing-{uuid.uuid4().hex[:8]}/prefix"
+    for args in (["remote", "ls", url], ["pull", url, "prod"]):
+        argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=remote.child_env())
+        assert done.returncode == 7, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and url.split("/prefix")[0].split("/")[-1] in lines[0], done.stderr
