@@ -1,10 +1,15 @@
-"""The mount daemon: one repository served at one mountpoint by pyfuse3 under trio.
+"""The mount daemon: one repository (or one remote) served at one mountpoint by pyfuse3
+under trio.
 
 ``serve`` runs in the foreground: it mounts, confirms the mount answers, signals
 readiness (a ready file, and a line on a pipe for the ``argonfs mount`` that started it),
 serves until unmounted or told to stop (SIGTERM, SIGINT, SIGHUP), then unmounts.
 ``start`` is what ``argonfs mount`` does without ``--foreground``: it starts ``serve``
 in a new session, detached, and returns once the mount is usable.
+
+What is served is a ``Catalog`` (argonfs/snapshot.py): ``MongoCatalog`` over a
+repository, or, with ``MountConfig.remote``, ``RemoteCatalog`` over a remote's object
+store, read-only and with no MongoDB (pymongo is not even imported).
 """
 
 from __future__ import annotations
@@ -18,10 +23,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from argonfs.errors import ArgonError, Conflict, NotFound
+from argonfs.errors import ArgonError, Conflict, NotFound, ReadOnly
+from argonfs.remote.cache import DEFAULT_SIZE
+
+if TYPE_CHECKING:
+    from argonfs.snapshot import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +50,10 @@ class MountConfig:
     debug: bool = False
     threads: int = 16
     read_log: bool = False
+    #: serve this remote (a URL for ``open_store``) read-only instead of a repository
+    remote: str | None = None
+    #: bytes of the remote's on-disk cache (``remote_cache_dir``)
+    cache_size: int = DEFAULT_SIZE
 
 
 def _state_dir() -> Path:
@@ -57,6 +72,14 @@ def state_file(mountpoint: str) -> Path:
 
 def log_file(mountpoint: str) -> Path:
     return state_file(mountpoint).with_suffix(".log")
+
+
+def remote_cache_dir(url: str) -> Path:
+    """Where a remote mount caches the remote's chunks and pack blocks, by URL (mounts
+    of one remote share it: every entry is immutable and written atomically)."""
+    from argonfs.config import data_dir
+
+    return data_dir() / "remote-cache" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def check_mountpoint(mountpoint: str) -> str:
@@ -98,14 +121,53 @@ def _lazy_unmount(path: str) -> None:
         raise Conflict(f"cannot clean up the dead mount at {path!r}: {message}")
 
 
-def fuse_options(config: MountConfig, repo_name: str) -> set[str]:
+def fuse_options(config: MountConfig, name: str) -> set[str]:
+    """pyfuse3's defaults, the file system's name, the user's ``-o``, and ``ro`` for a
+    remote: the kernel itself then refuses every change with EROFS."""
     import pyfuse3
 
     options = set(pyfuse3.default_options)
-    options.update({f"fsname=argonfs:{repo_name}", "subtype=argonfs"})
+    options.update({f"fsname=argonfs:{name.replace(',', '%2C')}", "subtype=argonfs"})
     for opt in config.options:
         options.update(o.strip() for o in opt.split(",") if o.strip())
+    if config.remote is not None:
+        options.discard("rw")
+        options.add("ro")
     return options
+
+
+@dataclass
+class _Served:
+    catalog: Catalog
+    #: for the mount table (fsname) and the state file
+    name: str
+    #: for the log
+    description: str
+    close: Callable[[], None] = lambda: None
+
+
+def _open(config: MountConfig) -> _Served:
+    """The catalog to serve, checked: fail before mounting when the repository or the
+    remote is missing, unreachable or in another format."""
+    if config.remote is not None:
+        from argonfs.remote.cache import Cache
+        from argonfs.remote.format import Remote
+        from argonfs.remote.objects import open_store
+        from argonfs.remote.snapshots import RemoteCatalog
+
+        if config.read_log:
+            raise ReadOnly("a remote mount keeps no read log (it is stored in MongoDB): drop --read-log")
+        store = open_store(config.remote)
+        remote = Remote(store, Cache(remote_cache_dir(store.url), config.cache_size))
+        remote.check_format()
+        catalog = RemoteCatalog(remote)
+        return _Served(catalog, store.url, f"remote {store.url} (read-only, cache {remote_cache_dir(store.url)})", catalog.close)
+    from argonfs.store import Repository
+    from argonfs.store.snapshots import MongoCatalog
+
+    repo = Repository.open(config.mongo, config.repo)
+    repo.info()
+    return _Served(MongoCatalog(repo), repo.db.name, f"repository {repo.db.name!r} of {repo.where}")
 
 
 # ---------------------------------------------------------------------- foreground
@@ -117,26 +179,29 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     import trio
 
     from argonfs.fs.operations import ArgonOperations
-    from argonfs.store import Repository
-    from argonfs.store.aio import ThreadRunner
-    from argonfs.store.snapshots import MongoCatalog
+    from argonfs.runner import ThreadRunner
 
     mountpoint = check_mountpoint(config.mountpoint)
-    repo = Repository.open(config.mongo, config.repo)
-    repo.info()  # fail before mounting when the repository is missing or MongoDB is down
-    ops = ArgonOperations(MongoCatalog(repo), ThreadRunner(config.threads), read_log=config.read_log)
+    served = _open(config)
+    ops = ArgonOperations(served.catalog, ThreadRunner(config.threads), read_log=config.read_log)
     state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
-    pyfuse3.init(ops, mountpoint, fuse_options(config, repo.db.name))
+    try:
+        pyfuse3.init(ops, mountpoint, fuse_options(config, served.name))
+    except BaseException:
+        served.close()
+        raise
     ops.invalidator.start()
-    state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, "repo": repo.db.name}))
-    log.info("mounted repository %r of %s at %s", repo.db.name, repo.where, mountpoint)
+    key = "remote" if config.remote is not None else "repo"
+    state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, key: served.name}))
+    log.info("mounted %s at %s", served.description, mountpoint)
     try:
         trio.run(_main, ops, mountpoint, config, notify_fd)
     finally:
         _discard_unclosed(ops)
-        _store_last_reads(ops, repo)
+        _store_last_reads(ops)
         ops.invalidator.stop()
         pyfuse3.close(unmount=True)
+        served.close()
         state.unlink(missing_ok=True)
         if config.ready_file:
             Path(config.ready_file).unlink(missing_ok=True)
@@ -189,11 +254,11 @@ async def _wait_answering(mountpoint: str) -> None:
         await trio.sleep(0.05)
 
 
-def _store_last_reads(ops: object, repo: object) -> None:
+def _store_last_reads(ops: object) -> None:
     reads = ops.take_reads()  # type: ignore[attr-defined]
     if reads:
         try:
-            repo.record_reads(reads)  # type: ignore[attr-defined]
+            ops.catalog.record_reads(reads)  # type: ignore[attr-defined]
         except ArgonError as exc:
             log.error("read log: %d entries not stored at unmount: %s", len(reads), exc)
 

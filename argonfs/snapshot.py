@@ -3,9 +3,9 @@
 The filesystem never sees MongoDB: the daemon hands it a ``Catalog`` (refs, branch,
 bundle and label names), which resolves a ref to a ``Snapshot`` (read-only: a bundle, a
 ``BRANCH@SEQ`` view) or a ``Branch`` (a snapshot that moves, and takes writes).
-store/snapshots.py implements them over MongoDB; a bucket-backed remote will implement
-``Catalog`` and ``Snapshot`` alone.  Every method blocks: the mount calls them through
-``Runner.run`` in a worker thread.
+store/snapshots.py implements them over MongoDB; remote/snapshots.py implements
+``Catalog`` and ``Snapshot`` alone over a remote (bundles in a bucket, read-only).  Every
+method blocks: the mount calls them through ``Runner.run`` in a worker thread.
 
 A listed document names its version with ``version``, a hashable key that is the same
 wherever that version is seen and whose body never changes, so bodies are cached by it.
@@ -127,7 +127,7 @@ class Catalog(Protocol):
 
 
 class Runner(Protocol):
-    """Runs a blocking call in a worker thread (store/aio.py)."""
+    """Runs a blocking call in a worker thread (argonfs/runner.py)."""
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 

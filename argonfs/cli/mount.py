@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 import click
 
 from argonfs.cli.common import AppContext, pass_app
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size as people write it: ``1073741824``, ``512M``, ``2G``, ``1.5GiB``
+    (binary units: K is 1024)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size (e.g. 512M, 2G, or bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+class Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command()
@@ -16,14 +41,37 @@ from argonfs.cli.common import AppContext, pass_app
 @click.option("--foreground", "-f", is_flag=True, help="Serve in the foreground (containers); default: return once mounted.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write this file once the mount answers; removed at unmount.")
 @click.option("-o", "options", multiple=True, metavar="OPTS", help="FUSE mount options, comma-separated (e.g. allow_other, ro).")
-@click.option("--threads", default=16, show_default=True, help="Worker threads talking to MongoDB.")
+@click.option("--threads", default=16, show_default=True, help="Worker threads talking to MongoDB or the remote.")
 @click.option("--read-log", is_flag=True, help="Record which user opened which document, when (see 'argonfs readlog').")
+@click.option(
+    "--remote",
+    envvar="ARGONFS_REMOTE",
+    metavar="URL",
+    help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
+)
+@click.option(
+    "--cache-size",
+    envvar="ARGONFS_CACHE_SIZE",
+    type=Size(),
+    default="1G",
+    show_default=True,
+    help="With --remote: bytes of remote objects kept on local disk, e.g. 512M, 2G [env ARGONFS_CACHE_SIZE].",
+)
 @pass_app
 @click.pass_context
 def mount(
-    ctx: click.Context, app: AppContext, mountpoint: str, foreground: bool, ready_file: str | None, options: tuple[str, ...], threads: int, read_log: bool
+    ctx: click.Context,
+    app: AppContext,
+    mountpoint: str,
+    foreground: bool,
+    ready_file: str | None,
+    options: tuple[str, ...],
+    threads: int,
+    read_log: bool,
+    remote: str | None,
+    cache_size: int,
 ) -> None:
-    """Mount the repository at MOUNTPOINT.
+    """Mount the repository (or, with --remote, a remote) at MOUNTPOINT.
 
     \b
     MOUNTPOINT/branches/BRANCH/COLLECTION/ID.json   read-write
@@ -31,13 +79,21 @@ def mount(
     MOUNTPOINT/bundles/BUNDLE/...                   read-only
     MOUNTPOINT/labels/LABEL -> ../bundles/BUNDLE
 
-    Returns once the mount answers and keeps serving in the background (log in the
-    data directory, under mounts/); SIGTERM or 'argonfs umount' unmounts.
+    With --remote, the remote's bundles and labels, read-only, with no MongoDB;
+    /branches is empty.  Returns once the mount answers and keeps serving in the
+    background (log in the data directory, under mounts/); SIGTERM or 'argonfs umount'
+    unmounts.
     """
     from argonfs import daemon
 
+    if remote is not None:
+        from argonfs.remote.objects import check_url
+
+        if read_log:
+            raise click.UsageError("--read-log needs MongoDB; a --remote mount keeps no read log")
+        check_url(remote)
     debug = ctx.parent is not None and ctx.parent.params.get("debug")
-    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads, read_log)
+    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads, read_log, remote, cache_size)
     if foreground:
         logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
         notify = os.environ.pop("ARGONFS_NOTIFY_FD", None)
@@ -48,10 +104,13 @@ def mount(
         argv += ["--ready-file", ready_file]
     if read_log:
         argv.append("--read-log")
+    if remote is not None:
+        argv += ["--remote", remote, "--cache-size", str(cache_size)]
     for opt in options:
         argv += ["-o", opt]
     pid = daemon.start(config, argv)
-    click.echo(f"mounted {app.repo_name} at {mountpoint} (daemon pid {pid}, log {daemon.log_file(mountpoint)})", err=True)
+    what = f"remote {remote}" if remote is not None else app.repo_name
+    click.echo(f"mounted {what} at {mountpoint} (daemon pid {pid}, log {daemon.log_file(mountpoint)})", err=True)
 
 
 @click.command()

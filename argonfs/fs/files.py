@@ -3,7 +3,9 @@
 A file's bytes belong to its node (fs/nodes.py): writers share one buffer, a commit goes
 to the node's current name, and a document's writers use direct I/O so readers keep
 reading the committed version until the commit.  Bodies of listed documents are fetched
-in batches ahead of the reader (``_prefetch``, ``_read_ahead``).
+in batches ahead of the reader (``_prefetch``, ``_read_ahead``); a batch holding a
+document that fails its check (``Corrupt``, from a remote) is fetched one by one, so only
+that document answers EIO.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pyfuse3
 import trio
 
 from argonfs import codec
-from argonfs.errors import ArgonError, InvalidDocument
+from argonfs.errors import ArgonError, Corrupt, InvalidDocument
 from argonfs.fs.base import (
     HOT_TTL,
     MAX_FILE,
@@ -36,7 +38,19 @@ from argonfs.fs.base import (
 )
 from argonfs.fs.handles import FileHandle, now_ns
 from argonfs.fs.nodes import COLLDIR, FILE, Node, Path, Scratch, is_dir, read_only_ref
-from argonfs.snapshot import Written
+from argonfs.snapshot import Listed, Snapshot, Written
+
+
+def _each_body(view: Snapshot, collection: str, entries: list[Listed]) -> list[bytes | None]:
+    """Bodies fetched one at a time, None for each one that fails its check (``Corrupt``),
+    which its reader then fetches alone and gets EIO for."""
+    out: list[bytes | None] = []
+    for entry in entries:
+        try:
+            out.append(view.bodies(collection, [entry])[0])
+        except Corrupt:
+            out.append(None)
+    return out
 
 
 class Files(FsBase):
@@ -76,9 +90,15 @@ class Files(FsBase):
             self._inflight[_slot(e)] = done
 
         try:
-            bodies = await self.runner.run(view.bodies, collection, wanted)
+            try:
+                bodies: list[bytes | None] = list(await self.runner.run(view.bodies, collection, wanted))
+            except Corrupt as exc:
+                # one document failed its check: its neighbours are good, fetch them alone
+                log.warning("%s: fetching the %d documents of its batch one by one", exc, len(wanted))
+                bodies = await self.runner.run(_each_body, view, collection, wanted)
             for e, data in zip(wanted, bodies, strict=True):
-                self.bodies.put(_slot(e), data)
+                if data is not None:
+                    self.bodies.put(_slot(e), data)
         finally:
             for e in wanted:
                 self._inflight.pop(_slot(e), None)

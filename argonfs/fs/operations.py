@@ -3,7 +3,7 @@
 Handlers are thin: each one is wrapped by ``fuse_op`` (fs/base.py, the single place where
 argonfs errors become errnos and unexpected exceptions are logged and answered with EIO)
 and calls private helpers.  Every catalog and snapshot call runs in a worker thread
-through the runner (store/aio.py).  The handlers live by job:
+through the runner (argonfs/runner.py).  The handlers live by job:
 
 * fs/attributes.py: lookup, forget, getattr, setattr, statfs;
 * fs/directories.py: opendir, readdir, mkdir, rmdir;
