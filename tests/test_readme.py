@@ -20,15 +20,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR_MOUNTPOINT = "/mnt/argon"
+TOUR_REMOTE = "/tmp/argon-remote"
 DEADLINE = 600
 
 
-def tour() -> str:
+def sh_block(heading: str) -> str:
+    """The first sh block under a ``## heading`` of README.md."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("\n## A tour\n", 1)[1]
+    section = text.split(f"\n## {heading}\n", 1)[1]
     match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, "README.md has no sh block under '## A tour'"
+    assert match, f"README.md has no sh block under '## {heading}'"
     return match.group(1)
+
+
+def tour() -> str:
+    """The tour, then the Remotes section, which continues from it."""
+    return sh_block("A tour") + sh_block("Remotes")
 
 
 def _stop_daemon(pid: int) -> None:
@@ -56,7 +63,7 @@ def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
     else:
         env.pop("ARGONFS_REPO", None)
     proc = subprocess.Popen(
-        ["bash", "-c", "set -ex\n" + script.replace(TOUR_MOUNTPOINT, str(mountpoint))],
+        ["bash", "-c", "set -ex\n" + script.replace(TOUR_MOUNTPOINT, str(mountpoint)).replace(TOUR_REMOTE, str(tmp_path / "remote"))],
         cwd=work,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,3 +93,6 @@ def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
     assert '"title": "revised"' in out  # the label's document, read through the mount
     assert "experiment\nmain\n" in out  # ls of /branches
     assert "branch 'main' is now protected" in out
+    # the remote: a label mounted from it with the server stopped, then pulled elsewhere
+    assert out.count('"title": "revised"') >= 2
+    assert "-> branch production" in out
