@@ -81,17 +81,20 @@ class Directories(FsBase):
             async def fetch() -> list[Item]:
                 entries = await self.runner.run(page)
                 items: list[Item] = []
+                keys = []
+                scratch = self.scratch
                 for entry in entries:
+                    keys.append(_slot(entry))
                     name = entry.stem + codec.SUFFIX
                     child_path = (*path, name)
-                    if child_path in self.scratch:
+                    if scratch and child_path in scratch:
                         continue
                     child = self.inodes.get(child_path)
                     if not child.in_memory:
                         self._set_doc_info(child, entry, head)
                     items.append((name, child))
                 if entries:
-                    self._listed.add((path, entries[0].stem), (view, collection), entries, _slot)
+                    self._listed.add((path, entries[0].stem), (view, collection), entries, keys)
                 return items
 
             return fetch
@@ -103,7 +106,7 @@ class Directories(FsBase):
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
         await handle.seek(start_id)
-        while (item := await handle.peek()) is not None:
+        while (item := handle.ready() or await handle.peek()) is not None:
             name, child = item
             if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(child), handle.pos + 1):
                 break

@@ -44,11 +44,13 @@ class DirHandle:
 
     Offsets are positions in the listing (1, 2, ...).  Continuing where the last
     readdir stopped (the normal case) costs nothing; the kernel may also restart at
-    any offset it was given, which re-opens the stream after the name at that offset
-    (remembered for recent offsets) instead of re-reading from the start.
+    any offset it was given, which re-opens the stream after the name at the nearest
+    mark at or before it (one every ``MARK_EVERY`` positions, remembered for the recent
+    ones) and counts forward, instead of re-reading from the start.
     """
 
     MARKS = 8192
+    MARK_EVERY = 32
 
     def __init__(self, node: Node, head: list[Item], pages: Callable[[str], Callable[[], Awaitable[list[Item]]]] | None = None) -> None:
         self.node = node
@@ -70,14 +72,19 @@ class DirHandle:
     async def seek(self, pos: int) -> None:
         if pos == self.pos:
             return
+        mark = pos - pos % self.MARK_EVERY
         if pos <= len(self.head):
             self._rewind(pos, "")
-        elif pos in self._marks:
-            self._rewind(pos, self._marks[pos])
-        else:  # an offset we no longer remember: count our way there
+        elif mark > len(self.head) and mark in self._marks:
+            self._rewind(mark, self._marks[mark])
+        else:  # an offset we no longer remember: count from the start
             self._rewind(0, "")
-            while self.pos < pos and await self.peek() is not None:
-                self.advance()
+        while self.pos < pos and await self.peek() is not None:
+            self.advance()
+
+    def ready(self) -> Item | None:
+        """The next item if it is already fetched (no await), else None."""
+        return self._pending[0] if self._pending else None
 
     async def peek(self) -> Item | None:
         while not self._pending and not self._done:
@@ -91,7 +98,7 @@ class DirHandle:
     def advance(self) -> None:
         name, _ = self._pending.popleft()
         self.pos += 1
-        if self.pos > len(self.head):
+        if self.pos % self.MARK_EVERY == 0 and self.pos > len(self.head):
             self._marks[self.pos] = name[: -len(".json")] if name.endswith(".json") else name
             if len(self._marks) > self.MARKS:
                 self._marks.popitem(last=False)
@@ -143,35 +150,37 @@ class ListingIndex:
     def __init__(self, max_entries: int = 65536) -> None:
         self.max_entries = max_entries
         self.entries = 0
-        self._pages: collections.OrderedDict[Any, tuple[Any, list[Any]]] = collections.OrderedDict()
+        self._pages: collections.OrderedDict[Any, tuple[Any, list[Any], list[Any]]] = collections.OrderedDict()
         self._where: dict[Any, tuple[Any, int]] = {}
 
-    def add(self, page: Any, source: Any, entries: list[Any], key: Callable[[Any], Any]) -> None:
-        """``source``: what fetches these entries' bodies (the snapshot and collection)."""
+    def add(self, page: Any, source: Any, entries: list[Any], keys: list[Any]) -> None:
+        """``source``: what fetches these entries' bodies (the snapshot and collection);
+        ``keys``: the entries' version slots, in the same order."""
         if not entries:
             return
-        self._drop(page, key)
-        self._pages[page] = (source, entries)
+        self._drop(page)
+        self._pages[page] = (source, entries, keys)
         self.entries += len(entries)
-        for i, entry in enumerate(entries):
-            self._where[key(entry)] = (page, i)
+        where = self._where
+        for i, k in enumerate(keys):
+            where[k] = (page, i)
         while self.entries > self.max_entries and len(self._pages) > 1:
-            self._drop(next(iter(self._pages)), key)
+            self._drop(next(iter(self._pages)))
 
-    def _drop(self, page: Any, key: Callable[[Any], Any]) -> None:
+    def _drop(self, page: Any) -> None:
         old = self._pages.pop(page, None)
         if old is None:
             return
         self.entries -= len(old[1])
-        for entry in old[1]:
-            k = key(entry)
-            if self._where.get(k, (None, 0))[0] == page:
-                del self._where[k]
+        where = self._where
+        for k in old[2]:
+            if where.get(k, (None, 0))[0] == page:
+                del where[k]
 
     def following(self, slot: Any, count: int) -> tuple[Any, list[Any]] | None:
         """The source and the entries from ``slot`` on (at most ``count``)."""
         where = self._where.get(slot)
         if where is None or where[0] not in self._pages:
             return None
-        source, entries = self._pages[where[0]]
+        source, entries, _keys = self._pages[where[0]]
         return source, entries[where[1] : where[1] + count]

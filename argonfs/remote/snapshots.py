@@ -170,10 +170,11 @@ class RemoteSnapshot:
 
     def _stream(self, collection: str, layers: list[list[ChunkRef]], after: str) -> Iterator[RemoteEntry]:
         ahead = _Ahead(self.remote, self.catalog.pool, layers, after)
-        ahead.passed(after)
+        boundary = ahead.passed(after)
         for entry in self.remote.entries(self.descriptor, collection, after):
             yield entry
-            ahead.passed(entry.stem)
+            if boundary is not None and entry.stem >= boundary:
+                boundary = ahead.passed(entry.stem)
 
     def stat(self, collection: str, stem: str) -> RemoteEntry:
         return self.remote.stat(self.descriptor, collection, stem)
@@ -199,15 +200,17 @@ class _Ahead:
         self.futures: list[dict[int, Future[Any]]] = [{} for _ in layers]
         self.started = False
 
-    def passed(self, stem: str) -> None:
+    def passed(self, stem: str) -> str | None:
         """The listing has returned ``stem``: the chunk holding the names after it in each
-        layer is fetched before the listing goes on, the following ones are on their way."""
+        layer is fetched before the listing goes on, the following ones are on their way.
+        Returns the name at which to call again (the end of the nearest chunk), None
+        when every chunk is on its way."""
         for i, lasts in enumerate(self.lasts):
             p = self.pos[i]
-            if self.started and (p >= len(lasts) or lasts[p] > stem):
-                continue  # still inside the same chunk of this layer
             while p < len(lasts) and lasts[p] <= stem:
                 p += 1
+            if self.started and p == self.pos[i]:
+                continue  # still inside the same chunk of this layer
             self.pos[i] = p
             futures = self.futures[i]
             for j in [j for j in futures if j < p]:
@@ -218,7 +221,9 @@ class _Ahead:
                     if j not in futures:
                         futures[j] = self.pool.submit(self.remote.chunk, layer[j])
             except RuntimeError:  # the pool is shut down (unmounting): the listing reads alone
-                return
-            if p < len(layer):
+                break
+            if p in futures:
                 futures[p].exception()  # wait; an error is raised by the listing's own read
         self.started = True
+        ends = [lasts[p] for lasts, p in zip(self.lasts, self.pos, strict=True) if p < len(lasts)]
+        return min(ends) if ends else None

@@ -4,6 +4,7 @@ a label moved by a push shows; corrupted or truncated objects answer EIO, never 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import json
@@ -356,10 +357,8 @@ def test_mount_in_the_background_from_the_environment(published, tmp_path, monke
     finally:
         subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
         if state is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(state["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def test_mount_refuses_what_a_remote_cannot_do(published, tmp_path):
@@ -378,3 +377,40 @@ def test_mount_refuses_what_a_remote_cannot_do(published, tmp_path):
     proc = argonfs("mount", "--remote", str(tmp_path / "plain"), str(mnt), env=env)
     assert proc.returncode != 0 and "not an argonfs remote" in proc.stderr
     assert not os.path.ismount(mnt)
+
+
+@pytest.mark.deadline(60)
+def test_the_sidecar_entrypoint_serves_a_remote(published, tmp_path):
+    """docker/entrypoint.sh with ARGONFS_REMOTE in its environment: the image's sidecar
+    serves a remote with no MongoDB and no argument."""
+    mnt = tmp_path / "shared/remote"
+    ready = tmp_path / "ready"
+    env = dict(
+        os.environ,
+        **NO_MONGO,
+        ARGONFS_HOME=str(tmp_path / "home"),
+        ARGONFS_REMOTE=str(published.path),
+        ARGONFS_MOUNTPOINT=str(mnt),
+        ARGONFS_READY_FILE=str(ready),
+        ARGONFS_MOUNT_OPTIONS="allow_other",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    entrypoint = Path(__file__).resolve().parents[2] / "docker/entrypoint.sh"
+    proc = subprocess.Popen(["sh", str(entrypoint)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the sidecar was not ready in time"
+            time.sleep(0.05)
+        options = next(line.split()[3] for line in Path("/proc/self/mounts").read_text().splitlines() if line.split()[1] == str(mnt))
+        assert "ro" in options.split(",") and "allow_other" in options.split(",")
+        assert len(os.listdir(mnt / "labels/prod/papers")) == 60
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not ready.exists() and not os.path.ismount(mnt)
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
