@@ -3,24 +3,28 @@
 The bundle's documents become versions of a branch (by default a new, empty branch
 named after the label or bundle), written as one transaction (``Repository.apply``) and
 frozen as a local bundle with the **same id**, time and author; a pulled label is set
-locally too.  Pulling into a branch that already holds an earlier state (pulling the
-same label again) compares listings first, so documents whose content hash and mtime
-are already there are neither downloaded nor written, and names the bundle lacks are
-deleted: the branch ends exactly as the bundle.  Every body is checked against its hash
+locally too.  The pull compares listings first, so documents whose content hash and
+mtime are already in the branch are neither downloaded nor written, and names the
+bundle lacks are deleted: the branch ends exactly as the bundle.  An existing branch
+(pulling the same label again) is updated in place; a new one is forked from a local
+bundle likely to be close (the label's current bundle here, or the bundle the push
+used as its base), so a pull of a changed bundle downloads only the change.  Every body is checked against its hash
 on the way (``Corrupt`` otherwise, and nothing becomes visible).  Blocking.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from argonfs import codec
 from argonfs.errors import NotFound
 from argonfs.remote import format as f
-from argonfs.remote.push import _diff
+from argonfs.remote.push import merge_join
 from argonfs.store import Change, Repository
 from argonfs.store.model import View
 from argonfs.store.versions import DELETE, DROP, MKCOL, PAGE, PUT
@@ -73,12 +77,10 @@ def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = N
         try:
             repo.branch(name)
         except NotFound:
-            repo.create_branch(name, empty=True)
+            _create_branch(repo, name, label, desc)
         view = repo.resolve(name)
         report.seq = repo.apply(view, _changes(repo, remote, desc, view, report, progress), kind="pull", message=f"pull {bundle_id} from {remote.url}")
         at = f"{name}@{report.seq}" if report.seq is not None else name
-        from datetime import UTC, datetime
-
         when = datetime.fromtimestamp(desc.time_ns / 1e9, UTC).replace(tzinfo=None)
         when = when.replace(microsecond=when.microsecond // 1000 * 1000)
         repo.create_bundle(at, desc.message, bundle_id=bundle_id, time=when, author=desc.author)
@@ -90,6 +92,27 @@ def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = N
         if current != bundle_id:
             repo.set_label(label, bundle_id)
     return report
+
+
+def _create_branch(repo: Repository, name: str, label: str | None, desc: f.Descriptor) -> None:
+    """A new branch for the pull: forked (O(1)) from a local bundle that is likely close
+    to the pulled one, so only what differs is downloaded: the bundle the label points
+    at here (pulled before), else the bundle the push used as its base.  Else empty."""
+    candidates = []
+    if label is not None:
+        with contextlib.suppress(NotFound):
+            candidates.append(repo.label(label)["bundle"])
+    if isinstance(desc.extra.get("base"), str):
+        candidates.append(desc.extra["base"])
+    for bundle_id in candidates:
+        try:
+            repo.bundle(bundle_id)
+        except NotFound:
+            continue
+        repo.create_branch(name, bundle_id)
+        log.info("pull: branch %s forked from local bundle %s", name, bundle_id)
+        return
+    repo.create_branch(name, empty=True)
 
 
 def _changes(
@@ -105,7 +128,7 @@ def _changes(
         if collection not in have:
             yield Change(MKCOL, collection)
         need: list[f.RemoteEntry] = []
-        for mine, theirs in _diff(local, remote.entries(desc, collection)):
+        for mine, theirs in merge_join(local, remote.entries(desc, collection)):
             if theirs is None:
                 assert mine is not None
                 report.deleted += 1

@@ -142,7 +142,7 @@ def _choose_base(remote: f.Remote, repo: Repository, label: str | None, branch: 
     return None
 
 
-def _diff(local: Iterator[Entry], base: Iterator[f.RemoteEntry]) -> Iterator[tuple[Entry | None, f.RemoteEntry | None]]:
+def merge_join(local: Iterator[Entry], base: Iterator[f.RemoteEntry]) -> Iterator[tuple[Entry | None, f.RemoteEntry | None]]:
     """Merge-join two listings in name order: (local, base) pairs, either side None."""
     end = object()
     a: Any = next(local, end)
@@ -209,7 +209,7 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
         bundle.author,
         collections,
         counts,
-        {"seq": bundle.seq, "pushed_ns": time.time_ns()},
+        {"seq": bundle.seq, "pushed_ns": time.time_ns(), **({"base": report.base} if report.base else {})},
     )
     data = desc.to_bytes()
     if remote.store.put_if_absent(f.bundle_key(bundle.id), data):
@@ -254,7 +254,7 @@ def _write(
                 report.uploaded_documents += 1
             need.clear()
 
-        for local, old in _diff(repo.entries(view, collection), remote.entries(base, collection)):
+        for local, old in merge_join(repo.entries(view, collection), remote.entries(base, collection)):
             if local is None:
                 assert old is not None
                 changes.append(old.stem)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.remote.fixtures import *  # noqa: F403  (remote mounts run over every backend)
+
 READY_DEADLINE = 60.0
 DEADLINE = 240.0
 FUSECTL = Path("/sys/fs/fuse/connections")

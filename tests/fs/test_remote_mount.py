@@ -1,5 +1,5 @@
-"""A remote mounted with no MongoDB: ``argonfs mount --remote URL`` over a local remote
-filled by the real push code, read with ordinary tools; every change refused with EROFS;
+"""A remote mounted with no MongoDB: ``argonfs mount --remote URL`` over a remote on
+each backend (a directory, the GCS and S3 emulators) filled by the real push code, read with ordinary tools; every change refused with EROFS;
 a label moved by a push shows; corrupted or truncated objects answer EIO, never data."""
 
 from __future__ import annotations
@@ -42,34 +42,41 @@ LONG_ID = "x" * 300  # stored under a hashed (~h) file name
 @dataclass
 class Published:
     repo: object
-    path: Path
+    url: str
     bundle: str
 
 
-def publish(repo, path: Path, bundle_id: str, label: str = "prod") -> None:
-    push_bundle(repo, Remote(open_store(str(path))), bundle_id, label=label)
+def publish(repo, url: str, bundle_id: str, label: str = "prod") -> None:
+    push_bundle(repo, Remote(open_store(url)), bundle_id, label=label)
+
+
+def damage(url: str, key: str, change) -> None:
+    """Replace an object of the remote with damaged bytes, through its own backend."""
+    store = open_store(url)
+    data = store.get(key)
+    store.delete(key)
+    assert store.put_if_absent(key, change(data))
 
 
 @pytest.fixture
-def published(repo, tmp_path: Path) -> Published:
-    """A repository whose bundle ``prod`` is pushed to a local remote."""
+def published(repo, remote) -> Published:
+    """A repository whose bundle ``prod`` is pushed to a remote: a directory, a GCS
+    bucket or an S3 bucket (the emulators' environment is set for the daemons too)."""
     repo.import_documents("main", "papers", ({"_id": i, "title": f"paper {i}", "body": "x" * (i * 37 % 500)} for i in range(60)))
     repo.put("main", "authors", {"_id": "ada", "name": "Ada"})
     repo.put("main", "authors", {"_id": "émile", "name": "Émile"}, mtime=1_600_000_000_123_456_789)  # touch -d
     repo.put("main", "authors", {"_id": LONG_ID, "name": "long"})
     repo.create_collection("main", "empty")
     bundle = repo.create_bundle("main", "v1", label="prod")
-    path = tmp_path / "remote"
-    path.mkdir()
-    publish(repo, path, bundle.id)
-    return Published(repo, path, bundle.id)
+    publish(repo, remote.url, bundle.id)
+    return Published(repo, remote.url, bundle.id)
 
 
 def mount_remote(mount_factory, published: Published, *extra: str, home: Path | None = None):
     env = dict(NO_MONGO)
     if home is not None:
         env["ARGONFS_HOME"] = str(home)
-    return mount_factory("--remote", str(published.path), *extra, env=env)
+    return mount_factory("--remote", published.url, *extra, env=env)
 
 
 def quiet(m) -> None:
@@ -152,7 +159,7 @@ def test_a_remote_reads_like_its_bundle_with_no_mongodb(published, mount_factory
     assert sv.f_flag & os.ST_RDONLY
     assert sv.f_files - sv.f_ffree == 63
     monkeypatch.setenv("ARGONFS_HOME", str(tmp_path / "home"))  # the daemon's data directory
-    cache = remote_cache_dir(str(published.path))
+    cache = remote_cache_dir(published.url)
     cached = sum(p.stat().st_size for p in cache.iterdir())
     assert cached > 0 and (sv.f_blocks - sv.f_bfree) * sv.f_frsize == cached // 4096 * 4096
     quiet(m)
@@ -209,7 +216,7 @@ def test_every_change_is_erofs(published, mount_factory):
 async def test_the_catalog_refuses_changes_without_the_kernels_help(published):
     """Even a write that reaches the daemon (the kernel's ``ro`` aside) is refused: the
     catalog answers ReadOnly, which the one error seam turns into EROFS."""
-    catalog = RemoteCatalog(Remote(open_store(str(published.path))))
+    catalog = RemoteCatalog(Remote(open_store(published.url)))
     try:
         for call in (
             lambda: catalog.set_label("x", published.bundle, author="a"),
@@ -267,7 +274,7 @@ def test_a_label_moved_by_a_push_shows_within_the_timeout(published, mount_facto
     repo.put("main", "papers", {"_id": 1, "title": "changed"})
     repo.delete("main", "papers", "2")
     second = repo.create_bundle("main", "v2", label="prod").id
-    publish(repo, published.path, second)  # incremental: a delta layer over the first bundle
+    publish(repo, published.url, second)  # incremental: a delta layer over the first bundle
     moved = time.monotonic()
     while os.readlink(m / "labels/prod") != f"../bundles/{second}":
         assert time.monotonic() - moved < BRANCH_TIMEOUT + 2, "the moved label did not show"
@@ -287,13 +294,14 @@ def test_a_label_moved_by_a_push_shows_within_the_timeout(published, mount_facto
 @pytest.mark.deadline(60)
 def test_a_corrupted_pack_answers_eio_never_wrong_bytes(published, mount_factory, tmp_path):
     repo, bundle = published.repo, published.bundle
-    remote = Remote(open_store(str(published.path)))
+    remote = Remote(open_store(published.url))
     entry = remote.stat(remote.descriptor(bundle), "papers", "5")
-    pack = published.path / pack_key(entry.pack)
-    data = bytearray(pack.read_bytes())
     at = entry.offset + entry.size // 2
-    data[at] ^= 0x20  # one byte of document 5, whose size stays the same
-    pack.write_bytes(bytes(data))
+
+    def flip(data: bytes) -> bytes:  # one byte of document 5, whose size stays the same
+        return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1 :]
+
+    damage(published.url, pack_key(entry.pack), flip)
 
     m = mount_remote(mount_factory, published, home=tmp_path / "fresh-home")
     papers = m / "labels/prod/papers"
@@ -310,10 +318,9 @@ def test_a_corrupted_pack_answers_eio_never_wrong_bytes(published, mount_factory
 
 @pytest.mark.deadline(60)
 def test_a_truncated_chunk_answers_eio_on_listing(published, mount_factory, tmp_path):
-    remote = Remote(open_store(str(published.path)))
+    remote = Remote(open_store(published.url))
     (ref,) = remote.descriptor(published.bundle).collections["papers"][0]
-    chunk = published.path / f"chunks/{ref.hash}.chunk"
-    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    damage(published.url, f"chunks/{ref.hash}.chunk", lambda data: data[: len(data) // 2])
 
     m = mount_remote(mount_factory, published, home=tmp_path / "fresh-home")
     papers = m / "labels/prod/papers"
@@ -336,20 +343,20 @@ def test_mount_in_the_background_from_the_environment(published, tmp_path, monke
     daemon it starts gets them on its command line, and the cache stays in its bound."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    env = dict(os.environ, **NO_MONGO, ARGONFS_HOME=str(tmp_path / "home"), ARGONFS_REMOTE=str(published.path), ARGONFS_CACHE_SIZE="16K")
+    env = dict(os.environ, **NO_MONGO, ARGONFS_HOME=str(tmp_path / "home"), ARGONFS_REMOTE=published.url, ARGONFS_CACHE_SIZE="16K")
     state = None
     try:
         proc = argonfs("mount", str(mnt), env=env)
         assert proc.returncode == 0, proc.stderr
-        assert f"mounted remote {published.path}" in proc.stderr
+        assert f"mounted remote {published.url}" in proc.stderr
         state = json.loads(next((tmp_path / "home/mounts").glob("*.json")).read_text())
         argv = Path(f"/proc/{state['pid']}/cmdline").read_bytes().split(b"\0")
-        assert [b"--remote", os.fsencode(published.path), b"--cache-size", b"16384"] == argv[argv.index(b"--remote") : argv.index(b"--remote") + 4]
-        assert state["remote"] == str(published.path)
+        assert [b"--remote", os.fsencode(published.url), b"--cache-size", b"16384"] == argv[argv.index(b"--remote") : argv.index(b"--remote") + 4]
+        assert state["remote"] == published.url
         papers = mnt / "labels/prod/papers"
         assert len([(papers / n).read_bytes() for n in os.listdir(papers)]) == 60
         monkeypatch.setenv("ARGONFS_HOME", str(tmp_path / "home"))
-        cache = remote_cache_dir(str(published.path))
+        cache = remote_cache_dir(published.url)
         assert 0 < sum(p.stat().st_size for p in cache.iterdir()) <= 16384
         proc = argonfs("umount", str(mnt), env=env)
         assert proc.returncode == 0, proc.stderr
@@ -365,9 +372,9 @@ def test_mount_refuses_what_a_remote_cannot_do(published, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     env = dict(os.environ, **NO_MONGO, ARGONFS_HOME=str(tmp_path / "home"))
-    proc = argonfs("mount", "--remote", str(published.path), "--read-log", str(mnt), env=env)
+    proc = argonfs("mount", "--remote", published.url, "--read-log", str(mnt), env=env)
     assert proc.returncode == 2 and "--read-log needs MongoDB" in proc.stderr
-    proc = argonfs("mount", "--remote", str(published.path), "--cache-size", "lots", str(mnt), env=env)
+    proc = argonfs("mount", "--remote", published.url, "--cache-size", "lots", str(mnt), env=env)
     assert proc.returncode == 2 and "not a size" in proc.stderr
     proc = argonfs("mount", "--remote", "ftp://host/x", str(mnt), env=env)
     assert proc.returncode != 0 and "a remote URL is" in proc.stderr
@@ -389,7 +396,7 @@ def test_the_sidecar_entrypoint_serves_a_remote(published, tmp_path):
         os.environ,
         **NO_MONGO,
         ARGONFS_HOME=str(tmp_path / "home"),
-        ARGONFS_REMOTE=str(published.path),
+        ARGONFS_REMOTE=published.url,
         ARGONFS_MOUNTPOINT=str(mnt),
         ARGONFS_READY_FILE=str(ready),
         ARGONFS_MOUNT_OPTIONS="allow_other",

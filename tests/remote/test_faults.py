@@ -23,7 +23,7 @@ from argonfs.errors import RemoteUnavailable
 from argonfs.remote.gcs import GcsStore
 from argonfs.remote.objects import open_store
 from argonfs.remote.s3 import S3Store
-from tests.remote.conftest import GCS_PROJECT, Remote, s3_env
+from tests.remote.fixtures import GCS_PROJECT, Remote, s3_env
 from tests.remote.httpfake import Answer, Request, fake_server, forward, json_error, xml_error
 
 GS_URL = "gs://argonfs-faults/some/prefix"

