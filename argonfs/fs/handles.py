@@ -151,7 +151,10 @@ class ListingIndex:
         self.max_entries = max_entries
         self.entries = 0
         self._pages: collections.OrderedDict[Any, tuple[Any, list[Any], list[Any]]] = collections.OrderedDict()
-        self._where: dict[Any, tuple[Any, int]] = {}
+        #: slot -> the page it is listed in, and its position there (two maps, not one of
+        #: pairs: adding a page then allocates no object per entry)
+        self._where: dict[Any, Any] = {}
+        self._at: dict[Any, int] = {}
 
     def add(self, page: Any, source: Any, entries: list[Any], keys: list[Any]) -> None:
         """``source``: what fetches these entries' bodies (the snapshot and collection);
@@ -161,9 +164,8 @@ class ListingIndex:
         self._drop(page)
         self._pages[page] = (source, entries, keys)
         self.entries += len(entries)
-        where = self._where
-        for i, k in enumerate(keys):
-            where[k] = (page, i)
+        self._where.update(dict.fromkeys(keys, page))
+        self._at.update(zip(keys, range(len(keys)), strict=True))
         while self.entries > self.max_entries and len(self._pages) > 1:
             self._drop(next(iter(self._pages)))
 
@@ -172,15 +174,17 @@ class ListingIndex:
         if old is None:
             return
         self.entries -= len(old[1])
-        where = self._where
+        where, at = self._where, self._at
         for k in old[2]:
-            if where.get(k, (None, 0))[0] == page:
+            if where.get(k) == page:
                 del where[k]
+                del at[k]
 
     def following(self, slot: Any, count: int) -> tuple[Any, list[Any]] | None:
         """The source and the entries from ``slot`` on (at most ``count``)."""
-        where = self._where.get(slot)
-        if where is None or where[0] not in self._pages:
+        page = self._where.get(slot)
+        if page is None or page not in self._pages:
             return None
-        source, entries, _keys = self._pages[where[0]]
-        return source, entries[where[1] : where[1] + count]
+        source, entries, _keys = self._pages[page]
+        i = self._at[slot]
+        return source, entries[i : i + count]
