@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import heapq
 import logging
 import threading
 import zlib
@@ -246,6 +245,31 @@ def _stem(e: RemoteEntry | str) -> str:
     return e if isinstance(e, str) else e.stem
 
 
+def _overlay(base: Iterator[RemoteEntry | str], delta: Iterator[RemoteEntry | str]) -> Iterator[RemoteEntry | str]:
+    """Two sorted layers as one, ``delta`` deciding the names both list (tombstones are
+    kept, for the layers above and the caller).  A delta is small: the base's entries
+    pass with one comparison each and no object built per entry."""
+    d = next(delta, None)
+    ds = _stem(d) if d is not None else None
+    for e in base:
+        s = e if isinstance(e, str) else e.stem
+        while ds is not None and ds < s:
+            assert d is not None  # set whenever ds is
+            yield d
+            d = next(delta, None)
+            ds = _stem(d) if d is not None else None
+        if ds == s:
+            assert d is not None
+            yield d
+            d = next(delta, None)
+            ds = _stem(d) if d is not None else None
+        else:
+            yield e
+    if d is not None:
+        yield d
+        yield from delta
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -418,10 +442,6 @@ class Remote:
         for part in self._parts(layer, after):
             yield from part
 
-    def _ranked(self, layer: list[ChunkRef], rank: int, after: str) -> Iterator[tuple[str, int, RemoteEntry | str]]:
-        for e in self._layer(layer, after):
-            yield _stem(e), rank, e
-
     def entries(self, desc: Descriptor, collection: str, after: str = "") -> Iterator[RemoteEntry]:
         """Live documents of a collection after ``after``, in name order, merging the
         layers (the newest one decides a name)."""
@@ -432,12 +452,10 @@ class Remote:
             for part in self._parts(layers[0], after):
                 yield from [e for e in part if not isinstance(e, str)]
             return
-        streams = [self._ranked(layer, -i, after) for i, layer in enumerate(layers)]
-        last = None
-        for stem, _rank, e in heapq.merge(*streams):
-            if stem == last:
-                continue
-            last = stem
+        merged = self._layer(layers[0], after)
+        for layer in layers[1:]:
+            merged = _overlay(merged, self._layer(layer, after))
+        for e in merged:
             if not isinstance(e, str):
                 yield e
 
