@@ -311,7 +311,7 @@ class Files(FsBase):
         node.data = None
         node.dirty = False
         node.mtime_ns = None
-        node.former_stems.clear()
+        node.former_stems = ()
         if node.unlinked:
             return
         if node.info.get("served") != node.info.get("slot"):

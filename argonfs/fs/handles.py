@@ -145,13 +145,22 @@ class ListingIndex:
     A page is known by where it starts (its directory and first name): listing a
     directory again replaces its pages instead of adding copies, so readers that list
     the same directory over and over hold one listing.  Bounded by ``max_entries``: the
-    oldest pages are forgotten first."""
+    oldest pages are forgotten first.
+
+    Pages are indexed by slot only when a lookup needs it (``following``): a listing
+    nobody reads from (``ls -l``) costs a list append per page, and a page forgotten
+    before anyone asked was never indexed."""
 
     def __init__(self, max_entries: int = 65536) -> None:
         self.max_entries = max_entries
         self.entries = 0
         self._pages: collections.OrderedDict[Any, tuple[Any, list[Any], list[Any]]] = collections.OrderedDict()
-        self._where: dict[Any, tuple[Any, int]] = {}
+        #: slot -> the page it is listed in, and its position there (two maps, not one of
+        #: pairs: indexing a page allocates no object per entry)
+        self._where: dict[Any, Any] = {}
+        self._at: dict[Any, int] = {}
+        #: pages added since the last lookup, oldest first (a dict used as an ordered set)
+        self._pending: dict[Any, None] = {}
 
     def add(self, page: Any, source: Any, entries: list[Any], keys: list[Any]) -> None:
         """``source``: what fetches these entries' bodies (the snapshot and collection);
@@ -160,10 +169,8 @@ class ListingIndex:
             return
         self._drop(page)
         self._pages[page] = (source, entries, keys)
+        self._pending[page] = None
         self.entries += len(entries)
-        where = self._where
-        for i, k in enumerate(keys):
-            where[k] = (page, i)
         while self.entries > self.max_entries and len(self._pages) > 1:
             self._drop(next(iter(self._pages)))
 
@@ -172,15 +179,30 @@ class ListingIndex:
         if old is None:
             return
         self.entries -= len(old[1])
-        where = self._where
+        if self._pending.pop(page, 0) is None:
+            return  # never indexed
+        where, at = self._where, self._at
         for k in old[2]:
-            if where.get(k, (None, 0))[0] == page:
+            if where.get(k) == page:
                 del where[k]
+                del at[k]
+
+    def _index(self) -> None:
+        """Index the pages added since the last lookup, in the order they came (a slot
+        listed twice belongs to the page that listed it last)."""
+        for page in self._pending:
+            keys = self._pages[page][2]
+            self._where.update(dict.fromkeys(keys, page))
+            self._at.update(zip(keys, range(len(keys)), strict=True))
+        self._pending.clear()
 
     def following(self, slot: Any, count: int) -> tuple[Any, list[Any]] | None:
         """The source and the entries from ``slot`` on (at most ``count``)."""
-        where = self._where.get(slot)
-        if where is None or where[0] not in self._pages:
+        if self._pending:
+            self._index()
+        page = self._where.get(slot)
+        if page is None or page not in self._pages:
             return None
-        source, entries, _keys = self._pages[where[0]]
-        return source, entries[where[1] : where[1] + count]
+        source, entries, _keys = self._pages[page]
+        i = self._at[slot]
+        return source, entries[i : i + count]

@@ -116,7 +116,7 @@ class Names(Files):
             self._note_head(branch.key, slot)
             self._set_written(node, written, slot)
             if node.data is not None:
-                node.former_stems.append(stem)  # its open buffer still says the old _id
+                node.former_stems += (stem,)  # its open buffer still says the old _id
         elif node.scratch is None:  # a document renamed to a temporary name (a backup, mv x.json x.bak)
             data = node.data if node.data is not None else bytearray(await self._body(node))
             seq = await self.runner.run(branch.delete, src[2], codec.filename_to_stem(src[3]) or "", author=author)

@@ -104,8 +104,9 @@ class Node:
     unlinked: bool = False
     #: a modification time set while open for writing, committed with the content
     mtime_ns: int | None = None
-    #: the ids of the names this node had before renames while open (see operations._commit)
-    former_stems: list[str] = field(default_factory=list)
+    #: the ids of the names this node had before renames while open (see operations._commit);
+    #: a tuple, shared while empty, so listing a collection makes no list per document
+    former_stems: tuple[str, ...] = ()
     #: the st_size of the last attributes handed to the kernel, which it may still cache
     reported_size: int = -1
 
@@ -113,7 +114,6 @@ class Node:
         self.ino = ino
         self.path = path
         self.info = {}
-        self.former_stems = []
 
     @property
     def kind(self) -> str:

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import heapq
 import logging
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -81,9 +80,11 @@ def label_key(name: str, slot: int) -> str:
     return f"{label_prefix(name)}{slot:010d}.json"
 
 
-@dataclass(frozen=True)
-class RemoteEntry:
-    """A document as a remote manifest lists it (the mount's ``Listed``)."""
+class RemoteEntry(NamedTuple):
+    """A document as a remote manifest lists it (the mount's ``Listed``).  A named tuple,
+    not a frozen dataclass: a listing decodes one per document, and a tuple of strings
+    and ints costs a fraction to build and is dropped from the garbage collector's
+    tracking after its first collection (docs/benchmarks.md, "Remotes")."""
 
     stem: str
     size: int
@@ -93,9 +94,10 @@ class RemoteEntry:
     offset: int
 
     @property
-    def version(self) -> tuple[str, str]:
-        """Content-addressed: the same bytes wherever they are seen."""
-        return ("h", self.hash)
+    def version(self) -> str:
+        """Content-addressed: the same bytes wherever they are seen.  The content hash
+        itself, so a listing builds no key object per document."""
+        return self.hash
 
 
 @dataclass(frozen=True)
@@ -208,12 +210,15 @@ def decode_chunk(data: bytes, where: str) -> list[RemoteEntry | str]:
     try:
         body = orjson.loads(zlib.decompress(data))
         packs = body["packs"]
-        out: list[RemoteEntry | str] = []
-        for row in body["entries"]:
-            out.append(row[0] if len(row) == 1 else RemoteEntry(row[0], row[1], row[2], row[3], packs[row[4]], row[5]))
-        return out
+        make = _new_entry
+        return [row[0] if len(row) == 1 else make(RemoteEntry, (row[0], row[1], row[2], row[3], packs[row[4]], row[5])) for row in body["entries"]]
     except (zlib.error, orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
         raise Corrupt(f"{where}: not a manifest chunk ({exc})") from None
+
+
+#: builds a RemoteEntry from a 6-tuple without the generated ``__new__``'s argument
+#: handling (decoding a chunk builds thousands)
+_new_entry = tuple.__new__
 
 
 def is_boundary(stem: str, n: int) -> bool:
@@ -238,6 +243,31 @@ def split_chunks(entries: Iterable[RemoteEntry | str]) -> Iterator[list[RemoteEn
 
 def _stem(e: RemoteEntry | str) -> str:
     return e if isinstance(e, str) else e.stem
+
+
+def _overlay(base: Iterator[RemoteEntry | str], delta: Iterator[RemoteEntry | str]) -> Iterator[RemoteEntry | str]:
+    """Two sorted layers as one, ``delta`` deciding the names both list (tombstones are
+    kept, for the layers above and the caller).  A delta is small: the base's entries
+    pass with one comparison each and no object built per entry."""
+    d = next(delta, None)
+    ds = _stem(d) if d is not None else None
+    for e in base:
+        s = e if isinstance(e, str) else e.stem
+        while ds is not None and ds < s:
+            assert d is not None  # set whenever ds is
+            yield d
+            d = next(delta, None)
+            ds = _stem(d) if d is not None else None
+        if ds == s:
+            assert d is not None
+            yield d
+            d = next(delta, None)
+            ds = _stem(d) if d is not None else None
+        else:
+            yield e
+    if d is not None:
+        yield d
+        yield from delta
 
 
 # --------------------------------------------------------------------------- reading
@@ -398,16 +428,19 @@ class Remote:
                 self._chunks.popitem(last=False)
         return entries
 
-    def _layer(self, layer: list[ChunkRef], after: str) -> Iterator[RemoteEntry | str]:
+    def _parts(self, layer: list[ChunkRef], after: str) -> Iterator[list[RemoteEntry | str]]:
+        """A layer's entries after ``after``, a chunk (or the rest of one) at a time: only
+        the first chunk can hold names up to ``after``, so no other one is filtered."""
         start = bisect.bisect_right([r.last for r in layer], after) if after else 0
         for ref in layer[start:]:
-            for e in self.chunk(ref):
-                if _stem(e) > after:
-                    yield e
+            entries = self.chunk(ref)
+            if after and ref.first <= after:
+                entries = entries[bisect.bisect_right([_stem(e) for e in entries], after) :]
+            yield entries
 
-    def _ranked(self, layer: list[ChunkRef], rank: int, after: str) -> Iterator[tuple[str, int, RemoteEntry | str]]:
-        for e in self._layer(layer, after):
-            yield _stem(e), rank, e
+    def _layer(self, layer: list[ChunkRef], after: str) -> Iterator[RemoteEntry | str]:
+        for part in self._parts(layer, after):
+            yield from part
 
     def entries(self, desc: Descriptor, collection: str, after: str = "") -> Iterator[RemoteEntry]:
         """Live documents of a collection after ``after``, in name order, merging the
@@ -415,17 +448,14 @@ class Remote:
         layers = desc.collections.get(collection)
         if layers is None:
             raise NotFound(f"no collection {collection!r} in bundle {desc.bundle}")
-        if len(layers) == 1:
-            for e in self._layer(layers[0], after):
-                if not isinstance(e, str):
-                    yield e
+        if len(layers) == 1:  # no merge: whole chunks, less their tombstones (a full layer has none)
+            for part in self._parts(layers[0], after):
+                yield from [e for e in part if not isinstance(e, str)]
             return
-        streams = [self._ranked(layer, -i, after) for i, layer in enumerate(layers)]
-        last = None
-        for stem, _rank, e in heapq.merge(*streams):
-            if stem == last:
-                continue
-            last = stem
+        merged = self._layer(layers[0], after)
+        for layer in layers[1:]:
+            merged = _overlay(merged, self._layer(layer, after))
+        for e in merged:
             if not isinstance(e, str):
                 yield e
 
