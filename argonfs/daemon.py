@@ -15,6 +15,7 @@ store, read-only and with no MongoDB (pymongo is not even imported).
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import json
 import logging
@@ -184,6 +185,12 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     mountpoint = check_mountpoint(config.mountpoint)
     served = _open(config)
     ops = ArgonOperations(served.catalog, ThreadRunner(config.threads), read_log=config.read_log)
+    # A listing makes a few long-lived objects per document (nodes, listing pages); with
+    # the default thresholds the collector runs full passes over them several times per
+    # 100k-entry listing.  Start-up objects are frozen, and generation 0 is collected
+    # less often (docs/benchmarks.md, "Remotes").
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
     state = state_file(mountpoint)  # before mounting: resolving the path afterwards would ask ourselves
     try:
         pyfuse3.init(ops, mountpoint, fuse_options(config, served.name))
