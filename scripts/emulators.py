@@ -7,7 +7,7 @@
 
 ``Emulator("s3", work)`` runs moto's S3 server as ``python -m moto.server`` in a child
 process, so its request handling does not compete with the benchmark for this process's
-GIL (tests/remote/conftest.py runs it in a thread, which is fine for tests).  Both
+GIL (tests/remote/fixtures.py runs it in a thread, which is fine for tests; its fake-gcs-server is this one).  Both
 listen on a free loopback port, plain HTTP, in memory, and are stopped on exit.
 """
 

