@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -32,7 +31,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import _should_retry  # the predicate of storage's DEFAULT_RETRY
 
 from argonfs.errors import NotFound, RemoteUnavailable
-from argonfs.remote.objects import ObjectInfo
+from argonfs.remote.objects import Clients, ObjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +41,19 @@ TIMEOUT = (10.0, 60.0)
 RETRY_TIMEOUT = 60.0
 
 _CONFIG_VARS = ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
-_clients: dict[tuple[int, tuple[str | None, ...]], storage.Client] = {}
-_lock = threading.Lock()
+_clients: Clients[storage.Client] = Clients()
 
 
-def _after_fork() -> None:
-    # The parent's lock may be held by a thread that does not exist here; its clients'
-    # connections belong to the parent.
-    global _lock
-    _lock = threading.Lock()
-    _clients.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork)
+def _make_client() -> storage.Client:
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "argonfs"
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client()
 
 
 def _client() -> storage.Client:
     """This process's client for the current configuration (created on first use)."""
-    key = (os.getpid(), tuple(os.environ.get(name) for name in _CONFIG_VARS))
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            if os.environ.get("STORAGE_EMULATOR_HOST"):
-                project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "argonfs"
-                client = storage.Client(project=project, credentials=AnonymousCredentials())
-            else:
-                client = storage.Client()
-            _clients[key] = client
-        return client
+    return _clients.get(tuple(os.environ.get(name) for name in _CONFIG_VARS), _make_client)
 
 
 class GcsStore:

@@ -15,9 +15,11 @@ credentials or a server that stays down after the client's own retries.  Blockin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlparse
 
 from argonfs.errors import InvalidName
@@ -53,6 +55,32 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
         ...
+
+
+C = TypeVar("C")
+
+
+class Clients(Generic[C]):
+    """One client per process and configuration, for a backend's module: created on first
+    use, and forgotten in a forked child (the parent's lock may be held by a thread that
+    does not exist there, and its clients' connections belong to the parent)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, C] = {}
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._clients.clear()
+
+    def get(self, key: Hashable, make: Callable[[], C]) -> C:
+        key = (os.getpid(), key)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = make()
+            return client
 
 
 def open_store(url: str) -> ObjectStore:

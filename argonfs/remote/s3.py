@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from botocore import exceptions as bexc
 from botocore.config import Config
 
 from argonfs.errors import NotFound, RemoteUnavailable
-from argonfs.remote.objects import ObjectInfo
+from argonfs.remote.objects import Clients, ObjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +52,17 @@ _DENIED = {
     "SignatureDoesNotMatch",
     "TokenRefreshRequired",
 }
-_clients: dict[tuple[int, int, tuple[tuple[str, str], ...]], Any] = {}
-_lock = threading.Lock()
-
-
-def _after_fork() -> None:
-    # The parent's lock may be held by a thread that does not exist here; its clients'
-    # connections belong to the parent.
-    global _lock
-    _lock = threading.Lock()
-    _clients.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork)
+_clients: Clients[Any] = Clients()
 
 
 def _client(max_attempts: int) -> Any:
     """This process's S3 client for the current AWS_* configuration (created on first use)."""
-    key = (os.getpid(), max_attempts, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
-            client = boto3.session.Session().client("s3", config=config)
-            _clients[key] = client
-        return client
+
+    def make() -> Any:
+        config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+        return boto3.session.Session().client("s3", config=config)
+
+    return _clients.get((max_attempts, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))), make)
 
 
 class S3Store:
