@@ -9,14 +9,18 @@ Blocking (pymongo).
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from bson.objectid import ObjectId
+from pymongo.errors import PyMongoError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
+from argonfs.store import checkpoints as cp
 from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
@@ -26,6 +30,10 @@ from argonfs.store.names import check_collection_name
 from argonfs.store.views import Views
 
 log = logging.getLogger(__name__)
+
+#: a whole listing that read at least this many version records (rather than checkpoint
+#: entries) writes a checkpoint of its snapshot
+CHECKPOINT_AFTER = 2000
 
 
 class Documents(Views):
@@ -57,39 +65,67 @@ class Documents(Views):
     @translating_iter
     def entries(self, ref: str | View, collection: str, *, after: str = "") -> Iterator[v.Entry]:
         """Live documents of a collection in name order, without bodies, streamed in pages.
-        The snapshot is pinned when iteration starts."""
+        The snapshot is pinned when iteration starts.  A whole listing that had to read
+        many records leaves a checkpoint of that snapshot behind (store/checkpoints.py),
+        so the next listing of it or of a later head reads a few chunks instead."""
         view = self._pin(self._view(ref))
-        layers, created = r.visible_layers(self._versions, view.chain, collection)
+        plan = r.plan(self._versions, view.chain, collection)
+        builder = cp.Builder() if not after and _worth_checkpointing(view, plan) else None
         listed = False
-        for entry in r.iter_entries(self._versions, layers, collection, after):
+        for entry in r.iter_entries(self._versions, plan, collection, after):
             listed = True
+            if builder is not None:
+                builder.add(entry)
             yield entry
-        if not listed and not r.exists(self._versions, layers, created, collection, self._populated):
+        if not listed and not r.exists(self._versions, plan, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
+        if builder is not None and plan.streamed >= CHECKPOINT_AFTER:
+            self._write_checkpoint(builder, view, collection, plan.pending)
+
+    def _write_checkpoint(self, builder: cp.Builder, view: View, collection: str, pending: set[str]) -> None:
+        """Store a listing as a checkpoint; a failure costs only speed (a read-only user,
+        a server that went away), so it is logged, not raised."""
+        bid, seq = view.chain[0]
+        assert seq is not None
+        try:
+            builder.write(self.db, bid, collection, seq, exists=True, pending=pending)
+            log.debug("checkpoint of %s/%s at %s:%d: %d entries", view.ref, collection, bid, seq, builder.count)
+        except PyMongoError as exc:
+            log.warning("could not write a listing checkpoint of %s/%s: %s", view.ref, collection, exc)
 
     @translating_iter
     def documents(self, ref: str | View, collection: str) -> Iterator[Document]:
-        """Live documents with bodies, in name order, streamed by one scan."""
+        """Live documents with bodies, in name order: with a checkpoint, listed and then
+        fetched PAGE per round trip; without one, streamed by one scan of the records."""
         view = self._pin(self._view(ref))
-        layers, created = r.visible_layers(self._versions, view.chain, collection)
+        plan = r.plan(self._versions, view.chain, collection)
         listed = False
-        for rec in r.iter_records(self._versions, layers, collection, bodies=True):
-            listed = True
-            yield Document(collection, rec["k"], _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"))
-        if not listed and not r.exists(self._versions, layers, created, collection, self._populated):
+        if plan.checkpoint is None:
+            for rec in r.iter_records(self._versions, plan.layers, collection, bodies=True):
+                listed = True
+                yield Document(collection, rec["k"], _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"))
+        else:
+            listing = r.iter_entries(self._versions, plan, collection)
+            while page := list(islice(listing, v.PAGE)):
+                listed = True
+                yield from self._bodies(collection, page)
+        if not listed and not r.exists(self._versions, plan, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
 
     @translating_iter
     def bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
         """The documents the listed entries describe, in one round trip.  A version
         record never changes, so an entry's body can be fetched (and cached) at any time."""
+        return self._bodies(collection, entries)
+
+    def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
         if not entries:
             return
         ids = [v.slot_id(e.branch_id, e.seq) for e in entries]
         found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
         for e in entries:
             rec = found[(e.branch_id, e.seq)]
-            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author)
+            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author, e.mtime)
 
     @translating
     def collections(self, ref: str | View) -> list[str]:
@@ -104,8 +140,8 @@ class Documents(Views):
         return self._collection_exists(view, collection)
 
     def _collection_exists(self, view: View, collection: str) -> bool:
-        layers, created = r.visible_layers(self._versions, view.chain, collection)
-        return r.exists(self._versions, layers, created, collection, self._populated)
+        plan = r.plan(self._versions, self._pin(view).chain, collection)
+        return r.exists(self._versions, plan, collection, self._populated)
 
     # ------------------------------------------------------------------ writing
 
@@ -216,9 +252,8 @@ class Documents(Views):
     def _hashes(self, view: View, collection: str) -> dict[str, str]:
         """Content hash of every live document of a collection, from one listing (no
         bodies): what an import compares against to skip unchanged documents."""
-        pinned = self._pin(view)
-        layers, _created = r.visible_layers(self._versions, pinned.chain, collection)
-        return {e.stem: e.hash for e in r.iter_entries(self._versions, layers, collection)}
+        plan = r.plan(self._versions, self._pin(view).chain, collection)
+        return {e.stem: e.hash for e in r.iter_entries(self._versions, plan, collection)}
 
     @translating
     def import_documents(
@@ -235,7 +270,9 @@ class Documents(Views):
         counts = ImportCounts()
         txn = new_bundle_id()
         written = 0
-        current = self._hashes(view, collection)
+        start = self._pin(view)
+        current = self._hashes(start, collection)
+        mine = _Written()
         batch: dict[str, tuple[dict[str, Any], bytes]] = {}
 
         def flush() -> None:
@@ -258,6 +295,7 @@ class Documents(Views):
                 for rec in records:
                     rec["x"], rec["xk"] = txn, "import"
                 self._append(view, records)
+                mine.add(records)
                 written += len(records)
             if progress is not None:
                 progress(len(batch))
@@ -276,8 +314,43 @@ class Documents(Views):
             commit = {"kind": "import", "collection": collection, "a": self.author, "t": now()}
             bid = view.branch_id
             guard = protect.Guard(self._versions, bid, view.branch)
-            self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
+            slot = self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
+            self._checkpoint_import(start, collection, mine, slot)
         return counts
+
+    def _checkpoint_import(self, start: View, collection: str, mine: _Written, slot: int) -> None:
+        """Leave the checkpoint of the import's commit slot: the listing it started from,
+        overlaid with what it wrote and with whatever other writers put between its first
+        slot and its commit (read by slot id, normally nothing).  Built from memory, so an
+        import of 100,000 documents does not list them back.  Skipped if another writer
+        dropped or created the collection meanwhile (the next listing builds one)."""
+        bid, base = start.chain[0]
+        assert base is not None
+        delta = dict(mine.records)
+        pending: set[str] = set()
+        foreign = [s for s in range(base + 1, slot) if not mine.holds(s)]
+        for low in range(0, len(foreign), v.PAGE):
+            ids = [v.slot_id(bid, s) for s in foreign[low : low + v.PAGE]]
+            for rec in self._versions.find({"_id": {"$in": ids}}, v.NO_BODY):
+                if rec["c"] != collection:
+                    continue
+                if not v.visible(self._versions, rec, slot):
+                    pending.add(rec["x"])
+                    continue
+                if rec["k"] == v.MARKER_KEY:
+                    return
+                old = delta.get(rec["k"])
+                if old is None or rec["s"] > old["s"]:
+                    delta[rec["k"]] = rec
+        plan = r.plan(self._versions, start.chain, collection)
+        listing = r.iter_entries(self._versions, plan, collection)
+        builder = cp.Builder()
+        for item in r.overlay(listing, [delta[k] for k in sorted(delta)]):
+            builder.add(item)
+        if any(v.visible(self._versions, {"b": bid, "x": txn}, slot) for txn in plan.pending):
+            return  # a transaction the start could not see committed meanwhile: its older records are in neither
+        pending |= plan.pending
+        self._write_checkpoint(builder, View(start.ref, ((bid, slot), *start.chain[1:]), start.kind, start.branch, start.bundle), collection, pending)
 
     @translating
     def apply(self, ref: str | View, changes: Iterable[Change], *, kind: str, message: str = "", batch_size: int = 1000) -> int | None:
@@ -357,3 +430,37 @@ def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:
     if isinstance(doc["_id"], list):
         raise InvalidDocument("_id must not be an array")
     return doc
+
+
+def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
+    """Whether a listing could read ``CHECKPOINT_AFTER`` records: not when the nearest
+    layer's checkpoint is that close below the snapshot."""
+    bid, seq = view.chain[0]
+    found = plan.checkpoint
+    return not (found is not None and found.branch_id == bid and seq is not None and seq - found.seq < CHECKPOINT_AFTER)
+
+
+class _Written:
+    """The records a bulk write appended (without their documents) and the runs of
+    slots they took."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self._runs: list[tuple[int, int]] = []
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            self.records[rec["k"]] = {f: rec[f] for f in _LISTED if f in rec}
+            s = rec["s"]
+            if self._runs and self._runs[-1][1] == s - 1:
+                self._runs[-1] = (self._runs[-1][0], s)
+            else:
+                self._runs.append((s, s))
+
+    def holds(self, s: int) -> bool:
+        i = bisect.bisect_right(self._runs, (s, s)) - 1
+        return any(lo <= s <= hi for lo, hi in self._runs[max(i, 0) : i + 2])
+
+
+#: the fields of a record a listing reads (versions.entry_of)
+_LISTED = ("k", "z", "h", "s", "b", "t", "a", "mt", "op")

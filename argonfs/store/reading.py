@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
+from argonfs.store import checkpoints as cp
 from argonfs.store.mongo import Coll
-from argonfs.store.versions import MARKER_KEY, MKCOL, NO_BODY, PAGE, PUT, Chain, Entry, entry_of, in_layer, slot_id, visible
+from argonfs.store.versions import MARKER_KEY, MKCOL, NO_BODY, PAGE, PUT, Chain, Entry, entry_of, in_bounds, in_layer, slot_id, visible
 
 
 def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -82,14 +84,53 @@ def visible_layers(versions: Coll, chain: Chain, collection: str) -> tuple[list[
     return layers, False
 
 
-def exists(versions: Coll, layers: list[Bounds], created: bool, collection: str, known: set[tuple[Any, ...]]) -> bool:
-    """Whether a collection exists in the given layers: created empty (``mkcol``), or any
-    record of a document in them.  A layer once seen to hold records always will (records
-    are never removed, and new markers give new bounds), so ``known`` remembers those:
-    checking a large layer costs a scan of it on servers that cannot stop a query early."""
-    if created:
+@dataclass
+class Plan:
+    """What a listing of one collection reads: record layers nearest first, and the
+    checkpoint that stands for everything below the last of them (None: the layers go
+    all the way down).  ``streamed`` counts the records the layers produced, which is
+    how a listing decides that a new checkpoint would pay; ``pending`` collects the
+    transactions whose records the nearest layer holds but cannot see yet, which a
+    checkpoint of this listing must name (checkpoints.Checkpoint.pending)."""
+
+    layers: list[Bounds]
+    checkpoint: cp.Checkpoint | None
+    created: bool
+    streamed: int = 0
+    pending: set[str] = field(default_factory=set)
+
+
+def plan(versions: Coll, chain: Chain, collection: str) -> Plan:
+    """The layers ``visible_layers`` gives, cut at the nearest layer that has a usable
+    checkpoint: one in its bounds, at or above its marker, and none of whose pending
+    transactions committed within the layer's bounds (their records below the
+    checkpoint are in no checkpoint and below the slots read above it).  Layers must be
+    pinned (a listing pins its view).  One more small query per layer reached."""
+    layers, created = visible_layers(versions, chain, collection)
+    db = versions.database
+    for i, (bid, limit, floor) in enumerate(layers):
+        if limit is None:
+            break
+
+        def usable(found: cp.Checkpoint, bid: ObjectId = bid, limit: int = limit) -> bool:
+            return not any(visible(versions, {"b": bid, "x": txn}, limit) for txn in found.pending)
+
+        found = cp.best(db, bid, collection, limit, floor, usable)
+        if found is not None:
+            pending = set(found.pending) if i == 0 else set()
+            return Plan([*layers[:i], (bid, limit, found.seq)], found, created, pending=pending)
+    return Plan(layers, None, created)
+
+
+def exists(versions: Coll, p: Plan, collection: str, known: set[tuple[Any, ...]]) -> bool:
+    """Whether a collection exists in a plan: created empty (``mkcol``), present in the
+    checkpoint, or any record of a document in the layers.  A layer once seen to hold
+    records always will (records are never removed, and new markers give new bounds),
+    so ``known`` remembers those: checking a large layer costs a scan of it on servers
+    that cannot stop a query early."""
+    if p.created or (p.checkpoint is not None and p.checkpoint.exists):
         return True
-    for bounds in layers:
+    for bounds in p.layers:
         key = (*bounds, collection)
         if key in known:
             return True
@@ -100,47 +141,117 @@ def exists(versions: Coll, layers: list[Bounds], created: bool, collection: str,
 
 
 def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:
+    if _small_range(limit, floor):
+        assert limit is not None and floor is not None
+        return next(_range_records(versions, bid, floor, limit, collection, "", bodies=False), None) is not None
     q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
     with versions.find(q, {"_id": 0, "b": 1, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
         return any(in_layer(versions, rec, limit, floor) for rec in cursor)
 
 
+#: a layer's slots above a checkpoint are read by slot id (every collection's records)
+#: rather than by the key index (every record of the collection in the branch) when
+#: there are at most this many
+RANGE_MAX = 8 * PAGE
+
+
+def _small_range(limit: int | None, floor: int | None) -> bool:
+    return limit is not None and floor is not None and limit - floor <= RANGE_MAX
+
+
+def _range_records(
+    versions: Coll, bid: ObjectId, floor: int, limit: int, collection: str, after: str, *, bodies: bool, pending: set[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The newest record of each key of one collection in slots ``(floor, limit]`` of a
+    branch, in key order: the slots are read by id, PAGE per round trip."""
+    newest: dict[str, dict[str, Any]] = {}
+    for low in range(floor, limit, PAGE):
+        ids = [slot_id(bid, s) for s in range(low + 1, min(low + PAGE, limit) + 1)]
+        for rec in versions.find({"_id": {"$in": ids}}, None if bodies else NO_BODY):
+            k = rec["k"]
+            if rec["c"] != collection or k <= after or not _sees(versions, rec, limit, floor, pending):
+                continue
+            old = newest.get(k)
+            if old is None or rec["s"] > old["s"]:
+                newest[k] = rec
+    for k in sorted(newest):
+        yield newest[k]
+
+
 def _layer_stream(
-    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str, bodies: bool = False
+    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str, bodies: bool = False, pending: set[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """The newest record of each key of one layer, in key order.
 
     One cursor for the whole layer, fetched PAGE records per round trip: re-querying
     per page would cost a sort of the rest of the collection per page on servers that
-    do not push a limit through their sort."""
+    do not push a limit through their sort.  A few slots above a checkpoint are read by
+    slot id instead."""
+    if _small_range(limit, floor):
+        assert limit is not None and floor is not None
+        yield from _range_records(versions, bid, floor, limit, collection, after, bodies=bodies, pending=pending)
+        return
     q = {"b": bid, "c": collection, "k": {"$gt": after}}
     cursor = versions.find(q, None if bodies else NO_BODY, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
     try:
         prev = None
         for rec in cursor:
-            if rec["k"] != prev and in_layer(versions, rec, limit, floor):
+            if rec["k"] != prev and _sees(versions, rec, limit, floor, pending):
                 prev = rec["k"]
                 yield rec
     finally:
         cursor.close()
 
 
-def iter_entries(versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "") -> Iterator[Entry]:
-    """Merge the layers' streams in key order; the nearest layer's record of a key wins."""
-    return (entry_of(rec) for rec in iter_records(versions, layers, collection, after))
+def _sees(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None, pending: set[str] | None) -> bool:
+    """``in_layer``, noting in ``pending`` the transactions of records in the bounds
+    that are not visible yet."""
+    if not in_bounds(rec, limit, floor):
+        return False
+    if visible(versions, rec, limit):
+        return True
+    if pending is not None:
+        pending.add(rec["x"])
+    return False
 
 
-def iter_records(
-    versions: Coll, layers: list[tuple[ObjectId, int | None, int | None]], collection: str, after: str = "", *, bodies: bool = False
-) -> Iterator[dict[str, Any]]:
-    """The live records ``iter_entries`` lists, with their documents when ``bodies``
-    (one scan instead of a listing and a fetch per page)."""
-    streams = [_layer_stream(versions, bid, limit, floor, collection, after, bodies) for bid, limit, floor in layers]
-    heap: list[tuple[str, int, dict[str, Any]]] = []
+def iter_entries(versions: Coll, p: Plan, collection: str, after: str = "") -> Iterator[Entry]:
+    """Merge the plan's layers and checkpoint in key order; the nearest layer's record
+    of a key wins, and the checkpoint comes last."""
+    streams: list[Iterator[Any]] = [
+        _counted(p, _layer_stream(versions, bid, limit, floor, collection, after, pending=p.pending if depth == 0 else None))
+        for depth, (bid, limit, floor) in enumerate(p.layers)
+    ]
+    if p.checkpoint is not None:
+        streams.append(cp.iter_entries(versions.database, p.checkpoint, after))
+    for best in _merge(streams):
+        if isinstance(best, Entry):
+            yield best
+        elif best["op"] == PUT:
+            yield entry_of(best)
+
+
+def _counted(p: Plan, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for rec in stream:
+        p.streamed += 1
+        yield rec
+
+
+def _key(item: Any) -> str:
+    return item.stem if isinstance(item, Entry) else item["k"]
+
+
+def _merge(streams: list[Iterator[Any]]) -> Iterator[Any]:
+    """Sorted streams of records (or checkpoint entries) as one, the first stream that
+    has a key deciding it."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    heap: list[tuple[str, int, Any]] = []
     for depth, stream in enumerate(streams):
-        rec = next(stream, None)
-        if rec is not None:
-            heap.append((rec["k"], depth, rec))
+        item = next(stream, None)
+        if item is not None:
+            heap.append((_key(item), depth, item))
     heapq.heapify(heap)
     while heap:
         key, _, best = heap[0]  # heap order (key, depth): the nearest layer's record comes first
@@ -148,7 +259,35 @@ def iter_records(
             _, depth, _ = heapq.heappop(heap)
             nxt = next(streams[depth], None)
             if nxt is not None:
-                heapq.heappush(heap, (nxt["k"], depth, nxt))
+                heapq.heappush(heap, (_key(nxt), depth, nxt))
+        yield best
+
+
+def overlay(listing: Iterator[Entry], delta: list[dict[str, Any]]) -> Iterator[Entry]:
+    """A listing overlaid with newer records sorted by key (a delete removes the name):
+    one comparison per listed entry, for a delta much smaller than the listing."""
+    i, n = 0, len(delta)
+    for e in listing:
+        while i < n and delta[i]["k"] < e.stem:
+            if delta[i]["op"] == PUT:
+                yield entry_of(delta[i])
+            i += 1
+        if i < n and delta[i]["k"] == e.stem:
+            if delta[i]["op"] == PUT:
+                yield entry_of(delta[i])
+            i += 1
+        else:
+            yield e
+    for rec in delta[i:]:
+        if rec["op"] == PUT:
+            yield entry_of(rec)
+
+
+def iter_records(versions: Coll, layers: list[Bounds], collection: str, after: str = "", *, bodies: bool = False) -> Iterator[dict[str, Any]]:
+    """The live records of layers with no checkpoint below them, with their documents
+    when ``bodies`` (one scan instead of a listing and a fetch per page)."""
+    streams: list[Iterator[Any]] = [_layer_stream(versions, bid, limit, floor, collection, after, bodies) for bid, limit, floor in layers]
+    for best in _merge(streams):
         if best["op"] == PUT:
             yield best
 

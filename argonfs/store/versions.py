@@ -127,8 +127,12 @@ def in_layer(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int 
     give up the index and scan the whole collection, while equality on (b, c) and one
     condition on k always uses it.  What the client then skips is bounded by the
     parent's changes after the fork and the records a collection marker hides."""
+    return in_bounds(rec, limit, floor) and visible(versions, rec, limit)
+
+
+def in_bounds(rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
     s = rec["s"]
-    return (limit is None or s <= limit) and (floor is None or s > floor) and visible(versions, rec, limit)
+    return (limit is None or s <= limit) and (floor is None or s > floor)
 
 
 #: The pseudo-collection of control records (commits, aborts, protection markers): no
