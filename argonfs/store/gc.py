@@ -98,30 +98,37 @@ def _blank(versions: Any, ids: list[str], t0: datetime) -> None:
 
 def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
     """Versions of transactions that are aborted, or idle since ``idle_before`` and
-    aborted now; never those of a committed one."""
+    aborted now; never those of a committed one.  Two scans of the tagged versions'
+    metadata: the first keeps one row per transaction (every imported version is
+    tagged, so keeping the versions would hold the repository in memory), the second,
+    only when some transaction is dead, collects that one's versions."""
     versions = repo.db["versions"]
-    groups: dict[tuple[ObjectId, str], list[dict[str, Any]]] = defaultdict(list)
-    for rec in versions.find({"x": {"$exists": True}, "gc": {"$exists": False}}, {"b": 1, "s": 1, "x": 1, "t": 1, "z": 1, "op": 1}):
-        groups[(rec["b"], rec["x"])].append(rec)
-    out = []
-    for (bid, txn), recs in groups.items():
+    tagged = {"x": {"$exists": True}, "gc": {"$exists": False}}
+    newest: dict[tuple[ObjectId, str], datetime] = {}
+    for rec in versions.find(tagged, {"_id": 0, "b": 1, "x": 1, "t": 1}):
+        key = (rec["b"], rec["x"])
+        if key not in newest or rec["t"] > newest[key]:
+            newest[key] = rec["t"]
+    dead: set[tuple[ObjectId, str]] = set()
+    for (bid, txn), last in newest.items():
         commit, abort = v.txn_state(versions, bid, txn)
         if commit is not None:
             continue
         if abort is None:
-            if max(r["t"] for r in recs) >= idle_before:
+            if last >= idle_before:
                 continue  # may still be running
             report.aborted.append(txn)
-            if report.dry_run:
-                out += [r for r in recs if r["op"] == v.PUT]
-                continue
-            v.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": repo.author, "t": t0}])
-            commit, _ = v.txn_state(versions, bid, txn)
-            if commit is not None:  # it committed just before the abort: it stays
-                report.aborted.remove(txn)
-                continue
-        out += [r for r in recs if r["op"] == v.PUT]
-    return out
+            if not report.dry_run:
+                v.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": repo.author, "t": t0}])
+                commit, _ = v.txn_state(versions, bid, txn)
+                if commit is not None:  # it committed just before the abort: it stays
+                    report.aborted.remove(txn)
+                    continue
+        dead.add((bid, txn))
+    if not dead:
+        return []
+    fields = {"b": 1, "s": 1, "x": 1, "t": 1, "z": 1, "op": 1}
+    return [rec for rec in versions.find(tagged, fields) if (rec["b"], rec["x"]) in dead and rec["op"] == v.PUT]
 
 
 def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report) -> tuple[Limits, list[ObjectId]]:
