@@ -177,6 +177,12 @@ class Builder:
             self._chunks.append(_encode(self._pending))
             self._pending = []
 
+    def entries(self) -> Iterator[Entry]:
+        """The collected listing again, decoded chunk by chunk."""
+        self._seal()
+        for i, data in enumerate(self._chunks):
+            yield from _decode(data, f"collected chunk {i}")
+
     def write(self, db: Db, bid: ObjectId, collection: str, seq: int, *, exists: bool, pending: Iterable[str] = ()) -> None:
         """Store the collected listing as the checkpoint of ``(bid, seq)``: chunks first,
         then the header that makes them visible.  Idempotent: an id already taken holds

@@ -249,11 +249,18 @@ class Documents(Views):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
         return self._append(view, [self._record(v.DROP, collection, v.MARKER_KEY)])
 
-    def _hashes(self, view: View, collection: str) -> dict[str, str]:
-        """Content hash of every live document of a collection, from one listing (no
-        bodies): what an import compares against to skip unchanged documents."""
-        plan = r.plan(self._versions, self._pin(view).chain, collection)
-        return {e.stem: e.hash for e in r.iter_entries(self._versions, plan, collection)}
+    def _hashes(self, view: View, collection: str, keep: cp.Builder | None = None) -> tuple[dict[str, str], set[str]]:
+        """Content hash of every live document of a pinned view's collection, from one
+        listing (no bodies): what an import compares against to skip unchanged
+        documents; also the transactions the listing could not see yet (Plan.pending).
+        ``keep`` collects the listing itself."""
+        plan = r.plan(self._versions, view.chain, collection)
+        hashes = {}
+        for e in r.iter_entries(self._versions, plan, collection):
+            hashes[e.stem] = e.hash
+            if keep is not None:
+                keep.add(e)
+        return hashes, plan.pending
 
     @translating
     def import_documents(
@@ -271,8 +278,9 @@ class Documents(Views):
         txn = new_bundle_id()
         written = 0
         start = self._pin(view)
-        current = self._hashes(start, collection)
-        mine = _Written()
+        listing = cp.Builder()
+        current, pending = self._hashes(start, collection, listing)
+        mine = _Written(listing, pending)
         batch: dict[str, tuple[dict[str, Any], bytes]] = {}
 
         def flush() -> None:
@@ -326,8 +334,11 @@ class Documents(Views):
         dropped or created the collection meanwhile (the next listing builds one)."""
         bid, base = start.chain[0]
         assert base is not None
-        delta = dict(mine.records)
-        pending: set[str] = set()
+        delta: dict[str, v.Entry | None] = dict(mine.records)  # None: deleted
+        slots = {k: e.seq for k, e in mine.records.items()}
+        if any(v.visible(self._versions, {"b": bid, "x": txn}, slot) for txn in mine.pending):
+            return  # a transaction the start could not see committed meanwhile: its older records are in neither
+        pending = set(mine.pending)
         foreign = [s for s in range(base + 1, slot) if not mine.holds(s)]
         for low in range(0, len(foreign), v.PAGE):
             ids = [v.slot_id(bid, s) for s in foreign[low : low + v.PAGE]]
@@ -337,19 +348,14 @@ class Documents(Views):
                 if not v.visible(self._versions, rec, slot):
                     pending.add(rec["x"])
                     continue
-                if rec["k"] == v.MARKER_KEY:
+                k = rec["k"]
+                if k == v.MARKER_KEY:
                     return
-                old = delta.get(rec["k"])
-                if old is None or rec["s"] > old["s"]:
-                    delta[rec["k"]] = rec
-        plan = r.plan(self._versions, start.chain, collection)
-        listing = r.iter_entries(self._versions, plan, collection)
+                if rec["s"] > slots.get(k, 0):
+                    delta[k], slots[k] = (v.entry_of(rec) if rec["op"] == v.PUT else None), rec["s"]
         builder = cp.Builder()
-        for item in r.overlay(listing, [delta[k] for k in sorted(delta)]):
+        for item in r.overlay(mine.start.entries(), [(k, delta[k]) for k in sorted(delta)]):
             builder.add(item)
-        if any(v.visible(self._versions, {"b": bid, "x": txn}, slot) for txn in plan.pending):
-            return  # a transaction the start could not see committed meanwhile: its older records are in neither
-        pending |= plan.pending
         self._write_checkpoint(builder, View(start.ref, ((bid, slot), *start.chain[1:]), start.kind, start.branch, start.bundle), collection, pending)
 
     @translating
@@ -441,16 +447,19 @@ def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
 
 
 class _Written:
-    """The records a bulk write appended (without their documents) and the runs of
+    """What a bulk write started from (its listing, and the transactions that listing
+    could not see), the records it appended (without their documents), and the runs of
     slots they took."""
 
-    def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
+    def __init__(self, start: cp.Builder, pending: set[str]) -> None:
+        self.start = start
+        self.pending = pending
+        self.records: dict[str, v.Entry] = {}  # puts only: an import writes no deletes
         self._runs: list[tuple[int, int]] = []
 
     def add(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
-            self.records[rec["k"]] = {f: rec[f] for f in _LISTED if f in rec}
+            self.records[rec["k"]] = v.entry_of(rec)
             s = rec["s"]
             if self._runs and self._runs[-1][1] == s - 1:
                 self._runs[-1] = (self._runs[-1][0], s)
@@ -460,7 +469,3 @@ class _Written:
     def holds(self, s: int) -> bool:
         i = bisect.bisect_right(self._runs, (s, s)) - 1
         return any(lo <= s <= hi for lo, hi in self._runs[max(i, 0) : i + 2])
-
-
-#: the fields of a record a listing reads (versions.entry_of)
-_LISTED = ("k", "z", "h", "s", "b", "t", "a", "mt", "op")

@@ -263,24 +263,22 @@ def _merge(streams: list[Iterator[Any]]) -> Iterator[Any]:
         yield best
 
 
-def overlay(listing: Iterator[Entry], delta: list[dict[str, Any]]) -> Iterator[Entry]:
-    """A listing overlaid with newer records sorted by key (a delete removes the name):
+def overlay(listing: Iterator[Entry], delta: list[tuple[str, Entry | None]]) -> Iterator[Entry]:
+    """A listing overlaid with newer entries sorted by name (None removes the name):
     one comparison per listed entry, for a delta much smaller than the listing."""
     i, n = 0, len(delta)
     for e in listing:
-        while i < n and delta[i]["k"] < e.stem:
-            if delta[i]["op"] == PUT:
-                yield entry_of(delta[i])
+        while i < n and delta[i][0] < e.stem:
+            if (new := delta[i][1]) is not None:
+                yield new
             i += 1
-        if i < n and delta[i]["k"] == e.stem:
-            if delta[i]["op"] == PUT:
-                yield entry_of(delta[i])
+        if i < n and delta[i][0] == e.stem:
+            if (new := delta[i][1]) is not None:
+                yield new
             i += 1
         else:
             yield e
-    for rec in delta[i:]:
-        if rec["op"] == PUT:
-            yield entry_of(rec)
+    yield from (new for _, new in delta[i:] if new is not None)
 
 
 def iter_records(versions: Coll, layers: list[Bounds], collection: str, after: str = "", *, bodies: bool = False) -> Iterator[dict[str, Any]]:

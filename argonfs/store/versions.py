@@ -35,9 +35,10 @@ _MAX_ATTEMPTS = 1000
 NO_BODY = {"d": 0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """What a listing knows of a live document without its body."""
+    """What a listing knows of a live document without its body.  Slotted: a listing
+    or an import holds one per document."""
 
     stem: str
     size: int
