@@ -217,18 +217,19 @@ def _sees(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | N
 
 def iter_entries(versions: Coll, p: Plan, collection: str, after: str = "") -> Iterator[Entry]:
     """Merge the plan's layers and checkpoint in key order; the nearest layer's record
-    of a key wins, and the checkpoint comes last."""
+    of a key wins, and the checkpoint comes last.  The layers above a checkpoint hold
+    what was written since it, normally far fewer than it lists: they are merged first
+    and laid over the checkpoint's entries with one comparison per entry."""
     streams: list[Iterator[Any]] = [
         _counted(p, _layer_stream(versions, bid, limit, floor, collection, after, pending=p.pending if depth == 0 else None))
         for depth, (bid, limit, floor) in enumerate(p.layers)
+        if limit is None or floor is None or limit > floor
     ]
-    if p.checkpoint is not None:
-        streams.append(cp.iter_entries(versions.database, p.checkpoint, after))
-    for best in _merge(streams):
-        if isinstance(best, Entry):
-            yield best
-        elif best["op"] == PUT:
-            yield entry_of(best)
+    if p.checkpoint is None:
+        yield from (entry_of(rec) for rec in _merge(streams) if rec["op"] == PUT)
+        return
+    delta = [(rec["k"], entry_of(rec) if rec["op"] == PUT else None) for rec in _merge(streams)]
+    yield from overlay(cp.iter_entries(versions.database, p.checkpoint, after), delta)
 
 
 def _counted(p: Plan, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -237,21 +238,18 @@ def _counted(p: Plan, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, An
         yield rec
 
 
-def _key(item: Any) -> str:
-    return item.stem if isinstance(item, Entry) else item["k"]
-
-
-def _merge(streams: list[Iterator[Any]]) -> Iterator[Any]:
-    """Sorted streams of records (or checkpoint entries) as one, the first stream that
-    has a key deciding it."""
+def _merge(streams: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Sorted streams of records as one, the first stream that has a key deciding it."""
+    if not streams:
+        return
     if len(streams) == 1:
         yield from streams[0]
         return
-    heap: list[tuple[str, int, Any]] = []
+    heap: list[tuple[str, int, dict[str, Any]]] = []
     for depth, stream in enumerate(streams):
         item = next(stream, None)
         if item is not None:
-            heap.append((_key(item), depth, item))
+            heap.append((item["k"], depth, item))
     heapq.heapify(heap)
     while heap:
         key, _, best = heap[0]  # heap order (key, depth): the nearest layer's record comes first
@@ -259,7 +257,7 @@ def _merge(streams: list[Iterator[Any]]) -> Iterator[Any]:
             _, depth, _ = heapq.heappop(heap)
             nxt = next(streams[depth], None)
             if nxt is not None:
-                heapq.heappush(heap, (_key(nxt), depth, nxt))
+                heapq.heappush(heap, (nxt["k"], depth, nxt))
         yield best
 
 
