@@ -345,6 +345,10 @@ class Files(FsBase):
         self.absent.wrote(branch.key, path[2], stem, head if fresh else None)
         self._set_written(node, written, head)
         if node.scratch is not None:  # a new document: the store holds it now
+            if written.rendered == data:
+                # the kernel's pages of a scratch file are the bytes written to it, which
+                # are this version's: nothing to invalidate at the last close (``_settle``)
+                node.info["served"] = written.version
             node.scratch = None
             if self.scratch.get(node.path) is node:
                 del self.scratch[node.path]
