@@ -118,7 +118,13 @@ class AbsentNames:
             del self._inflight[bid]
 
     def probed(self, bid: Hashable, head: int) -> None:
-        """The branch's head, as just read from the store."""
+        """The branch's head, as just read from the store.  Below the run's end it says
+        that end came from a head that was not this branch's (a rewrite storing nothing
+        reports the slot of the version it found, which may be a parent branch's), or a
+        probe raced with a write: either way, start again from what the store says."""
+        run = self._runs.get(bid)
+        if run is not None and head < run.end and not self._inflight[bid]:
+            self.forget(bid)
         self._run(bid, head)
 
     def wrote(self, bid: Hashable, collection: str, stem: str, slot: int | None) -> None:
@@ -188,7 +194,7 @@ class AbsentNames:
         daemon's writes of documents into existing collections, which change neither
         which collections exist nor a directory's attributes."""
         run = self._run(bid, head)
-        return run is not None and run.base <= since and head <= run.end and run.shape <= since
+        return run is not None and run.base <= since <= head <= run.end and run.shape <= since
 
     # --- bookkeeping ------------------------------------------------------------------
 

@@ -109,6 +109,16 @@ def test_mkdir_knows_its_collection_is_empty_and_directories_stay_unchanged():
     assert not k.absent(B, "new", "1", 10)
 
 
+def test_a_head_below_what_was_counted_starts_again():
+    """A rewrite that stored nothing may report a parent branch's slot as the head: the
+    next probe shows the real one, lower, and nothing counted on the wrong one is kept."""
+    k = AbsentNames()
+    k.listed(B, "c", 4, keys())
+    assert k.absent(B, "c", "x", 4) and k.unchanged(B, 4, 4)
+    k.probed(B, 1)
+    assert not k.knows(B, "c") and not k.unchanged(B, 4, 1)
+
+
 def test_memory_is_bounded():
     k = AbsentNames(max_names=100)
     k.listed(B, "a", 1, keys(*map(str, range(60))))
