@@ -65,7 +65,9 @@ class MemFS(pyfuse3.Operations):
         return inode
 
     async def readdir(self, fh, start_id, token):
-        for i, (name, ino) in enumerate(self.handles[fh][start_id:], start_id):
+        items = self.handles[fh]  # indexed, not sliced: a big directory is read in many calls
+        for i in range(start_id, len(items)):
+            name, ino = items[i]
             if not pyfuse3.readdir_reply(token, name, self._attr(ino), i + 1):
                 break
 

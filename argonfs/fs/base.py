@@ -12,7 +12,10 @@ Caching, docs/mount.md has the user's view of it:
 * branch heads change: kernel timeouts of ``BRANCH_TIMEOUT`` seconds, and attributes
   the daemon remembers are reused only while the branch's head seq is unchanged
   (one cheap probe, at most every ``HEAD_TTL`` seconds per branch);
-* document bodies are cached by version, which never changes.
+* document bodies are cached by version, which never changes;
+* a name a complete listing did not show, and that this daemon has not written since,
+  is absent while every later slot of the branch is this daemon's own write
+  (fs/absent.py): ``cp -r`` into a collection asks the store nothing before each create.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import os
 import pwd
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import pyfuse3
 import trio
 
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.fs.absent import AbsentNames
 from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, ListingIndex, now_ns
 from argonfs.fs.invalidate import Invalidator
 from argonfs.fs.nodes import (
@@ -73,6 +77,8 @@ USAGE_TTL = 30.0
 HOT_TTL = 60.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def fuse_op(fn: F) -> F:
@@ -164,6 +170,8 @@ class FsBase(pyfuse3.Operations):
         #: collection path -> when a file in it was last opened for writing here
         self._written: dict[Path, float] = {}
         self._listed = ListingIndex()
+        #: names known to be absent from collections of branches, without asking the store
+        self.absent = AbsentNames()
         self._inflight: dict[Any, trio.Event] = {}
         #: where background work (read-ahead) runs; set by the daemon
         self.nursery: trio.Nursery | None = None
@@ -195,12 +203,30 @@ class FsBase(pyfuse3.Operations):
             return cached[0]
         seq = await self.runner.run(branch.head)
         self._note_head(branch.key, seq)
+        self.absent.probed(branch.key, seq)
         return seq
 
     def _note_head(self, bid: Any, seq: int) -> None:
         cached = self._heads.get(bid)
         if cached is None or seq >= cached[0]:
             self._heads[bid] = (seq, time.monotonic())
+
+    async def _write(self, bid: Hashable, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a write to branch ``bid`` in a worker thread, counted while in flight (a
+        slot above what fs/absent.py accounted for may be this write's)."""
+        self.absent.begin_write(bid)
+        try:
+            return await self.runner.run(fn, *args, **kwargs)
+        finally:
+            self.absent.end_write(bid)
+
+    def _wrote(self, bid: Hashable, slot: int) -> None:
+        """A write of this daemon landed at ``slot``, the branch's head as far as it
+        knows: the write was checked against protection there, so ``open()`` need not
+        ask again until the head moves."""
+        self._note_head(bid, slot)
+        if self._heads[bid][0] == slot:
+            self._unprotected[bid] = slot
 
     def _author(self, ctx: Any) -> str:
         return _user(ctx.uid)
@@ -300,6 +326,12 @@ class FsBase(pyfuse3.Operations):
             head = await self._head(view)
             if node.info.get("head", -1) == head and node.info.get("valid"):
                 return
+            if kind != FILE and node.info.get("valid") and view.kind == "branch" and self.absent.unchanged(_branch(view).key, node.info["head"], head):
+                # the branch moved by this daemon's writes of documents alone (cp -r into
+                # it): which collections exist is unchanged, nothing to ask (fs/absent.py)
+                node.info["head"] = head
+                node.info["until"] = time.monotonic() + BRANCH_TIMEOUT
+                return
             if kind == REFDIR:
                 info: dict[str, Any] = {"nlink": 2 + len(await self.runner.run(view.collections))}
                 if view.time_ns is not None:
@@ -312,6 +344,8 @@ class FsBase(pyfuse3.Operations):
                 stem = codec.filename_to_stem(path[3])
                 if stem is None:
                     raise NotFound(f"no file {path[3]!r}")
+                if view.kind == "branch" and self.absent.absent(_branch(view).key, path[2], stem, head):
+                    raise NotFound(f"no document {path[3]!r} in {view.ref}/{path[2]} (known from a listing)")
                 entry = await self.runner.run(view.stat, path[2], stem)
                 self._set_doc_info(node, entry, head)
                 return

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from array import array
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from itertools import islice
 from typing import Any
 
 import pyfuse3
 
 from argonfs import codec
+from argonfs.fs.absent import name_hash
 from argonfs.fs.base import PAGE, FsBase, _branch, _fail, _name, _slot, fuse_op, log
 from argonfs.fs.handles import DirHandle, Item
 from argonfs.fs.nodes import (
@@ -57,20 +59,25 @@ class Directories(FsBase):
             view = await self._view(path)
             head += [(c, self.inodes.get((*path, c))) for c in await self.runner.run(view.collections)]
         elif kind == COLLDIR:
-            view = await self.runner.run((await self._view(path)).pinned)
+            current = await self._view(path)
+            view = await self.runner.run(current.pinned)
             head += [(p[-1], n) for p, n in sorted(self.scratch.items()) if p[:-1] == path]
-            pages = self._doc_pages(path, view)
+            pages = self._doc_pages(path, view, _branch(current).key if current.kind == "branch" else None)
         else:
             raise _fail(errno.ENOTDIR)
         return self._add_handle(DirHandle(node, head, pages))
 
-    def _doc_pages(self, path: Path, view: Snapshot) -> Callable[[str], Callable[[], Awaitable[list[Item]]]]:
-        """Streams of a collection's documents, a page per worker-thread round trip."""
+    def _doc_pages(self, path: Path, view: Snapshot, bid: Hashable | None) -> Callable[[str], Callable[[], Awaitable[list[Item]]]]:
+        """Streams of a collection's documents, a page per worker-thread round trip.  A
+        branch's listing read from its start to its end tells which names are absent
+        (``bid``: the branch, fs/absent.py)."""
         head = view.seq
         collection = path[2]
 
         def open_after(after: str) -> Callable[[], Awaitable[list[Item]]]:
             stream: Iterator[Listed] | None = None
+            # the stems' hashes, for a listing from the start of a branch's collection
+            keys: array[int] | None = array("q") if bid is not None and head is not None and not after else None
 
             def page() -> list[Listed]:
                 nonlocal stream
@@ -79,12 +86,20 @@ class Directories(FsBase):
                 return list(islice(stream, PAGE))
 
             async def fetch() -> list[Item]:
+                nonlocal keys
                 entries = await self.runner.run(page)
+                if keys is not None:
+                    if entries:
+                        keys.extend([name_hash(e.stem) for e in entries])
+                    else:  # read to its end: every name the collection had at ``head``
+                        assert bid is not None and head is not None
+                        self.absent.listed(bid, collection, head, keys)
+                        keys = None
                 items: list[Item] = []
-                keys = []
+                slots = []
                 scratch = self.scratch
                 for entry in entries:
-                    keys.append(_slot(entry))
+                    slots.append(_slot(entry))
                     name = entry.stem + codec.SUFFIX
                     child_path = (*path, name)
                     if scratch and child_path in scratch:
@@ -94,7 +109,7 @@ class Directories(FsBase):
                         self._set_doc_info(child, entry, head)
                     items.append((name, child))
                 if entries:
-                    self._listed.add((path, entries[0].stem), (view, collection), entries, keys)
+                    self._listed.add((path, entries[0].stem), (view, collection), entries, slots)
                 return items
 
             return fetch
@@ -129,8 +144,9 @@ class Directories(FsBase):
         elif parent.kind == REFDIR:
             self._check_writable(path)
             branch = _branch(await self._view(path))
-            seq = await self.runner.run(branch.create_collection, path[2], author=self._author(ctx))
-            self._note_head(branch.key, seq)
+            seq = await self._write(branch.key, branch.create_collection, path[2], author=self._author(ctx))
+            self._wrote(branch.key, seq)
+            self.absent.created(branch.key, path[2], seq)  # empty: cp -r into it asks nothing before each create
         else:
             raise _fail(errno.EPERM)
         node = self.inodes.get(path)
@@ -146,8 +162,9 @@ class Directories(FsBase):
         kind = kind_of(path)
         if kind == COLLDIR:
             branch = _branch(await self._view(path))
-            seq = await self.runner.run(branch.drop_collection, path[2], author=self._author(ctx))
-            self._note_head(branch.key, seq)
+            seq = await self._write(branch.key, branch.drop_collection, path[2], author=self._author(ctx))
+            self._wrote(branch.key, seq)
+            self.absent.dropped(branch.key, path[2], seq)
             for p in [p for p in self.scratch if p[:-1] == path]:
                 self.inodes.detach(self.scratch.pop(p))
         elif kind == REFDIR and path[0] == BRANCHES:

@@ -332,13 +332,23 @@ class Files(FsBase):
             # a file created at this name (cp, a new document) is new: no need to ask
             # whether it repeats the stored version, which costs a lookup per file
             fresh = node.scratch is not None and node.scratch.fresh and path == node.path
-            written, head = await self.runner.run(branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh)
+            if not fresh and self.absent.knows(branch.key, path[2]):  # e.g. rsync's temporary renamed onto a new name
+                fresh = self.absent.absent(branch.key, path[2], stem, await self._head(branch))
+            written, head = await self._write(branch.key, branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh)
         except InvalidDocument as exc:
             log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
             raise
-        self._note_head(branch.key, head)
+        if fresh:  # always one new slot
+            self._wrote(branch.key, head)
+        else:  # perhaps no new slot (the content was unchanged), and then ``head`` is not one
+            self._note_head(branch.key, head)
+        self.absent.wrote(branch.key, path[2], stem, head if fresh else None)
         self._set_written(node, written, head)
         if node.scratch is not None:  # a new document: the store holds it now
+            if written.rendered == data:
+                # the kernel's pages of a scratch file are the bytes written to it, which
+                # are this version's: nothing to invalidate at the last close (``_settle``)
+                node.info["served"] = written.version
             node.scratch = None
             if self.scratch.get(node.path) is node:
                 del self.scratch[node.path]

@@ -77,8 +77,9 @@ class Names(Files):
         if stem is None:
             raise NotFound(f"no file {path[3]!r}")
         branch = _branch(await self._view(path))
-        seq = await self.runner.run(branch.delete, path[2], stem, author=self._author(ctx))
-        self._note_head(branch.key, seq)
+        seq = await self._write(branch.key, branch.delete, path[2], stem, author=self._author(ctx))
+        self._wrote(branch.key, seq)
+        self.absent.removed(branch.key, seq)
         node = self.inodes.find(path)
         if node is not None:
             self.inodes.detach(node)
@@ -112,15 +113,17 @@ class Names(Files):
         branch = _branch(await self._view(src))
         if node.scratch is None and _is_document(dst):  # a document renamed: one atomic move
             stem, new_stem = codec.filename_to_stem(src[3]) or "", codec.filename_to_stem(dst[3]) or ""
-            written, slot = await self.runner.run(branch.rename, src[2], stem, dst[2], new_stem, author=author)
-            self._note_head(branch.key, slot)
+            written, slot = await self._write(branch.key, branch.rename, src[2], stem, dst[2], new_stem, author=author)
+            self._wrote(branch.key, slot)
+            self.absent.wrote(branch.key, dst[2], new_stem, None)  # several slots: not accounted for
             self._set_written(node, written, slot)
             if node.data is not None:
                 node.former_stems += (stem,)  # its open buffer still says the old _id
         elif node.scratch is None:  # a document renamed to a temporary name (a backup, mv x.json x.bak)
             data = node.data if node.data is not None else bytearray(await self._body(node))
-            seq = await self.runner.run(branch.delete, src[2], codec.filename_to_stem(src[3]) or "", author=author)
-            self._note_head(branch.key, seq)
+            seq = await self._write(branch.key, branch.delete, src[2], codec.filename_to_stem(src[3]) or "", author=author)
+            self._wrote(branch.key, seq)
+            self.absent.removed(branch.key, seq)
             node.scratch = Scratch(stat.S_IFREG | 0o644, ctx.uid, ctx.gid, node.info["entry"].mtime_ns if "entry" in node.info else now_ns())
             node.data, node.dirty = data, False
         elif _is_document(dst):  # a temporary renamed onto a document name: commit its content
