@@ -201,9 +201,9 @@ class Documents(Views):
             old = r.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
             if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
                 self.check_writable(view)  # refused all the same
-                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"))
+                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"), old["b"], stored=False)
         seq = self._append(view, [rec])
-        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime)
+        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime, view.branch_id)
 
     @translating
     def rename(self, ref: str | View, collection: str, stem: str, new_collection: str, new_stem: str) -> tuple[Document, int]:

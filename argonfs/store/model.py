@@ -93,6 +93,11 @@ class Document:
     author: str
     #: an explicitly set modification time (ns since the epoch), see versions.Entry
     mtime: int | None = None
+    #: the branch whose slot ``seq`` is (None: not said; the view's own branch for a write)
+    branch_id: Any = None
+    #: False when ``put(if_changed=True)`` found the content unchanged and wrote nothing:
+    #: ``seq`` is then the existing version's slot, possibly in an ancestor branch
+    stored: bool = True
 
     @property
     def rendered(self) -> bytes:

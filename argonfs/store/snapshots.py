@@ -24,7 +24,9 @@ class Stored(Entry):
 
 
 def _stored(branch_id: Any, doc: Document) -> Stored:
-    return Stored(doc.stem, doc.size, doc.hash, doc.seq, branch_id, doc.time, doc.author, doc.mtime, doc.rendered)
+    """The version a write left: its own slot, or (nothing written) the existing
+    version's, which may be an ancestor's."""
+    return Stored(doc.stem, doc.size, doc.hash, doc.seq, doc.branch_id or branch_id, doc.time, doc.author, doc.mtime, doc.rendered)
 
 
 class MongoCatalog:
@@ -128,7 +130,8 @@ class MongoBranch(MongoSnapshot):
 
     def put(self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True) -> tuple[Stored, int]:
         written = self.catalog.writer(author).put(self.view, collection, doc, stem=stem, mtime=mtime, if_changed=if_changed)
-        return _stored(self.view.branch_id, written), written.seq
+        # nothing written: the existing version's slot is no head of this branch
+        return _stored(self.view.branch_id, written), written.seq if written.stored else self.head()
 
     def delete(self, collection: str, stem: str, *, author: str | None) -> int:
         return self.catalog.writer(author).delete(self.view, collection, stem)

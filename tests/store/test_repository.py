@@ -366,3 +366,22 @@ def test_rename_is_one_atomic_move(repo) -> None:
     assert next(repo.log("main")).op == "rename"
     with pytest.raises(InvalidDocument):
         repo.rename("main", "d", "two", "d", "~h" + "0" * 64)
+
+
+def test_unchanged_put_in_a_fork_names_the_parents_version(repo) -> None:
+    """put(if_changed=True) of a document a fork inherited unchanged writes nothing and
+    names the version it found, with that version's own branch, and the mount's branch
+    interface reports the fork's real head, not the parent's slot."""
+    from argonfs.store.snapshots import MongoCatalog
+
+    for i in range(4):
+        repo.put("main", "c", {"_id": i, "v": i})
+    repo.create_branch("fork")
+    parent, child = repo.resolve("main").branch_id, repo.resolve("fork").branch_id
+    same = repo.put("fork", "c", {"_id": 3, "v": 3}, if_changed=True)
+    assert (same.stored, same.branch_id, same.seq) == (False, parent, 4)
+    branch = MongoCatalog(repo).resolve("fork")
+    stored, head = branch.put("c", {"_id": 3, "v": 3}, stem="3", author=None, mtime=None)
+    assert stored.version == (parent, 4) and head == 0
+    new = repo.put("fork", "c", {"_id": 3, "v": "new"}, if_changed=True)
+    assert (new.stored, new.branch_id, new.seq) == (True, child, 1)
