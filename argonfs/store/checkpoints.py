@@ -124,13 +124,36 @@ def iter_entries(db: Db, cp: Checkpoint, after: str = "") -> Iterator[Entry]:
                     yield e
 
 
+#: Entry's slot setters: a frozen dataclass's __init__ sets each field through
+#: object.__setattr__, which costs half of decoding a chunk; the slots' own setters do not
+_SET = tuple(getattr(Entry, f).__set__ for f in ("stem", "size", "hash", "seq", "branch_id", "time", "author", "mtime"))
+
+
 def _decode(data: bytes, where: str) -> list[Entry]:
     try:
         body = orjson.loads(zlib.decompress(data))
         bids = [ObjectId(b) for b in body["b"]]
         authors = body["a"]
-        epoch, ms = _EPOCH, timedelta(milliseconds=1)
-        return [Entry(k, z, h, s, bids[bi], epoch + t * ms, authors[ai], mt) for k, z, h, bi, s, t, ai, mt in body["e"]]
+        times: dict[int, datetime] = {}  # a batch of writes shares a few milliseconds
+        ms = timedelta(milliseconds=1)
+        new = object.__new__
+        set_k, set_z, set_h, set_s, set_b, set_t, set_a, set_mt = _SET
+        out = []
+        for k, z, h, bi, s, t, ai, mt in body["e"]:
+            when = times.get(t)
+            if when is None:
+                when = times[t] = _EPOCH + t * ms
+            e = new(Entry)
+            set_k(e, k)
+            set_z(e, z)
+            set_h(e, h)
+            set_s(e, s)
+            set_b(e, bids[bi])
+            set_t(e, when)
+            set_a(e, authors[ai])
+            set_mt(e, mt)
+            out.append(e)
+        return out
     except (zlib.error, orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise Corrupt(f"listing checkpoint chunk {where} does not decode ({exc})") from None
 
