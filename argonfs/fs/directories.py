@@ -4,7 +4,6 @@ collections."""
 from __future__ import annotations
 
 import errno
-import os
 from array import array
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from itertools import islice
@@ -123,7 +122,7 @@ class Directories(FsBase):
         await handle.seek(start_id)
         while (item := handle.ready() or await handle.peek()) is not None:
             name, child = item
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(child), handle.pos + 1):
+            if not pyfuse3.readdir_reply(token, name.encode("utf-8", "surrogateescape"), self._entry(child), handle.pos + 1):
                 break
             if name not in (".", ".."):
                 child.lookups += 1
