@@ -110,3 +110,21 @@ def test_diff_matches_a_model(repo, before, after):
                 if ch.change == MODIFIED:
                     k = int(ch.stem)
                     assert ch.fields == [FieldChange("v", model[a][k]["v"], model[b][k]["v"])]
+
+
+def test_many_changed_names_are_diffed_by_listings(repo, monkeypatch):
+    """Past DIFF_BY_LOOKUP candidates a diff merge-joins listings: same answer."""
+    from argonfs.store import history
+
+    repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(30)))
+    base = repo.create_bundle("main", "base")
+    repo.create_branch("f", from_ref=base.id)
+    for i in range(0, 30, 3):
+        repo.put("f", "c", {"_id": i, "v": 1})
+    repo.delete("f", "c", "1")
+    repo.put("f", "c", {"_id": 99})
+    by_lookup = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(base.id, "f")]
+    monkeypatch.setattr(history, "DIFF_BY_LOOKUP", 3)
+    by_listing = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(base.id, "f")]
+    assert by_listing == by_lookup
+    assert len(by_lookup) == 12
