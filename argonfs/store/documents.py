@@ -122,7 +122,7 @@ class Documents(Views):
         if not entries:
             return
         ids = [v.slot_id(e.branch_id, e.seq) for e in entries]
-        found = {(r["b"], r["s"]): r for r in self._versions.find({"_id": {"$in": ids}})}
+        found = {(r["b"], r["s"]): r for r in v.by_ids(self._versions, ids)}
         for e in entries:
             rec = found[(e.branch_id, e.seq)]
             yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author, e.mtime)
@@ -342,7 +342,7 @@ class Documents(Views):
         foreign = [s for s in range(base + 1, slot) if not mine.holds(s)]
         for low in range(0, len(foreign), v.PAGE):
             ids = [v.slot_id(bid, s) for s in foreign[low : low + v.PAGE]]
-            for rec in self._versions.find({"_id": {"$in": ids}}, v.NO_BODY):
+            for rec in v.by_ids(self._versions, ids, v.NO_BODY):
                 if rec["c"] != collection:
                     continue
                 if not v.visible(self._versions, rec, slot):

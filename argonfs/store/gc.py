@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
 DEFAULT_GRACE = timedelta(hours=1)
-_CHUNK = 500
+_CHUNK = v.IN_BATCH  # ids per update_many: see versions.IN_BATCH
 
 Limits = dict[ObjectId, set["int | None"]]
 
@@ -142,7 +142,7 @@ def _tagged(repo: Repository, fields: dict[str, int]) -> Iterable[dict[str, Any]
         top = v.head(versions, bid)
         for low in range(0, top, v.PAGE):
             ids = [v.slot_id(bid, s) for s in range(low + 1, min(low + v.PAGE, top) + 1)]
-            for rec in versions.find({"_id": {"$in": ids}}, fields):
+            for rec in v.by_ids(versions, ids, fields):
                 if "x" in rec and "gc" not in rec:
                     yield rec
 

@@ -22,7 +22,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from argonfs.store import checkpoints as cp
 from argonfs.store.mongo import Coll
-from argonfs.store.versions import MARKER_KEY, MKCOL, NO_BODY, PAGE, PUT, Chain, Entry, entry_of, in_bounds, in_layer, slot_id, visible
+from argonfs.store.versions import IN_BATCH, MARKER_KEY, MKCOL, NO_BODY, PAGE, PUT, Chain, Entry, by_ids, entry_of, in_bounds, in_layer, slot_id, visible
 
 
 def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -31,14 +31,16 @@ def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collectio
     One query per layer, each an equality on the branch id: servers that do not plan
     an ``$or`` over layers (or an ``$in`` on the leading index field) with the index
     would scan the whole collection.  The newest is picked here, not by a server sort."""
-    q = {"b": bid, "c": collection, "k": keys[0] if len(keys) == 1 else {"$in": keys}}
     newest: dict[str, dict[str, Any]] = {}
-    for rec in versions.find(q, NO_BODY):
-        if not in_layer(versions, rec, limit):
-            continue
-        old = newest.get(rec["k"])
-        if old is None or rec["s"] > old["s"]:
-            newest[rec["k"]] = rec
+    for start in range(0, len(keys), IN_BATCH):
+        part = keys[start : start + IN_BATCH]
+        q = {"b": bid, "c": collection, "k": part[0] if len(part) == 1 else {"$in": part}}
+        for rec in versions.find(q, NO_BODY):
+            if not in_layer(versions, rec, limit):
+                continue
+            old = newest.get(rec["k"])
+            if old is None or rec["s"] > old["s"]:
+                newest[rec["k"]] = rec
     return newest
 
 
@@ -63,7 +65,7 @@ def lookup_many(versions: Coll, chain: Chain, collection: str, stems: list[str],
         if marker is not None:
             break  # a collection marker hides everything older
     if bodies and found:
-        full = {r["_id"]: r for r in versions.find({"_id": {"$in": [r["_id"] for r in found.values()]}})}
+        full = {r["_id"]: r for r in by_ids(versions, [r["_id"] for r in found.values()])}
         found = {stem: full[rec["_id"]] for stem, rec in found.items()}
     return found
 
@@ -167,7 +169,7 @@ def _range_records(
     newest: dict[str, dict[str, Any]] = {}
     for low in range(floor, limit, PAGE):
         ids = [slot_id(bid, s) for s in range(low + 1, min(low + PAGE, limit) + 1)]
-        for rec in versions.find({"_id": {"$in": ids}}, None if bodies else NO_BODY):
+        for rec in by_ids(versions, ids, None if bodies else NO_BODY):
             k = rec["k"]
             if rec["c"] != collection or k <= after or not _sees(versions, rec, limit, floor, pending):
                 continue
@@ -298,7 +300,7 @@ def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Ite
     while top > 0:
         low = max(0, top - batch)
         ids = [slot_id(bid, s) for s in range(top, low, -1)]
-        found = {r["s"]: r for r in versions.find({"_id": {"$in": ids}}, NO_BODY)}
+        found = {r["s"]: r for r in by_ids(versions, ids, NO_BODY)}
         for s in range(top, low, -1):
             if s in found and visible(versions, found[s], limit):
                 yield found[s]

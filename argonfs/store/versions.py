@@ -12,7 +12,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,6 +85,17 @@ def create_indexes(versions: Coll) -> None:
 
 def slot_id(bid: ObjectId, seq: int) -> str:
     return f"{bid}:{seq}"
+
+
+#: ids (or keys) per ``$in``: SecantusDB's cost per element grows with the list's length
+#: (measured on a million versions: 0.3 ms per id up to 100, 1 ms at 400, 2 ms at 1,000)
+IN_BATCH = 100
+
+
+def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The records with these ids (those that exist), ``IN_BATCH`` per query."""
+    for start in range(0, len(ids), IN_BATCH):
+        yield from versions.find({"_id": {"$in": list(ids[start : start + IN_BATCH])}}, projection)
 
 
 def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> set[int]:
