@@ -286,8 +286,10 @@ class FsBase(pyfuse3.Operations):
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = mtime
         return a
 
-    def _set_doc_info(self, node: Node, entry: Listed, head: int | None) -> None:
-        slot = entry.version
+    def _set_doc_info(self, node: Node, entry: Listed, head: int | None, slot: Any = None) -> None:
+        """``slot``: ``entry.version``, when the caller has it already."""
+        if slot is None:
+            slot = entry.version
         old = node.info.get("slot")
         if old is not None and old != slot and not read_only_ref(node.path):
             self.bodies.discard(old)  # superseded in a branch: keep memory for current versions

@@ -13,7 +13,7 @@ import pyfuse3
 
 from argonfs import codec
 from argonfs.fs.absent import name_hash
-from argonfs.fs.base import PAGE, FsBase, _branch, _fail, _name, _slot, fuse_op, log
+from argonfs.fs.base import PAGE, FsBase, _branch, _fail, _name, fuse_op, log
 from argonfs.fs.handles import DirHandle, Item
 from argonfs.fs.nodes import (
     BRANCHES,
@@ -97,15 +97,17 @@ class Directories(FsBase):
                 items: list[Item] = []
                 slots = []
                 scratch = self.scratch
+                node_of, set_info, suffix = self.inodes.get, self._set_doc_info, codec.SUFFIX  # once per page, not per entry
                 for entry in entries:
-                    slots.append(_slot(entry))
-                    name = entry.stem + codec.SUFFIX
+                    slot = entry.version
+                    slots.append(slot)
+                    name = entry.stem + suffix
                     child_path = (*path, name)
                     if scratch and child_path in scratch:
                         continue
-                    child = self.inodes.get(child_path)
+                    child = node_of(child_path)
                     if not child.in_memory:
-                        self._set_doc_info(child, entry, head)
+                        set_info(child, entry, head, slot)
                     items.append((name, child))
                 if entries:
                     self._listed.add((path, entries[0].stem), (view, collection), entries, slots)
