@@ -124,11 +124,6 @@ def iter_entries(db: Db, cp: Checkpoint, after: str = "") -> Iterator[Entry]:
                     yield e
 
 
-#: Entry's slot setters: a frozen dataclass's __init__ sets each field through
-#: object.__setattr__, which costs half of decoding a chunk; the slots' own setters do not
-_SET = tuple(getattr(Entry, f).__set__ for f in ("stem", "size", "hash", "seq", "branch_id", "time", "author", "mtime"))
-
-
 def _decode(data: bytes, where: str) -> list[Entry]:
     try:
         body = orjson.loads(zlib.decompress(data))
@@ -136,23 +131,13 @@ def _decode(data: bytes, where: str) -> list[Entry]:
         authors = body["a"]
         times: dict[int, datetime] = {}  # a batch of writes shares a few milliseconds
         ms = timedelta(milliseconds=1)
-        new = object.__new__
-        set_k, set_z, set_h, set_s, set_b, set_t, set_a, set_mt = _SET
+        new = tuple.__new__  # an Entry without the generated __new__'s argument handling
         out = []
         for k, z, h, bi, s, t, ai, mt in body["e"]:
             when = times.get(t)
             if when is None:
                 when = times[t] = _EPOCH + t * ms
-            e = new(Entry)
-            set_k(e, k)
-            set_z(e, z)
-            set_h(e, h)
-            set_s(e, s)
-            set_b(e, bids[bi])
-            set_t(e, when)
-            set_a(e, authors[ai])
-            set_mt(e, mt)
-            out.append(e)
+            out.append(new(Entry, (k, z, h, s, bids[bi], when, authors[ai], mt)))
         return out
     except (zlib.error, orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise Corrupt(f"listing checkpoint chunk {where} does not decode ({exc})") from None

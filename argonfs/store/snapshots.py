@@ -8,7 +8,6 @@ thin layer over ``Repository`` and its ``View``.  Blocking, like the rest of sto
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from argonfs.snapshot import Label, Listed
@@ -16,17 +15,19 @@ from argonfs.store.repository import Document, Repository, View
 from argonfs.store.versions import Entry, time_ns
 
 
-@dataclass(frozen=True)
 class Stored(Entry):
-    """A version as a write stored it, with its rendering."""
+    """A version as a write stored it, with its rendering (an attribute: a named
+    tuple's subclass can add no field)."""
 
-    rendered: bytes = b""
+    rendered: bytes
 
 
 def _stored(branch_id: Any, doc: Document) -> Stored:
     """The version a write left: its own slot, or (nothing written) the existing
     version's, which may be an ancestor's."""
-    return Stored(doc.stem, doc.size, doc.hash, doc.seq, doc.branch_id or branch_id, doc.time, doc.author, doc.mtime, doc.rendered)
+    stored = Stored(doc.stem, doc.size, doc.hash, doc.seq, doc.branch_id or branch_id, doc.time, doc.author, doc.mtime)
+    stored.rendered = doc.rendered
+    return stored
 
 
 class MongoCatalog:

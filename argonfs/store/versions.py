@@ -13,9 +13,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -36,10 +35,11 @@ _MAX_ATTEMPTS = 1000
 NO_BODY = {"d": 0}
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What a listing knows of a live document without its body.  Slotted: a listing
-    or an import holds one per document."""
+class Entry(NamedTuple):
+    """What a listing knows of a live document without its body.  A named tuple, as a
+    remote's entries are: a listing builds one per document, and a tuple costs a
+    fraction of an object to build (checkpoints.py builds them without the generated
+    ``__new__``'s argument handling)."""
 
     stem: str
     size: int
