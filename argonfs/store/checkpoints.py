@@ -119,12 +119,12 @@ def iter_entries(db: Db, cp: Checkpoint, after: str = "") -> Iterator[Entry]:
             data = found.get(cid)
             if data is None:
                 raise Corrupt(f"listing checkpoint {cid} is missing a chunk its header names")
-            for e in _decode(data, cid):
+            for e in decode(data, cid):
                 if e.stem > after:
                     yield e
 
 
-def _decode(data: bytes, where: str) -> list[Entry]:
+def decode(data: bytes, where: str) -> list[Entry]:
     try:
         body = orjson.loads(zlib.decompress(data))
         bids = [ObjectId(b) for b in body["b"]]
@@ -185,11 +185,16 @@ class Builder:
             self._chunks.append(_encode(self._pending))
             self._pending = []
 
+    def sealed(self) -> tuple[list[str], list[bytes]]:
+        """The collected listing as chunks: their first names, and their bytes."""
+        self._seal()
+        return self._firsts, self._chunks
+
     def entries(self) -> Iterator[Entry]:
         """The collected listing again, decoded chunk by chunk."""
         self._seal()
         for i, data in enumerate(self._chunks):
-            yield from _decode(data, f"collected chunk {i}")
+            yield from decode(data, f"collected chunk {i}")
 
     def write(self, db: Db, bid: ObjectId, collection: str, seq: int, *, exists: bool, pending: Iterable[str] = ()) -> None:
         """Store the collected listing as the checkpoint of ``(bid, seq)``: chunks first,
@@ -200,7 +205,7 @@ class Builder:
             create_indexes(db)
         chunks = [{"_id": _chunk_id(bid, seq, i, collection), "e": Binary(data)} for i, data in enumerate(self._chunks)]
         for start in range(0, len(chunks), 64):
-            _insert_absent(db, CHUNKS, chunks[start : start + 64])
+            insert_absent(db, CHUNKS, chunks[start : start + 64])
         head = {
             "_id": _head_id(bid, seq, collection),
             "b": bid,
@@ -212,10 +217,10 @@ class Builder:
             "p": sorted(pending),
             "t": datetime.now(UTC).replace(tzinfo=None),
         }
-        _insert_absent(db, HEADS, [head])
+        insert_absent(db, HEADS, [head])
 
 
-def _insert_absent(db: Db, name: str, docs: list[dict[str, Any]]) -> None:
+def insert_absent(db: Db, name: str, docs: list[dict[str, Any]]) -> None:
     if not docs:
         return
     try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -20,8 +21,8 @@ from pymongo.errors import PyMongoError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
+from argonfs.store import bulk, protect
 from argonfs.store import checkpoints as cp
-from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.model import Change, Document, ImportCounts, View, new_bundle_id, now
@@ -80,7 +81,9 @@ class Documents(Views):
         if not listed and not r.exists(self._versions, plan, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
         if builder is not None and plan.streamed >= CHECKPOINT_AFTER:
-            self._write_checkpoint(builder, view, collection, plan.pending)
+            bid, seq = view.chain[0]
+            assert seq is not None
+            self._write_checkpoint(builder, view, collection, plan.pending | bulk.in_flight(self._versions, bid, collection, seq))
 
     def _write_checkpoint(self, builder: cp.Builder, view: View, collection: str, pending: set[str]) -> None:
         """Store a listing as a checkpoint; a failure costs only speed (a read-only user,
@@ -298,39 +301,52 @@ class Documents(Views):
                 else:
                     counts.updated += 1
                 records.append(rec)
-            if records:
-                nonlocal written
-                for rec in records:
-                    rec["x"], rec["xk"] = txn, "import"
-                self._append(view, records)
-                mine.add(records)
-                written += len(records)
-            if progress is not None:
-                progress(len(batch))
+            size = len(batch)
+            ahead.then(lambda: append(records), None if progress is None else lambda: progress(size))
             batch.clear()
 
-        for raw in docs:
-            doc = prepare(raw, None)
-            stem = codec.id_to_stem(doc["_id"])
-            if stem in batch:
-                flush()
-            batch[stem] = (doc, codec.render(doc))
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+        def append(records: list[dict[str, Any]]) -> None:
+            if not records:
+                return
+            nonlocal written
+            bid = view.branch_id
+            guard = protect.Guard(self._versions, bid, view.branch)
+            top = v.append_bulk(self._versions, bid, records, self._heads.get(bid), txn, "import", guard)
+            guard.written(top)
+            self._heads[bid] = top
+            mine.add(records, reserved=records[0]["s"] - 1)
+            written += len(records)
+
+        with _Ahead() as ahead:
+            for raw in docs:
+                doc = prepare(raw, None)
+                stem = codec.id_to_stem(doc["_id"])
+                if stem in batch:
+                    flush()
+                batch[stem] = (doc, codec.render(doc))
+                if len(batch) >= batch_size:
+                    flush()
+            flush()
+            ahead.wait()
         if written:
             commit = {"kind": "import", "collection": collection, "a": self.author, "t": now()}
             bid = view.branch_id
+            lo, hi = mine.span()
+            written_listing = cp.Builder()
+            for stem in sorted(mine.records):
+                written_listing.add(mine.records[stem])
+            bulk.write(self.db, bid, txn, collection, written_listing, lo, hi)
             guard = protect.Guard(self._versions, bid, view.branch)
             slot = self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
-            self._checkpoint_import(start, collection, mine, slot)
+            self._checkpoint_import(start, collection, mine, slot, written_listing)
         return counts
 
-    def _checkpoint_import(self, start: View, collection: str, mine: _Written, slot: int) -> None:
+    def _checkpoint_import(self, start: View, collection: str, mine: _Written, slot: int, written: cp.Builder) -> None:
         """Leave the checkpoint of the import's commit slot: the listing it started from,
         overlaid with what it wrote and with whatever other writers put between its first
         slot and its commit (read by slot id, normally nothing).  Built from memory, so an
-        import of 100,000 documents does not list them back.  Skipped if another writer
+        import of 100,000 documents does not list them back; an import into an empty
+        collection writes the chunks of its bulk listing (``written``) again.  Skipped if another writer
         dropped or created the collection meanwhile (the next listing builds one)."""
         bid, base = start.chain[0]
         assert base is not None
@@ -343,6 +359,8 @@ class Documents(Views):
         for low in range(0, len(foreign), v.PAGE):
             ids = [v.slot_id(bid, s) for s in foreign[low : low + v.PAGE]]
             for rec in v.by_ids(self._versions, ids, v.NO_BODY):
+                if rec["op"] == v.RANGE and rec["rc"] == collection and not v.visible(self._versions, rec, slot):
+                    pending.add(rec["x"])  # another bulk write, whose records may not be there yet
                 if rec["c"] != collection:
                     continue
                 if not v.visible(self._versions, rec, slot):
@@ -353,9 +371,12 @@ class Documents(Views):
                     return
                 if rec["s"] > slots.get(k, 0):
                     delta[k], slots[k] = (v.entry_of(rec) if rec["op"] == v.PUT else None), rec["s"]
-        builder = cp.Builder()
-        for item in r.overlay(mine.start.entries(), [(k, delta[k]) for k in sorted(delta)]):
-            builder.add(item)
+        if mine.start.count == 0 and len(delta) == len(mine.records) and all(delta[k] is e for k, e in mine.records.items()):
+            builder = written  # into an empty collection, with nobody in between: the bulk listing's chunks
+        else:
+            builder = cp.Builder()
+            for item in r.overlay(mine.start.entries(), [(k, delta[k]) for k in sorted(delta)]):
+                builder.add(item)
         self._write_checkpoint(builder, View(start.ref, ((bid, slot), *start.chain[1:]), start.kind, start.branch, start.bundle), collection, pending)
 
     @translating
@@ -446,10 +467,40 @@ def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
     return not (found is not None and found.branch_id == bid and seq is not None and seq - found.seq < CHECKPOINT_AFTER)
 
 
+class _Ahead:
+    """One step at a time on a thread of its own, so that an import renders and hashes
+    its next batch while the server stores the last one.  Steps run in the order given,
+    each after the one before has finished (appends stay sequential), and ``after``
+    runs on the caller's thread once its step is done; a step's error is raised by the
+    next ``then`` or ``wait``."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="argonfs-import")
+        self._running: tuple[Future[None], Callable[[], None] | None] | None = None
+
+    def then(self, step: Callable[[], None], after: Callable[[], None] | None = None) -> None:
+        self.wait()
+        self._running = (self._pool.submit(step), after)
+
+    def wait(self) -> None:
+        if self._running is not None:
+            future, after = self._running
+            self._running = None
+            future.result()
+            if after is not None:
+                after()
+
+    def __enter__(self) -> _Ahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)  # a failed import waits for its last append
+
+
 class _Written:
     """What a bulk write started from (its listing, and the transactions that listing
     could not see), the records it appended (without their documents), and the runs of
-    slots they took."""
+    slots they and their range records took."""
 
     def __init__(self, start: cp.Builder, pending: set[str]) -> None:
         self.start = start
@@ -457,14 +508,19 @@ class _Written:
         self.records: dict[str, v.Entry] = {}  # puts only: an import writes no deletes
         self._runs: list[tuple[int, int]] = []
 
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: list[dict[str, Any]], reserved: int) -> None:
+        """Note appended records and the range record (``reserved``) before them."""
         for rec in records:
             self.records[rec["k"]] = v.entry_of(rec)
-            s = rec["s"]
-            if self._runs and self._runs[-1][1] == s - 1:
-                self._runs[-1] = (self._runs[-1][0], s)
-            else:
-                self._runs.append((s, s))
+        lo, hi = reserved, records[-1]["s"]
+        if self._runs and self._runs[-1][1] == lo - 1:
+            self._runs[-1] = (self._runs[-1][0], hi)
+        else:
+            self._runs.append((lo, hi))
+
+    def span(self) -> tuple[int, int]:
+        """The first and last slot taken."""
+        return self._runs[0][0], self._runs[-1][1]
 
     def holds(self, s: int) -> bool:
         i = bisect.bisect_right(self._runs, (s, s)) - 1

@@ -14,6 +14,10 @@ Format history (docs/formats.md, "Format versions"):
    migration only records the new format: but an argonfs that reads format 1 would
    ignore protection and take an abort record for a commit, which is why the format
    changes at all.
+3. bulk writes: range records (collection ``""``, key ``~range``) reserve slots whose
+   records are in ``bulk_versions``, found by name through ``bulk_listings`` and
+   ``bulk_chunks``.  Format 2 holds none; the migration creates the index of
+   ``bulk_listings``.  An argonfs that reads format 2 would not see imported documents.
 
 Blocking pymongo code.
 """
@@ -30,15 +34,22 @@ from argonfs.store.mongo import Db
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 
 
 def _to_2(db: Db) -> None:
     """Nothing to rewrite: format 1 holds no control records other than commits."""
 
 
+def _to_3(db: Db) -> None:
+    """Nothing to rewrite: format 2 holds no bulk writes."""
+    from argonfs.store import bulk
+
+    bulk.create_indexes(db)
+
+
 #: migration from format n to n + 1
-MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2}
+MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2, 2: _to_3}
 
 
 def stored(db: Db) -> int | None:

@@ -90,10 +90,12 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
 
 
 def _blank(versions: Any, ids: list[str], t0: datetime) -> None:
-    """Remove the payloads, keeping every record: the one in-place update argonfs makes."""
+    """Remove the payloads, keeping every record: the one in-place update argonfs makes
+    (in ``versions`` or, for a bulk write's records, ``bulk_versions``)."""
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        versions.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": ""}, "$set": {"gc": t0}})
+        for coll in (versions, versions.database[v.BULK]):
+            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": ""}, "$set": {"gc": t0}})
 
 
 def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
@@ -195,9 +197,12 @@ def _dead_in_branch(repo: Repository, bid: ObjectId, limits: set[int | None]) ->
     versions = repo.db["versions"]
     commits = {r["k"]: r["s"] for r in versions.find({"b": bid, "c": v.COMMITS}, {"k": 1, "s": 1, "op": 1}) if r["op"] == v.COMMIT}
     seqs = sorted(s for s in limits if s is not None)
+    reserved = v.ranges(versions, bid)
     out = []
     for c in sorted({r["c"] for r in repo.db["catalog"].find({"b": bid}, {"c": 1})}):
         recs = list(versions.find({"b": bid, "c": c}, {"d": 0}))
+        ids = [v.slot_id(bid, s) for r in reserved if r["rc"] == c for s in range(r["s"] + 1, r["s"] + r["rn"] + 1)]
+        recs += [rec for start in range(0, len(ids), _CHUNK) for rec in versions.database[v.BULK].find({"_id": {"$in": ids[start : start + _CHUNK]}}, {"d": 0})]
         seen: set[str] = set()
         for limit in seqs:
             seen |= _seen_at(recs, commits, limit)

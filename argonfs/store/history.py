@@ -56,6 +56,8 @@ class History(Documents):
             else:
                 records = r.key_history(self._versions, bid, limit, collection, stem)
             for rec in records:
+                if rec["op"] == v.RANGE:
+                    continue  # a bulk write's slot reservation: its records follow it
                 if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
                 elif rec["c"] == v.COMMITS:  # protect, unprotect, or gc's abort of a transaction

@@ -15,14 +15,32 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
+from argonfs.store import bulk
 from argonfs.store import checkpoints as cp
 from argonfs.store.mongo import Coll
-from argonfs.store.versions import IN_BATCH, MARKER_KEY, MKCOL, NO_BODY, PAGE, PUT, Chain, Entry, by_ids, entry_of, in_bounds, in_layer, slot_id, visible
+from argonfs.store.versions import (
+    IN_BATCH,
+    MARKER_KEY,
+    MKCOL,
+    NO_BODY,
+    PAGE,
+    PUT,
+    Chain,
+    Entry,
+    by_ids,
+    entry_of,
+    in_bounds,
+    in_layer,
+    slot_id,
+    slot_record,
+    visible,
+)
 
 
 def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -41,6 +59,12 @@ def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collectio
             old = newest.get(rec["k"])
             if old is None or rec["s"] > old["s"]:
                 newest[rec["k"]] = rec
+    stems = [k for k in keys if k != MARKER_KEY]
+    for listing in bulk.committed(versions, bid, limit, collection) if stems else ():
+        for stem, e in bulk.lookup(versions.database, listing, stems).items():
+            old = newest.get(stem)
+            if in_bounds(rec := bulk.as_record(e, collection), limit) and (old is None or e.seq > old["s"]):
+                newest[stem] = rec
     return newest
 
 
@@ -146,6 +170,8 @@ def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int 
     if _small_range(limit, floor):
         assert limit is not None and floor is not None
         return next(_range_records(versions, bid, floor, limit, collection, "", bodies=False), None) is not None
+    if next(_bulk_stream(versions, bid, limit, floor, collection, ""), None) is not None:
+        return True
     q = {"b": bid, "c": collection, "k": {"$gt": MARKER_KEY}}
     with versions.find(q, {"_id": 0, "b": 1, "s": 1, "x": 1}, batch_size=PAGE) as cursor:
         return any(in_layer(versions, rec, limit, floor) for rec in cursor)
@@ -193,6 +219,14 @@ def _layer_stream(
         assert limit is not None and floor is not None
         yield from _range_records(versions, bid, floor, limit, collection, after, bodies=bodies, pending=pending)
         return
+    yield from _newer(
+        _indexed_stream(versions, bid, limit, floor, collection, after, bodies, pending), _bulk_stream(versions, bid, limit, floor, collection, after)
+    )
+
+
+def _indexed_stream(
+    versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str, bodies: bool, pending: set[str] | None
+) -> Iterator[dict[str, Any]]:
     q = {"b": bid, "c": collection, "k": {"$gt": after}}
     cursor = versions.find(q, None if bodies else NO_BODY, batch_size=PAGE).sort([("k", ASCENDING), ("s", DESCENDING)])
     try:
@@ -203,6 +237,41 @@ def _layer_stream(
                 yield rec
     finally:
         cursor.close()
+
+
+def _bulk_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str) -> Iterator[dict[str, Any]]:
+    """The newest entry of each name in a layer's bulk listings (store/bulk.py), as
+    records without bodies, in name order."""
+    streams: list[Iterator[dict[str, Any]]] = []
+    for listing in bulk.committed(versions, bid, limit, collection):
+        if floor is None or listing.hi > floor:
+            entries = bulk.iter_entries(versions.database, listing, after)
+            streams.append(bulk.as_record(e, collection) for e in entries if in_bounds({"s": e.seq}, limit, floor))
+    while len(streams) > 1:
+        streams.append(_newer(streams.pop(0), streams.pop(0)))
+    yield from streams[0] if streams else ()
+
+
+def _newer(a: Iterator[dict[str, Any]], b: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Two streams of one layer, each one record per key in key order, as one: of a key
+    in both, the record in the higher slot."""
+    x, y = next(a, None), next(b, None)
+    while x is not None and y is not None:
+        if x["k"] < y["k"]:
+            yield x
+            x = next(a, None)
+        elif y["k"] < x["k"]:
+            yield y
+            y = next(b, None)
+        else:
+            yield x if x["s"] > y["s"] else y
+            x, y = next(a, None), next(b, None)
+    if x is not None:
+        yield x
+        yield from a
+    if y is not None:
+        yield y
+        yield from b
 
 
 def _sees(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None, pending: set[str] | None) -> bool:
@@ -285,9 +354,14 @@ def iter_records(versions: Coll, layers: list[Bounds], collection: str, after: s
     """The live records of layers with no checkpoint below them, with their documents
     when ``bodies`` (one scan instead of a listing and a fetch per page)."""
     streams: list[Iterator[Any]] = [_layer_stream(versions, bid, limit, floor, collection, after, bodies) for bid, limit, floor in layers]
-    for best in _merge(streams):
-        if best["op"] == PUT:
-            yield best
+    live = (best for best in _merge(streams) if best["op"] == PUT)
+    if not bodies:
+        yield from live
+        return
+    while page := list(islice(live, PAGE)):
+        missing = [rec["_id"] for rec in page if "d" not in rec and rec.get("bulk")]  # from a bulk listing
+        full = {rec["_id"]: rec for rec in by_ids(versions, missing)} if missing else {}
+        yield from (full.get(rec["_id"], rec) for rec in page)
 
 
 def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
@@ -314,6 +388,9 @@ def key_history(versions: Coll, bid: ObjectId, limit: int | None, collection: st
     if key is not None:
         q["k"] = {"$in": [key, MARKER_KEY]}  # the collection's markers touch the document too
     recs = [r for r in versions.find(q, NO_BODY) if in_layer(versions, r, limit)]
+    for listing in bulk.committed(versions, bid, limit, collection):
+        entries = bulk.lookup(versions.database, listing, [key]).values() if key is not None else bulk.iter_entries(versions.database, listing)
+        recs += [rec for e in entries if in_bounds(rec := bulk.as_record(e, collection), limit)]
     recs.sort(key=lambda r: r["s"], reverse=True)
     return recs
 
@@ -325,7 +402,7 @@ def seq_at(versions: Coll, bid: ObjectId, head: int, when: datetime) -> int:
     lo, hi = 0, head  # invariant: slot lo is at or before `when` (0 stands for "before all"); slots above hi are after
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        rec = versions.find_one({"_id": slot_id(bid, mid)}, {"t": 1})
+        rec = slot_record(versions, bid, mid, {"t": 1})
         if rec is not None and rec["t"] <= when:
             lo = mid
         else:

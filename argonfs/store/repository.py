@@ -38,6 +38,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import AlreadyExists
+from argonfs.store import bulk
 from argonfs.store import checkpoints as cp
 from argonfs.store import format as fmt
 from argonfs.store import versions as v
@@ -102,6 +103,7 @@ class Repository(Refs, History, ReadLog, Remotes):
         db = self.db
         v.create_indexes(self._versions)
         cp.create_indexes(db)
+        bulk.create_indexes(db)
         db["branch_names"].create_index([("bid", ASCENDING)], name="bid")
         db["catalog"].create_index([("b", ASCENDING), ("c", ASCENDING)], unique=True, name="bc")
         db["label_history"].create_index([("name", ASCENDING), ("t", DESCENDING)], name="name_t")

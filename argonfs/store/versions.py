@@ -33,6 +33,9 @@ MARKER_KEY = ""
 PAGE = 1000
 _MAX_ATTEMPTS = 1000
 NO_BODY = {"d": 0}
+#: the records of bulk writes (``append_bulk``): the same fields as ``versions``, in a
+#: collection with no index but ``_id``
+BULK = "bulk_versions"
 
 
 class Entry(NamedTuple):
@@ -93,14 +96,30 @@ IN_BATCH = 100
 
 
 def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    """The records with these ids (those that exist), ``IN_BATCH`` per query."""
+    """The records with these ids (those that exist), ``IN_BATCH`` per query.  A slot
+    missing from ``versions`` is looked for in ``BULK`` (a bulk write's slots, see
+    ``append_bulk``): one more query, only for a batch that misses some."""
+    bulk = versions.database[BULK]
     for start in range(0, len(ids), IN_BATCH):
-        yield from versions.find({"_id": {"$in": list(ids[start : start + IN_BATCH])}}, projection)
+        part = list(ids[start : start + IN_BATCH])
+        seen = 0
+        for rec in versions.find({"_id": {"$in": part}}, projection):
+            seen += 1
+            yield rec
+        if seen < len(part):
+            yield from bulk.find({"_id": {"$in": part}}, projection)
 
 
-def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> set[int]:
+def slot_record(versions: Coll, bid: ObjectId, seq: int, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The record in one slot, from ``versions`` or ``BULK``; None for an empty slot."""
+    return next(by_ids(versions, [slot_id(bid, seq)], projection), None)
+
+
+def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> list[int]:
+    """The *tops* of the probed slots that are filled: the slot itself, or for a range
+    record the last slot it reserves."""
     ids = [slot_id(bid, s) for s in seqs]
-    return {int(r["_id"].rsplit(":", 1)[1]) for r in versions.find({"_id": {"$in": ids}}, {"_id": 1})}
+    return [r["s"] + r.get("rn", 0) for r in versions.find({"_id": {"$in": ids}}, {"_id": 0, "s": 1, "rn": 1})]
 
 
 def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
@@ -110,27 +129,29 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     none above it: the head is found by probing a few slots per round trip (powers of
     two above ``known``, then evenly spaced points), a handful of _id point lookups
     whatever the branch's length, and one round trip when ``known`` is current.
+
+    A range record (``append_bulk``) fills its own slot and reserves the ``rn`` after
+    it, whose records are in ``BULK``: a probe that finds it counts the whole range as
+    filled, and a probe inside a range looks empty.  That is still enough: the search
+    keeps ``lo`` at a *top* (a slot up to which everything is filled), and a probe
+    that looks empty just above a top is truly empty, since a range starts right
+    after its record, which the search would have found at ``lo`` (docs/architecture.md,
+    "Bulk writes").  ``known`` must be a top: a head seen before, or a slot appended.
     """
-    lo = known
+    lo, hi = known, None
     while True:
-        probes = [lo + 2**i for i in range(24)]
-        found = _filled(versions, bid, probes)
-        if not found:
+        if hi is None:
+            probes = [lo + 2**i for i in range(24)]
+        elif hi - lo <= 1:
             return lo
-        lo = max(found)
-        missing = [p for p in probes if p > lo]
-        if missing:
-            hi = missing[0]
-            break
-    while hi - lo > 1:
-        step = max(1, (hi - lo) // 64)
-        probes = list(range(lo + 1, hi, step))
-        found = _filled(versions, bid, probes)
-        if found:
-            lo = max(found)
-        above = [p for p in probes if p > lo]
-        hi = above[0] if above else hi
-    return lo
+        else:
+            probes = list(range(lo + 1, hi, max(1, (hi - lo) // 64)))
+        lo = max([lo, *_filled(versions, bid, probes)])
+        above = [p for p in probes if p > lo]  # every probe above the highest top is empty
+        if hi is not None and lo >= hi:
+            hi = None  # a range reached past the bound: search upwards again
+        elif above:
+            hi = above[0] if hi is None else min(hi, above[0])
 
 
 def in_layer(versions: Coll, rec: dict[str, Any], limit: int | None, floor: int | None = None) -> bool:
@@ -300,6 +321,48 @@ def append(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: 
             time.sleep(random.uniform(0, min(0.05, 0.001 * attempt)))
         base = head(versions, bid, known)
     raise Conflict(f"could not find a free slot after {_MAX_ATTEMPTS} attempts (too much contention)")
+
+
+#: the key and op of range records (``append_bulk``); like protection records, a key
+#: no transaction id takes
+RANGE_KEY = "~range"
+RANGE = "range"
+
+
+def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, kind: str, guard: Guard | None = None) -> int:
+    """Append a transaction's records without an entry each in the key index: one
+    *range record* takes the next slot and reserves the ``len(records)`` after it
+    (``head`` counts them as filled), then the records go to ``BULK`` in those slots.
+    Returns the last slot reserved.
+
+    Slots stay dense and never shared: the range record is an ordinary append, and no
+    writer can compute a head inside a range without finding its record.  The records
+    are found by slot through ``by_ids`` and by key through the transaction's bulk
+    listing (store/bulk.py), which the writer stores before its commit record.  A
+    writer that dies between the two leaves reserved slots of a transaction that never
+    commits: like any uncommitted record, seen by nobody."""
+    rng = {
+        "c": COMMITS,
+        "k": RANGE_KEY,
+        "op": RANGE,
+        "rn": len(records),
+        "rc": records[0]["c"],
+        "x": txn,
+        "xk": kind,
+        "a": records[0]["a"],
+        "t": records[0]["t"],
+    }
+    first = append(versions, bid, [rng], guess, guard)
+    for i, rec in enumerate(records):
+        rec["b"], rec["s"], rec["x"], rec["xk"] = bid, first + 1 + i, txn, kind
+        rec["_id"] = slot_id(bid, rec["s"])
+    versions.database[BULK].insert_many(records, ordered=False)
+    return first + len(records)
+
+
+def ranges(versions: Coll, bid: ObjectId) -> list[dict[str, Any]]:
+    """The range records of a branch (one indexed query: equality on (b, c, k))."""
+    return list(versions.find({"b": bid, "c": COMMITS, "k": RANGE_KEY}, {"_id": 0, "s": 1, "rn": 1, "rc": 1, "x": 1}))
 
 
 def _check_slot_collision(error: Mapping[str, Any]) -> None:

@@ -50,7 +50,9 @@ def _importer(uri: str, name: str, n: int, q) -> None:
 
 
 def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_name: str) -> None:
-    """Ordered batches that collide part way keep what they placed and retry the rest."""
+    """Bulk batches of three importers interleave: each takes a range of slots whose
+    records are in bulk_versions, and the ranges, the other records and the commits
+    fill the branch's slots exactly once."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_importer, args=(mongo_uri, repo_name, n, q)) for n in range(3)]
@@ -60,7 +62,12 @@ def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    stored = sorted(r["s"] for r in repo.db["versions"].find({"b": repo.branch("main").id}, {"s": 1}))
-    assert stored == list(range(1, 904))  # 900 documents and 3 import commit records, dense
+    bid = repo.branch("main").id
+    stored = sorted(r["s"] for name in ("versions", "bulk_versions") for r in repo.db[name].find({"b": bid}, {"s": 1}))
+    ranges = list(repo.db["versions"].find({"b": bid, "op": "range"}))
+    assert len(ranges) == 3 * 8  # a range record per batch of 40
+    assert sum(r["rn"] for r in ranges) == 900
+    assert stored == list(range(1, 900 + 24 + 3 + 1))  # documents, range records and 3 commits, dense
+    assert repo.head("main") == 927
     for n in range(3):
         assert [e.stem for e in repo.entries("main", f"c{n}")] == sorted(str(i) for i in range(300))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,15 @@ from argonfs.store import versions as v
 NOW = timedelta(0)
 
 
+def _records(repo: Repository, q: dict, fields: dict | None = None) -> list[dict]:
+    """Version records of both kinds: ``versions``, and the bulk writes' records."""
+    return [r for name in ("versions", v.BULK) for r in repo.db[name].find(q, fields)]
+
+
+def _count(repo: Repository, q: dict) -> int:
+    return sum(repo.db[name].count_documents(q) for name in ("versions", v.BULK))
+
+
 def _crashing_import(uri: str, name: str) -> None:
     """Import into main and die (SIGKILL) while producing the 25th document: two
     batches of 10 are stored, tagged, and never committed."""
@@ -24,7 +34,10 @@ def _crashing_import(uri: str, name: str) -> None:
 
     def docs():
         for i in range(100):
-            if i == 24:
+            if i == 24:  # once the import's appending thread has stored the second batch
+                deadline = time.monotonic() + 30
+                while repo.db[v.BULK].count_documents({"k": {"$regex": "^crash"}}) < 20 and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 os.kill(os.getpid(), signal.SIGKILL)
             yield {"_id": f"crash{i}", "payload": "x" * 100}
 
@@ -62,8 +75,8 @@ def _build(repo: Repository, uri: str, name: str) -> dict[str, object]:
     repo.delete_branch("gone")
     tmp = repo.bundle(bundle.id).branch_id
     expected = {v.slot_id(tmp, s) for s in (5, 9, 10)}  # k1@5 superseded before 8; 9, 10 above 8
-    expected |= {r["_id"] for r in repo.db["versions"].find({"c": "g"}, {"_id": 1})}
-    expected |= {r["_id"] for r in repo.db["versions"].find({"k": {"$regex": "^crash"}}, {"_id": 1})}
+    expected |= {r["_id"] for r in _records(repo, {"c": "g"}, {"_id": 1})}
+    expected |= {r["_id"] for r in _records(repo, {"k": {"$regex": "^crash"}}, {"_id": 1})}
     assert len(expected) == 3 + 4 + 20
     return {"bundle": bundle.id, "expected": expected}
 
@@ -71,23 +84,23 @@ def _build(repo: Repository, uri: str, name: str) -> dict[str, object]:
 def test_gc_reclaims_exactly_the_unreachable_versions_and_keeps_slots(repo: Repository, mongo_uri: str, repo_name: str) -> None:
     built = _build(repo, mongo_uri, repo_name)
     before = {ref: _snapshot(repo, ref) for ref in ("main", "keep", built["bundle"])}
-    count = repo.db["versions"].count_documents({})
+    count = _count(repo, {})
 
     dry = repo.gc(dry_run=True, min_age=NOW, grace=NOW)
     assert dry.total_records == 27 and len(dry.aborted) == 1
-    assert repo.db["versions"].count_documents({"gc": {"$exists": True}}) == 0
-    assert repo.db["versions"].count_documents({}) == count  # a dry run writes nothing
+    assert _count(repo, {"gc": {"$exists": True}}) == 0
+    assert _count(repo, {}) == count  # a dry run writes nothing
 
     report = repo.gc(min_age=NOW, grace=NOW)
     assert report.records == {"transactions": 20, "deleted branches": 7}
-    blanked = list(repo.db["versions"].find({"gc": {"$exists": True}}))
+    blanked = _records(repo, {"gc": {"$exists": True}})
     assert {r["_id"] for r in blanked} == built["expected"]
     assert report.total_bytes == sum(r["z"] for r in blanked) > 20 * 100
     assert all("d" not in r and {"b", "s", "c", "k", "op", "z", "h"} <= set(r) for r in blanked)
     # every slot is still there, plus the abort record
-    assert repo.db["versions"].count_documents({}) == count + 1
+    assert _count(repo, {}) == count + 1
     for bid in repo.db["versions"].distinct("b"):
-        seqs = sorted(r["s"] for r in repo.db["versions"].find({"b": bid}, {"s": 1}))
+        seqs = sorted(r["s"] for r in _records(repo, {"b": bid}, {"s": 1}))
         assert seqs == list(range(1, len(seqs) + 1))
     assert {ref: _snapshot(repo, ref) for ref in before} == before
     assert next(e.op for e in repo.log("main")) == "abort"
@@ -107,7 +120,10 @@ def test_deleted_branches_wait_for_the_grace_period(repo: Repository) -> None:
 def test_an_aborted_transaction_can_never_commit(repo: Repository) -> None:
     def docs():
         for i in range(30):
-            if i == 15:  # the first batch is stored: gc finds it idle and aborts it
+            if i == 15:  # the first batch is stored (by the import's appending thread): gc finds it idle and aborts it
+                deadline = time.monotonic() + 30
+                while repo.db[v.BULK].count_documents({}) < 10 and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 assert repo.gc(min_age=NOW).aborted
             yield {"_id": i}
 
@@ -116,7 +132,7 @@ def test_an_aborted_transaction_can_never_commit(repo: Repository) -> None:
     with pytest.raises(NotFound):
         list(repo.entries("main", "c"))  # nothing of it is visible
     assert repo.gc(min_age=NOW).records["transactions"] == 20  # the batches after the abort too
-    assert repo.db["versions"].count_documents({"c": "c", "gc": {"$exists": True}}) == 30
+    assert _count(repo, {"c": "c", "gc": {"$exists": True}}) == 30
 
 
 def test_a_view_of_a_reclaimed_branch_says_so(repo: Repository) -> None:

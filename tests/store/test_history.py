@@ -40,7 +40,8 @@ def test_log_newest_first_through_the_fork(repo):
 def test_log_pages_from_the_top_of_a_long_history(repo):
     repo.import_documents("main", "c", ({"_id": i} for i in range(1500)))
     first = list(itertools.islice(repo.log("main"), 5))
-    assert [(e.seq, e.op) for e in first] == [(1501, "import"), (1500, "put"), (1499, "put"), (1498, "put"), (1497, "put")]
+    # two batches: slots 1 and 1002 are their range records, which the log leaves out
+    assert [(e.seq, e.op) for e in first] == [(1503, "import"), (1502, "put"), (1501, "put"), (1500, "put"), (1499, "put")]
     assert sum(1 for _ in repo.log("main")) == 1501
 
 
