@@ -295,10 +295,16 @@ class FsBase(pyfuse3.Operations):
         """``slot``: ``entry.version``, when the caller has it already."""
         if slot is None:
             slot = entry.version
-        old = node.info.get("slot")
+        info = node.info
+        old = info.get("slot")
         if old is not None and old != slot and not read_only_ref(node.path):
             self.bodies.discard(old)  # superseded in a branch: keep memory for current versions
+        served = info.get("served")
         node.info = {"size": entry.size, "slot": slot, "entry": entry, "head": head, "valid": True}
+        if served is not None:
+            # the version the kernel's page cache holds (``open``): a listing or a stat
+            # at a later head that shows the same version leaves those pages valid
+            node.info["served"] = served
 
     def _fill_listed(self, node: Node, entry: Listed, head: int | None) -> None:
         """A node made for a document readdir handed out by inode alone (fs/nodes.py):

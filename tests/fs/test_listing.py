@@ -148,3 +148,42 @@ async def test_a_branch_changed_under_a_listing_shows_its_new_state(repo, monkey
     # the document removed since: the kernel's old inode is gone from the store
     with pytest.raises(pyfuse3.FUSEError):
         await ops.getattr(before["9.json"]["st_ino"], CTX)
+
+
+def test_bodies_of_a_listing_page_by_name_range(repo, monkeypatch):
+    """The mount fetches a page's bodies by the range of its names where a branch holds
+    many of them (store/snapshots.py): the bytes are those of each listed version,
+    also where the range holds other versions of the same names."""
+    repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(300)))
+    bundle = repo.create_bundle("main", "b").id
+    repo.create_branch("f")
+    for i in range(0, 300, 3):
+        repo.put("f", "c", {"_id": i, "v": 1})
+    for i in range(0, 300, 6):
+        repo.put("f", "c", {"_id": i, "v": 2, "pad": "z" * i})  # a second version in f's layer
+    for i in range(1, 300, 10):
+        repo.delete("f", "c", str(i))
+    catalog = MongoCatalog(repo)
+    by_slots = []
+    original = type(repo).bodies
+
+    def counted(self, collection, entries):
+        by_slots.append(len(entries))
+        return original(self, collection, entries)
+
+    monkeypatch.setattr(type(repo), "bodies", counted)
+    for ref in ("f", bundle):
+        snapshot = catalog.resolve(ref).pinned()
+        entries = list(snapshot.entries("c"))
+        by_slots.clear()
+        got = snapshot.bodies("c", entries)
+        monkeypatch.setattr(type(repo), "bodies", original)
+        assert got == [repo.get(ref, "c", e.stem).rendered for e in entries]
+        monkeypatch.setattr(type(repo), "bodies", counted)
+        assert sum(by_slots) < len(entries) // 10  # nearly all by range
+    # a few versions of a branch are fetched by slot id, as before
+    snapshot = catalog.resolve("f").pinned()
+    few = [e for e in snapshot.entries("c")][:5]
+    by_slots.clear()
+    assert snapshot.bodies("c", few) == [repo.get("f", "c", e.stem).rendered for e in few]
+    assert by_slots == [5]
