@@ -27,6 +27,7 @@ import os
 import pwd
 import stat
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
@@ -51,6 +52,7 @@ from argonfs.fs.nodes import (
     TOP,
     TOPDIR,
     InodeTable,
+    Listing,
     Node,
     Path,
     kind_of,
@@ -154,7 +156,7 @@ class FsBase(pyfuse3.Operations):
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.started_ns = now_ns()
-        self.inodes = InodeTable()
+        self.inodes = InodeTable(self._fill_listed)
         #: scratch files by path: the directory entries of files the store does not hold
         self.scratch: dict[Path, Node] = {}
         self.bodies = BodyCache()
@@ -170,6 +172,9 @@ class FsBase(pyfuse3.Operations):
         #: collection path -> when a file in it was last opened for writing here
         self._written: dict[Path, float] = {}
         self._listed = ListingIndex()
+        #: listing pages of immutable states (a bundle, a branch at one head) by state
+        #: and the name they start after, while the kernel holds inodes listed in them
+        self.pages: weakref.WeakValueDictionary[tuple[Hashable, str], Listing] = weakref.WeakValueDictionary()
         #: names known to be absent from collections of branches, without asking the store
         self.absent = AbsentNames()
         self._inflight: dict[Any, trio.Event] = {}
@@ -290,10 +295,22 @@ class FsBase(pyfuse3.Operations):
         """``slot``: ``entry.version``, when the caller has it already."""
         if slot is None:
             slot = entry.version
-        old = node.info.get("slot")
+        info = node.info
+        old = info.get("slot")
         if old is not None and old != slot and not read_only_ref(node.path):
             self.bodies.discard(old)  # superseded in a branch: keep memory for current versions
+        served = info.get("served")
         node.info = {"size": entry.size, "slot": slot, "entry": entry, "head": head, "valid": True}
+        if served is not None:
+            # the version the kernel's page cache holds (``open``): a listing or a stat
+            # at a later head that shows the same version leaves those pages valid
+            node.info["served"] = served
+
+    def _fill_listed(self, node: Node, entry: Listed, head: int | None) -> None:
+        """A node made for a document readdir handed out by inode alone (fs/nodes.py):
+        the attributes the kernel was given then."""
+        self._set_doc_info(node, entry, head)
+        node.reported_size = entry.size
 
     async def _refresh(self, node: Node) -> None:
         """Make ``node.info`` current; raises NotFound if the path no longer exists."""

@@ -358,6 +358,10 @@ class Files(FsBase):
 
     def _set_written(self, node: Node, written: Written, head: int) -> None:
         self._set_doc_info(node, written, head)
+        # the kernel's pages and size may not be this version's, even when it is the one
+        # they were filled from (an O_TRUNC open shortens the cached size): ``_settle``
+        # invalidates unless the commit says otherwise
+        node.info.pop("served", None)
         self.bodies.put(written.version, written.rendered)
 
     def _remove_scratch(self, node: Node) -> None:

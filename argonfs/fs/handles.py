@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from argonfs.fs.nodes import Node
+from argonfs.fs.nodes import Listing, Node
 
 
 def now_ns() -> int:
@@ -36,13 +36,14 @@ class FileHandle:
         return data if self.shared and data is not None else self.snapshot
 
 
-Item = tuple[str, Any]  # (name, attributes)
+Item = tuple[str, Any]  # (name, node)
 
 
 class DirHandle:
     """One open directory: a listing produced in pages and served at stable offsets.
 
-    Offsets are positions in the listing (1, 2, ...).  Continuing where the last
+    Offsets are positions in the listing (1, 2, ...): first the fixed ``head`` entries,
+    then the documents, a ``Listing`` page at a time.  Continuing where the last
     readdir stopped (the normal case) costs nothing; the kernel may also restart at
     any offset it was given, which re-opens the stream after the name at the nearest
     mark at or before it (one every ``MARK_EVERY`` positions, remembered for the recent
@@ -52,20 +53,24 @@ class DirHandle:
     MARKS = 8192
     MARK_EVERY = 32
 
-    def __init__(self, node: Node, head: list[Item], pages: Callable[[str], Callable[[], Awaitable[list[Item]]]] | None = None) -> None:
+    def __init__(self, node: Node, head: list[Item], pages: Callable[[str], Callable[[], Awaitable[Listing | None]]] | None = None) -> None:
         self.node = node
         self.head = head  # fixed entries: ".", "..", subdirectories, scratch files
         self._open_pages = pages  # after-name -> a function fetching the next page
+        #: for readdir of documents: attributes reused for every listed entry (fs/directories.py)
+        self.attrs: Any = None
         self.pos = 0
-        self._pending: collections.deque[Item] = collections.deque()
-        self._fetch: Callable[[], Awaitable[list[Item]]] | None = None
+        #: the page being read and the index of the entry at ``pos`` in it
+        self.page: Listing | None = None
+        self.at = 0
+        self._fetch: Callable[[], Awaitable[Listing | None]] | None = None
         self._done = False
         self._marks: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._rewind(0, "")
 
     def _rewind(self, pos: int, after: str) -> None:
         self.pos = pos
-        self._pending = collections.deque(self.head[pos:]) if pos < len(self.head) else collections.deque()
+        self.page, self.at = None, 0
         self._fetch = self._open_pages(after) if self._open_pages is not None else None
         self._done = self._fetch is None
 
@@ -79,29 +84,39 @@ class DirHandle:
             self._rewind(mark, self._marks[mark])
         else:  # an offset we no longer remember: count from the start
             self._rewind(0, "")
-        while self.pos < pos and await self.peek() is not None:
-            self.advance()
+        while self.pos < pos and self.pos < len(self.head):
+            self.pos += 1
+        while self.pos < pos and await self.more():
+            assert self.page is not None
+            self.moved(min(len(self.page) - self.at, pos - self.pos))
 
-    def ready(self) -> Item | None:
-        """The next item if it is already fetched (no await), else None."""
-        return self._pending[0] if self._pending else None
-
-    async def peek(self) -> Item | None:
-        while not self._pending and not self._done:
+    async def more(self) -> bool:
+        """Whether a document is left at ``pos`` (past the head), in ``page`` at ``at``;
+        fetches the next page when this one is done."""
+        while self.page is None or self.at >= len(self.page):
+            self.page = None
+            if self._done:
+                return False
             assert self._fetch is not None
             page = await self._fetch()
-            if not page:
+            if page is None:
                 self._done = True
-            self._pending.extend(page)
-        return self._pending[0] if self._pending else None
+            else:
+                self.page, self.at = page, 0
+        return True
 
-    def advance(self) -> None:
-        name, _ = self._pending.popleft()
-        self.pos += 1
-        if self.pos % self.MARK_EVERY == 0 and self.pos > len(self.head):
-            self._marks[self.pos] = name[: -len(".json")] if name.endswith(".json") else name
-            if len(self._marks) > self.MARKS:
-                self._marks.popitem(last=False)
+    def moved(self, count: int) -> None:
+        """``count`` documents of the page, from ``at`` on, were handed out."""
+        assert self.page is not None
+        every, start = self.MARK_EVERY, self.pos
+        first = start + every - start % every
+        entries, at = self.page.entries, self.at
+        for p in range(first, start + count + 1, every):
+            self._marks[p] = entries[at + p - start - 1].stem
+        self.pos += count
+        self.at += count
+        while len(self._marks) > self.MARKS:
+            self._marks.popitem(last=False)
 
 
 class BodyCache:

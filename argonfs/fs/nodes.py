@@ -14,14 +14,26 @@ Inode numbers are a 63-bit hash of the path, so they are stable for the life of 
 mount without keeping every path ever seen: the table only holds
 nodes the kernel still knows (lookup counts, released on forget).  A hash collision
 between two live paths is resolved by probing the next number.
+
+A listed document gets no node: readdir hands the kernel its inode number and a lookup
+count, and the table remembers only which ``Listing`` page it came from (two dict
+entries, no object per document).  The node is made from that page's entry when the
+kernel first asks about the inode (getattr, open, a lookup of its name, a rename...),
+with the lookup count the kernel holds; ``forget`` of a listed inode only counts down.
+So ``ls -l`` of a large collection allocates nothing per document beyond what the
+listing itself returned.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyfuse3
+
+from argonfs import codec
 
 Path = tuple[str, ...]
 
@@ -51,10 +63,41 @@ def read_only_ref(path: Path) -> bool:
     return len(path) >= 2 and (path[0] == BUNDLES or (path[0] == BRANCHES and "@" in path[1]))
 
 
+INO_MASK = 2**63 - 1
+
+
 def _hash(path: Path) -> int:
     """Python's tuple hash: stable for the life of the process, and cheap (listing a
     collection hashes every name)."""
-    return hash(path) & (2**63 - 1)
+    return hash(path) & INO_MASK
+
+
+class Listing:
+    """One page of a collection's listing (``entries``, what ``Snapshot.entries``
+    yields, as of branch slot ``head``), with each document's inode number and its
+    name as the kernel is given it."""
+
+    __slots__ = ("__weakref__", "_at", "dir", "entries", "head", "inos", "names")
+
+    def __init__(self, directory: Path, entries: list[Any], head: int | None, inos: array[int], names: list[bytes]) -> None:
+        self.dir = directory
+        self.entries = entries
+        self.head = head
+        self.inos = inos
+        self.names = names
+        self._at: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def path(self, i: int) -> Path:
+        return (*self.dir, self.entries[i].stem + codec.SUFFIX)
+
+    def index(self, ino: int) -> int:
+        """Where the document of inode ``ino`` is in this page (indexed on first use)."""
+        if self._at is None:
+            self._at = dict(zip(self.inos, range(len(self.inos)), strict=True))
+        return self._at[ino]
 
 
 @dataclass(eq=False)
@@ -126,36 +169,101 @@ class Node:
 
 
 class InodeTable:
-    def __init__(self) -> None:
+    """Nodes by inode and by path, and the inodes of listed documents that have none yet.
+
+    An inode number is in at most one of ``_by_ino`` and ``listed``.  ``fill`` gives a
+    node made from a listing entry its attributes (fs/base.py: ``_set_doc_info``)."""
+
+    def __init__(self, fill: Callable[[Node, Any, int | None], None] | None = None) -> None:
         root = Node(pyfuse3.ROOT_INODE, ())
         root.lookups = 1  # the kernel never forgets the root
         self._by_ino: dict[int, Node] = {root.ino: root}
         self._by_path: dict[Path, Node] = {(): root}
+        #: inode -> the listing page the kernel was last given it in, and the lookups
+        #: the kernel holds on it (readdir fills both directly, see fs/directories.py)
+        self.listed: dict[int, Listing] = {}
+        self.listed_lookups: dict[int, int] = {}
+        self.fill = fill
 
     def __len__(self) -> int:
-        return len(self._by_ino)
+        return len(self._by_ino) + len(self.listed)
 
     def __getitem__(self, ino: int) -> Node:
-        return self._by_ino[ino]
+        node = self._by_ino.get(ino)
+        return node if node is not None else self._materialize(ino)
+
+    def node(self, ino: int) -> Node | None:
+        """The node of an inode if it has one (a listed document may have none yet)."""
+        return self._by_ino.get(ino)
+
+    def _materialize(self, ino: int) -> Node:
+        """The node of a listed document, made now; KeyError if the inode is unknown."""
+        listing = self.listed.pop(ino)
+        i = listing.index(ino)
+        node = Node(ino, listing.path(i))
+        node.lookups = self.listed_lookups.pop(ino, 0)
+        self._by_ino[ino] = node
+        self._by_path[node.path] = node
+        if self.fill is not None:
+            self.fill(node, listing.entries[i], listing.head)
+        return node
+
+    def _listed_at(self, path: Path) -> int | None:
+        """The inode of ``path`` if it is a listed document without a node."""
+        ino = _hash(path)
+        listing = self.listed.get(ino)
+        return ino if listing is not None and listing.path(listing.index(ino)) == path else None
 
     def get(self, path: Path) -> Node:
         """The node of a path, created (without a lookup count) if needed."""
         node = self._by_path.get(path)
         if node is None:
+            listed = self._listed_at(path)
+            if listed is not None:
+                return self._materialize(listed)
             ino = _hash(path)
-            while ino < 2 or ino in self._by_ino:
-                ino = (ino + 1) & (2**63 - 1)
+            while ino < 2 or ino in self._by_ino or ino in self.listed:
+                ino = (ino + 1) & INO_MASK
             node = Node(ino, path)
             self._by_ino[ino] = node
             self._by_path[path] = node
         return node
 
     def find(self, path: Path) -> Node | None:
-        return self._by_path.get(path)
+        node = self._by_path.get(path)
+        if node is None:
+            listed = self._listed_at(path)
+            if listed is not None:
+                return self._materialize(listed)
+        return node
+
+    def claim(self, listing: Listing, i: int) -> Node | None:
+        """Before readdir hands out entry ``i`` of ``listing`` by its inode alone: None
+        if it may (no node has the inode, or only an earlier listing of the same path,
+        which this one replaces), else the node to report (its own, or for a hash
+        collision, one with another inode)."""
+        ino = listing.inos[i]
+        node = self._by_ino.get(ino)
+        path = listing.path(i)
+        if node is not None:
+            return node if node.path == path else self.get(path)
+        owner = self.listed.get(ino)
+        if owner is None or owner is listing:
+            return None
+        if owner.path(owner.index(ino)) == path:
+            self.listed[ino] = listing
+            return None
+        return self.get(path)
 
     def forget(self, ino: int, count: int) -> None:
         node = self._by_ino.get(ino)
         if node is None:
+            left = self.listed_lookups.get(ino, 0) - count
+            if left > 0:
+                self.listed_lookups[ino] = left
+            else:
+                self.listed_lookups.pop(ino, None)
+                self.listed.pop(ino, None)
             return
         node.lookups -= count
         self.release(node)
@@ -180,7 +288,7 @@ class InodeTable:
 
     def move(self, node: Node, path: Path) -> None:
         """After a rename the kernel keeps the inode: point it at the new path."""
-        old = self._by_path.get(path)
+        old = self.find(path)
         if old is not None and old is not node:
             self.detach(old)
         if self._by_path.get(node.path) is node:

@@ -11,8 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from argonfs.snapshot import Label, Listed
+from argonfs.store.mongo import errors
 from argonfs.store.repository import Document, Repository, View
 from argonfs.store.versions import Entry, time_ns
+
+#: a batch of at least this many listed versions of one branch is fetched by the range
+#: of their names on the key index (``_bodies_by_range``) rather than by slot ids
+RANGE_MIN = 32
 
 
 class Stored(Entry):
@@ -113,7 +118,11 @@ class MongoSnapshot:
 
     def bodies(self, collection: str, entries: list[Listed]) -> list[bytes]:
         listed = [e for e in entries if isinstance(e, Entry)]
-        return [d.rendered for d in self.repo.bodies(collection, listed)]
+        found = _bodies_by_range(self.repo, collection, listed)
+        missing = [e for e in listed if e.version not in found]
+        if missing:
+            found.update((e.version, d.rendered) for e, d in zip(missing, self.repo.bodies(collection, missing), strict=True))
+        return [found[e.version] for e in listed]
 
 
 class MongoBranch(MongoSnapshot):
@@ -146,3 +155,31 @@ class MongoBranch(MongoSnapshot):
 
     def drop_collection(self, collection: str, *, author: str | None) -> int:
         return self.catalog.writer(author).drop_collection(self.view, collection)
+
+
+def _bodies_by_range(repo: Repository, collection: str, entries: list[Entry]) -> dict[Any, bytes]:
+    """Rendered bodies of listed versions, by version, for the branches that hold at
+    least ``RANGE_MIN`` of them: one query per branch for the records between the
+    first and the last name on the key index, kept where the slot is a wanted one.
+
+    A listing page's neighbours are consecutive names, so the range holds little else
+    (other versions of the same names); SecantusDB answers it at about 2.5 times the
+    records per second of an ``$in`` of slot ids (docs/benchmarks.md, "Mount reads").
+    At most twice the wanted count is read; whatever is not found (a range cut short,
+    a reclaimed body) is left to ``Repository.bodies``, which says why."""
+    groups: dict[Any, dict[int, Entry]] = {}
+    for e in entries:
+        groups.setdefault(e.branch_id, {})[e.seq] = e
+    found: dict[Any, bytes] = {}
+    for bid, wanted in groups.items():
+        if len(wanted) < RANGE_MIN:
+            continue
+        stems = [e.stem for e in wanted.values()]
+        query = {"b": bid, "c": collection, "k": {"$gte": min(stems), "$lte": max(stems)}}
+        with errors(repo.where):
+            records = list(repo._versions.find(query).limit(2 * len(wanted) + 16))
+        for rec in records:
+            hit = wanted.get(rec["s"])
+            if hit is not None and rec["k"] == hit.stem and "d" in rec:
+                found[hit.version] = Document(collection, hit.stem, rec["d"], hit.seq, hit.size, hit.hash, hit.time, hit.author, hit.mtime).rendered
+    return found
