@@ -71,7 +71,7 @@ class Documents(Views):
         so the next listing of it or of a later head reads a few chunks instead."""
         view = self._pin(self._view(ref))
         plan = r.plan(self._versions, view.chain, collection)
-        builder = cp.Builder() if not after and _worth_checkpointing(view, plan) else None
+        builder = _Deferred(plan) if not after and _worth_checkpointing(view, plan) else None
         listed = False
         for entry in r.iter_entries(self._versions, plan, collection, after):
             listed = True
@@ -465,6 +465,38 @@ def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
     bid, seq = view.chain[0]
     found = plan.checkpoint
     return not (found is not None and found.branch_id == bid and seq is not None and seq - found.seq < CHECKPOINT_AFTER)
+
+
+class _Deferred(cp.Builder):
+    """A checkpoint builder that encodes nothing until the listing has read
+    ``CHECKPOINT_AFTER`` records (or holds ``HOLD`` entries): most listings above a
+    checkpoint read a few records and write no checkpoint, and should not pay for
+    encoding one."""
+
+    HOLD = 20_000
+
+    def __init__(self, plan: r.Plan) -> None:
+        super().__init__()
+        self._plan = plan
+        self._held: list[v.Entry] | None = []
+
+    def add(self, entry: v.Entry) -> None:
+        held = self._held
+        if held is None:
+            super().add(entry)
+            return
+        held.append(entry)
+        if self._plan.streamed >= CHECKPOINT_AFTER or len(held) >= self.HOLD:
+            self._held = None
+            for e in held:
+                super().add(e)
+
+    def _seal(self) -> None:
+        if self._held is not None:  # being written: encode what is held first
+            held, self._held = self._held, None
+            for e in held:
+                super().add(e)
+        super()._seal()
 
 
 class _Ahead:

@@ -13,7 +13,7 @@ from typing import Any
 from argonfs.snapshot import Label, Listed
 from argonfs.store.mongo import errors
 from argonfs.store.repository import Document, Repository, View
-from argonfs.store.versions import Entry, time_ns
+from argonfs.store.versions import Entry, in_bulk, time_ns
 
 #: a batch of at least this many listed versions of one branch is fetched by the range
 #: of their names on the key index (``_bodies_by_range``) rather than by slot ids
@@ -166,12 +166,15 @@ def _bodies_by_range(repo: Repository, collection: str, entries: list[Entry]) ->
     (other versions of the same names); SecantusDB answers it at about 2.5 times the
     records per second of an ``$in`` of slot ids (docs/benchmarks.md, "Mount reads").
     At most twice the wanted count is read; whatever is not found (a range cut short,
-    a reclaimed body) is left to ``Repository.bodies``, which says why."""
+    a reclaimed body) is left to ``Repository.bodies``, which says why.  Versions of a
+    bulk write (an import) are not on the key index, and are left to it too."""
     groups: dict[Any, dict[int, Entry]] = {}
     for e in entries:
         groups.setdefault(e.branch_id, {})[e.seq] = e
     found: dict[Any, bytes] = {}
     for bid, wanted in groups.items():
+        for seq in in_bulk(repo._versions, bid, list(wanted)):
+            del wanted[seq]  # imported: not on the key index, read by slot id
         if len(wanted) < RANGE_MIN:
             continue
         stems = [e.stem for e in wanted.values()]

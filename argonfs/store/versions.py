@@ -8,6 +8,7 @@ transactions.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import random
@@ -96,18 +97,74 @@ IN_BATCH = 100
 
 
 def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    """The records with these ids (those that exist), ``IN_BATCH`` per query.  A slot
-    missing from ``versions`` is looked for in ``BULK`` (a bulk write's slots, see
-    ``append_bulk``): one more query, only for a batch that misses some."""
+    """The records with these ids (those that exist), ``IN_BATCH`` per query.  A slot a
+    bulk write reserved (``append_bulk``) is read from ``BULK``, the others from
+    ``versions``, as the branch's range records known to this process say; an id not
+    found where they say is looked for in the other collection (and the ranges are read
+    again), so the answer never depends on the cache."""
     bulk = versions.database[BULK]
+    drop_id = projection is not None and not projection.get("_id", 1)
+    if drop_id:
+        assert projection is not None
+        projection = {k: val for k, val in projection.items() if k != "_id"} or None  # _id is in by default
+    for rec in _by_ids(versions, bulk, ids, projection):
+        if drop_id:
+            del rec["_id"]
+        yield rec
+
+
+def _by_ids(versions: Coll, bulk: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     for start in range(0, len(ids), IN_BATCH):
         part = list(ids[start : start + IN_BATCH])
-        seen = 0
-        for rec in versions.find({"_id": {"$in": part}}, projection):
-            seen += 1
-            yield rec
-        if seen < len(part):
-            yield from bulk.find({"_id": {"$in": part}}, projection)
+        reserved = _reserved(versions, part)
+        plain = [i for i in part if i not in reserved]
+        seen: set[str] = set()
+        for coll, wanted in ((versions, plain), (bulk, [i for i in part if i in reserved])):
+            if wanted:
+                for rec in coll.find({"_id": {"$in": wanted}}, projection):
+                    seen.add(rec["_id"])
+                    yield rec
+        missing = [i for i in part if i not in seen]
+        if missing:
+            misplaced = [i for i in missing if i not in reserved]
+            if misplaced:
+                _forget_ranges(versions, misplaced)
+            for coll, wanted in ((bulk, misplaced), (versions, [i for i in missing if i in reserved])):
+                if wanted:
+                    yield from coll.find({"_id": {"$in": wanted}}, projection)
+
+
+#: (database, branch id) -> the slot ranges its range records reserve, sorted
+_RANGES: dict[tuple[str, str], list[tuple[int, int]]] = {}
+
+
+def _reserved(versions: Coll, ids: list[str]) -> set[str]:
+    """The ids among these that lie in a bulk write's range, by this process's copy of
+    each branch's range records (read on first use)."""
+    out = set()
+    for i in ids:
+        bid, _, seq = i.rpartition(":")
+        key = (versions.database.name, bid)
+        spans = _RANGES.get(key)
+        if spans is None:
+            spans = _RANGES[key] = sorted((r["s"] + 1, r["s"] + r["rn"]) for r in ranges(versions, ObjectId(bid)))
+        if spans:
+            s = int(seq)
+            j = bisect.bisect_right(spans, (s, s)) - 1
+            if (j >= 0 and spans[j][0] <= s <= spans[j][1]) or (j + 1 < len(spans) and spans[j + 1][0] == s):
+                out.add(i)
+    return out
+
+
+def _forget_ranges(versions: Coll, ids: list[str]) -> None:
+    for i in ids:
+        _RANGES.pop((versions.database.name, i.rpartition(":")[0]), None)
+
+
+def in_bulk(versions: Coll, bid: ObjectId, seqs: Sequence[int]) -> set[int]:
+    """Which of these slots of a branch a bulk write reserved, as far as this process
+    knows (a hint for readers choosing a query; ``by_ids`` does not depend on it)."""
+    return {int(i.rpartition(":")[2]) for i in _reserved(versions, [slot_id(bid, s) for s in seqs])}
 
 
 def slot_record(versions: Coll, bid: ObjectId, seq: int, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
@@ -353,6 +410,7 @@ def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], gu
         "t": records[0]["t"],
     }
     first = append(versions, bid, [rng], guess, guard)
+    _RANGES.pop((versions.database.name, str(bid)), None)
     for i, rec in enumerate(records):
         rec["b"], rec["s"], rec["x"], rec["xk"] = bid, first + 1 + i, txn, kind
         rec["_id"] = slot_id(bid, rec["s"])
