@@ -71,7 +71,7 @@ class Documents(Views):
         so the next listing of it or of a later head reads a few chunks instead."""
         view = self._pin(self._view(ref))
         plan = r.plan(self._versions, view.chain, collection)
-        builder = _Deferred(plan) if not after and _worth_checkpointing(view, plan) else None
+        builder = _Deferred(lambda: plan.streamed >= CHECKPOINT_AFTER) if not after and _worth_checkpointing(view, plan) else None
         listed = False
         for entry in r.iter_entries(self._versions, plan, collection, after):
             listed = True
@@ -281,7 +281,7 @@ class Documents(Views):
         txn = new_bundle_id()
         written = 0
         start = self._pin(view)
-        listing = cp.Builder()
+        listing = _Deferred(lambda: written > 0)  # a re-import that writes nothing encodes nothing
         current, pending = self._hashes(start, collection, listing)
         mine = _Written(listing, pending)
         batch: dict[str, tuple[dict[str, Any], bytes]] = {}
@@ -292,15 +292,14 @@ class Documents(Views):
             records = []
             for stem, (doc, rendered) in batch.items():
                 old = current.get(stem)
-                rec = self._record(v.PUT, collection, stem, doc, rendered)
-                if old == rec["h"]:
+                if old is not None and old == codec.content_hash(rendered):
                     counts.unchanged += 1
                     continue
                 if old is None:
                     counts.added += 1
                 else:
                     counts.updated += 1
-                records.append(rec)
+                records.append(self._record(v.PUT, collection, stem, doc, rendered))
             size = len(batch)
             ahead.then(lambda: append(records), None if progress is None else lambda: progress(size))
             batch.clear()
@@ -371,7 +370,7 @@ class Documents(Views):
                     return
                 if rec["s"] > slots.get(k, 0):
                     delta[k], slots[k] = (v.entry_of(rec) if rec["op"] == v.PUT else None), rec["s"]
-        if mine.start.count == 0 and len(delta) == len(mine.records) and all(delta[k] is e for k, e in mine.records.items()):
+        if next(mine.start.entries(), None) is None and len(delta) == len(mine.records) and all(delta[k] is e for k, e in mine.records.items()):
             builder = written  # into an empty collection, with nobody in between: the bulk listing's chunks
         else:
             builder = cp.Builder()
@@ -468,16 +467,16 @@ def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
 
 
 class _Deferred(cp.Builder):
-    """A checkpoint builder that encodes nothing until the listing has read
-    ``CHECKPOINT_AFTER`` records (or holds ``HOLD`` entries): most listings above a
-    checkpoint read a few records and write no checkpoint, and should not pay for
-    encoding one."""
+    """A checkpoint builder that encodes nothing until ``ready()`` says the checkpoint
+    will be written (or it holds ``HOLD`` entries): most listings above a checkpoint
+    read a few records and write none, and a re-import of unchanged documents writes
+    nothing, so neither should pay for encoding one."""
 
-    HOLD = 20_000
+    HOLD = 100_000
 
-    def __init__(self, plan: r.Plan) -> None:
+    def __init__(self, ready: Callable[[], bool]) -> None:
         super().__init__()
-        self._plan = plan
+        self._ready = ready
         self._held: list[v.Entry] | None = []
 
     def add(self, entry: v.Entry) -> None:
@@ -486,7 +485,7 @@ class _Deferred(cp.Builder):
             super().add(entry)
             return
         held.append(entry)
-        if self._plan.streamed >= CHECKPOINT_AFTER or len(held) >= self.HOLD:
+        if len(held) >= self.HOLD or self._ready():
             self._held = None
             for e in held:
                 super().add(e)
