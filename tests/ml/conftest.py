@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# No tracker or hub is ever reached: set before any of their libraries is imported.
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+
 
 def people(n: int, tag: str = "v1") -> list[dict]:
     return [{"_id": i, "name": f"person {i}", "tag": tag, "score": i / 10} for i in range(n)]
