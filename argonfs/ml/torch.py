@@ -60,6 +60,17 @@ class SnapshotDataset(Dataset[Any]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def preload(self) -> SnapshotDataset:
+        """Fetch every body not cached yet (``fetch_size`` per round trip), as long as
+        it fits in ``cache_bytes``.  Workers forked afterwards start with the whole cache (copy on
+        write), so even their first epoch reads nothing from the server."""
+        for start in range(0, len(self._entries), self.fetch_size):
+            block = self._entries[start : start + self.fetch_size]
+            if self._cached_bytes + sum(e.size for e in block if e.version not in self._cache) > self.cache_bytes:
+                break
+            self._items([], range(start, start + len(block)))
+        return self
+
     def __getitem__(self, index: int) -> Any:
         if index < 0:
             index += len(self._entries)

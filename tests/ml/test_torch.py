@@ -85,6 +85,17 @@ def test_dataloader_workers_each_open_their_own_client(snap) -> None:
         assert all(opened == pid for _, pid, opened in items)  # each worker's own repository
 
 
+def test_preloaded_cache_is_inherited_by_forked_workers(snap, fetches) -> None:
+    ds = SnapshotDataset(snap, "people", fetch_size=16).preload()
+    assert fetches == [16, 16, 16, 2]
+    ds.transform = Probe(snap)
+    items = [item for batch in DataLoader(ds, batch_size=10, num_workers=2, collate_fn=list) for item in batch]
+    assert sorted(i for i, _, _ in items) == list(range(50)) and os.getpid() not in {pid for _, pid, _ in items}
+    fetches.clear()
+    SnapshotDataset(snap, "people", fetch_size=16, cache_bytes=2500).preload()
+    assert fetches == [16, 16]  # stops before the cache would overflow (16 documents: about 1100 bytes)
+
+
 def test_spawned_worker_reconnects(snap) -> None:
     ds = SnapshotDataset(snap, "people", transform=Probe(snap))
     loader = DataLoader(ds, batch_size=25, num_workers=1, collate_fn=list, multiprocessing_context="spawn")
