@@ -10,7 +10,9 @@ from argonfs.ml.wandb import log_snapshot, snapshot_of_artifact, snapshot_of_con
 from tests.ml.conftest import people
 
 
-def test_offline_run_records_config_and_artifact(filled, tmp_path) -> None:
+def test_offline_run_records_config_and_artifact(filled, tmp_path, monkeypatch) -> None:
+    for var in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))  # nothing written under ~
     filled.import_documents("main", "held_out", [{"_id": "h"}])
     snap = pin("main", repo=filled)
     held_out = pin(snap.bundle, ["held_out"], repo=filled)
