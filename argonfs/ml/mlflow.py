@@ -12,11 +12,14 @@ Tags on the run, for the ``training`` context (another context ``C`` uses the pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
 
 import mlflow
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Run
+from mlflow.store.entities.paged_list import PagedList
 from mlflow.tracking import MlflowClient
 
 from argonfs.errors import NotFound
@@ -83,21 +86,25 @@ def snapshot_of_run(run_id: str, *, context: str = DEFAULT_CONTEXT, client: Mlfl
 
 
 def runs_using(bundle: str, *, contexts: Iterable[str] = (DEFAULT_CONTEXT,), client: MlflowClient | None = None) -> list[Run]:
-    """Every run, in every experiment, whose tags say it used ``bundle`` (for any of
-    ``contexts``), newest first."""
-    client = client or MlflowClient()
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    """Every run, in every active experiment, whose tags say it used ``bundle`` (for
+    any of ``contexts``), newest first."""
+    if "'" in bundle:
+        return []  # no bundle id has one (and it would end the filter's string)
+    mlc = client or MlflowClient()
+    experiments = [e.experiment_id for e in _pages(partial(mlc.search_experiments, max_results=1000))]
     found: dict[str, Run] = {}
     for context in contexts:
-        key = f"{_prefix(context)}bundle"
-        if "'" in bundle:
-            return []  # no bundle id has one (and it would end the filter's string)
-        query = f"tags.`{key}` = '{bundle}'"
-        token = None
-        while True:
-            page = client.search_runs(experiments, query, max_results=1000, page_token=token)
-            found.update((r.info.run_id, r) for r in page)
-            token = page.token
-            if not token:
-                break
+        query = f"tags.`{_prefix(context)}bundle` = '{bundle}'"
+        found.update((r.info.run_id, r) for r in _pages(partial(mlc.search_runs, experiments, query, max_results=1000)))
     return sorted(found.values(), key=lambda r: r.info.start_time or 0, reverse=True)
+
+
+def _pages(fetch: Callable[..., PagedList[Any]]) -> Iterator[Any]:
+    """Every item of a paged MLflow search (``fetch(page_token=...)``)."""
+    token = None
+    while True:
+        page = fetch(page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
