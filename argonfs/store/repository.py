@@ -79,6 +79,9 @@ DEFAULT_BRANCH = "main"
 class Repository(Refs, History, ReadLog, Remotes):
     """A versioned repository.  Use ``Repository.open(uri, name)``."""
 
+    #: the MongoDB URI it was opened with (``open``), for ``reopen``
+    _uri: str | None = None
+
     def with_author(self, author: str) -> Repository:
         """The same repository (sharing connection and caches) writing as ``author``."""
         other = copy.copy(self)
@@ -95,7 +98,19 @@ class Repository(Refs, History, ReadLog, Remotes):
         name = name or os.environ.get("ARGONFS_REPO") or DEFAULT_REPO
         repo = cls(client(uri)[name], author=author, where=describe(uri), server=server)
         repo._format_checked = not check_format
+        repo._uri = uri
         return repo
+
+    def reopen(self) -> Repository:
+        """The same repository opened again in this process, with a client of its own:
+        what a forked child (a ``DataLoader`` worker) must use instead of its parent's.
+        No I/O yet; the author is kept."""
+        if self._uri is None:
+            raise ValueError("only a repository from Repository.open can be reopened")
+        return Repository.open(self._uri, self.db.name, author=self.author, check_format=not self._format_checked)
+
+    def __repr__(self) -> str:
+        return f"<argonfs.Repository {self.db.name!r} at {self.where}>"
 
     @translating
     def init(self) -> bool:
