@@ -9,10 +9,10 @@ Blocking (pymongo).
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -166,8 +166,10 @@ class Documents(Views):
             catalog.update_one({"b": bid, "c": collection}, {"$setOnInsert": {"t": now()}}, upsert=True)
         self._catalogued.add((bid, collection))
 
-    def _record(self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None) -> dict[str, Any]:
-        rec: dict[str, Any] = {"c": collection, "k": stem, "op": op, "a": self.author, "t": now()}
+    def _record(
+        self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None, at: datetime | None = None
+    ) -> dict[str, Any]:
+        rec: dict[str, Any] = {"c": collection, "k": stem, "op": op, "a": self.author, "t": at or now()}
         if doc is not None:
             rendered = rendered if rendered is not None else codec.render(doc)
             rec.update(d=doc, z=len(rendered), h=codec.content_hash(rendered))
@@ -290,6 +292,7 @@ class Documents(Views):
             if not batch:
                 return
             records = []
+            at = now()  # a batch's versions share their time
             for stem, (doc, rendered) in batch.items():
                 old = current.get(stem)
                 if old is not None and old == codec.content_hash(rendered):
@@ -299,7 +302,7 @@ class Documents(Views):
                     counts.added += 1
                 else:
                     counts.updated += 1
-                records.append(self._record(v.PUT, collection, stem, doc, rendered))
+                records.append(self._record(v.PUT, collection, stem, doc, rendered, at))
             size = len(batch)
             ahead.then(lambda: append(records), None if progress is None else lambda: progress(size))
             batch.clear()
@@ -354,7 +357,7 @@ class Documents(Views):
         if any(v.visible(self._versions, {"b": bid, "x": txn}, slot) for txn in mine.pending):
             return  # a transaction the start could not see committed meanwhile: its older records are in neither
         pending = set(mine.pending)
-        foreign = [s for s in range(base + 1, slot) if not mine.holds(s)]
+        foreign = mine.gaps(base, slot)
         for low in range(0, len(foreign), v.PAGE):
             ids = [v.slot_id(bid, s) for s in foreign[low : low + v.PAGE]]
             for rec in v.by_ids(self._versions, ids, v.NO_BODY):
@@ -553,6 +556,12 @@ class _Written:
         """The first and last slot taken."""
         return self._runs[0][0], self._runs[-1][1]
 
-    def holds(self, s: int) -> bool:
-        i = bisect.bisect_right(self._runs, (s, s)) - 1
-        return any(lo <= s <= hi for lo, hi in self._runs[max(i, 0) : i + 2])
+    def gaps(self, base: int, top: int) -> list[int]:
+        """The slots in ``(base, top)`` that this write did not take (other writers')."""
+        out: list[int] = []
+        nxt = base + 1
+        for lo, hi in self._runs:
+            out += range(nxt, min(lo, top))
+            nxt = max(nxt, hi + 1)
+        out += range(nxt, top)
+        return out
