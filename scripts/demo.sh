@@ -20,6 +20,8 @@ trap cleanup EXIT
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 
 .venv/bin/python scripts/make_sample.py "$work/sample"
+# a demo repository left by an older argonfs is upgraded first (on a fresh machine there is none)
+argonfs upgrade >/dev/null 2>&1 || true
 step argonfs init
 step argonfs status
 step argonfs import "$work/sample"
