@@ -13,26 +13,15 @@ the client's work is not counted in the server's.  Results: docs/benchmarks.md, 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import server_process
 from bson.objectid import ObjectId
 from pymongo import MongoClient
-
-SERVER = r"""
-import sys, time
-from secantus import SecantusDBServer
-s = SecantusDBServer(host="127.0.0.1", port=0, storage_path=sys.argv[1], durable=True, sync_on_commit=True)
-s.start()
-print(s.uri, flush=True)
-while True:
-    time.sleep(1)
-"""
 
 #: name -> (index keys, extra options, whether the records carry the key as ``k``)
 SHAPES: dict[str, tuple[list[tuple[str, int]], dict[str, Any], bool]] = {
@@ -85,9 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="argonfs-bench-index-") as tmp:
         uri = args.mongo
         if uri is None:
-            server = subprocess.Popen([sys.executable, "-c", SERVER, tmp], stdout=subprocess.PIPE, text=True)
-            assert server.stdout is not None
-            uri = server.stdout.readline().strip()
+            server, uri = server_process.start(tmp)
         try:
             results = run(uri, args.n, args.rounds)
         finally:

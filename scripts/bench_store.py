@@ -15,27 +15,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 
+import server_process
 from pymongo.errors import PyMongoError
 
 from argonfs.store import Repository
 from argonfs.store.mongo import client
-
-_SERVER = """
-import sys, time
-from secantus import SecantusDBServer
-server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=sys.argv[1], durable=True, sync_on_commit=True)
-server.start()
-print(server.uri, flush=True)
-while True:
-    time.sleep(3600)
-"""
 
 
 def docs(n: int, salt: str = "") -> list[dict]:
@@ -148,9 +138,7 @@ def main() -> None:
     if uri is None and args.separate:
         # the server in a process of its own, as the embedded default runs it: the
         # client's work then overlaps the server's instead of sharing one interpreter
-        child = subprocess.Popen([sys.executable, "-c", _SERVER, tmp.name], stdout=subprocess.PIPE, text=True)
-        assert child.stdout is not None
-        uri = child.stdout.readline().strip()
+        child, uri = server_process.start(tmp.name)
     elif uri is None:
         from secantus import SecantusDBServer
 
