@@ -10,7 +10,7 @@ Blocking (pymongo).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from itertools import islice
@@ -268,6 +268,12 @@ class Documents(Views):
         return hashes, plan.pending
 
     @translating
+    def hashes(self, ref: str | View, collection: str) -> dict[str, str]:
+        """Content hash of every live document of a collection, by file stem, from one
+        listing (no bodies)."""
+        return self._hashes(self._pin(self._view(ref)), collection)[0]
+
+    @translating
     def import_documents(
         self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None
     ) -> ImportCounts:
@@ -382,16 +388,33 @@ class Documents(Views):
         self._write_checkpoint(builder, View(start.ref, ((bid, slot), *start.chain[1:]), start.kind, start.branch, start.bundle), collection, pending)
 
     @translating
-    def apply(self, ref: str | View, changes: Iterable[Change], *, kind: str, message: str = "", batch_size: int = 1000) -> int | None:
+    def apply(
+        self,
+        ref: str | View,
+        changes: Iterable[Change],
+        *,
+        kind: str,
+        message: str = "",
+        batch_size: int = 1000,
+        txn: str | None = None,
+        commit: Mapping[str, Any] | None = None,
+        direct: bool = True,
+    ) -> int | None:
         """Write a stream of changes to several collections as one transaction: appended
         in batches as they come, tagged with one transaction id, and visible together at
         the commit record (versions.append_atomic's argument), so a crash part way
         leaves nothing visible.  Returns the commit slot, or None when there was nothing
-        to write.  Used by ``pull``; the caller decides what differs."""
+        to write.  Used by ``pull`` and ``capture``; the caller decides what differs.
+
+        ``txn`` names the transaction (default: a new id), so a caller can record it
+        before writing and ask ``commit_record`` afterwards whether it committed;
+        ``commit`` adds fields to the commit record (a capture's resume point);
+        ``direct=False`` appends past branch protection, as merges do (a capture writes
+        the branch it protects)."""
         view = self._writable(ref)
         bid = view.branch_id
-        guard = protect.Guard(self._versions, bid, view.branch)
-        txn = new_bundle_id()
+        guard = protect.Guard(self._versions, bid, view.branch) if direct else None
+        txn = txn or new_bundle_id()
         batch: list[dict[str, Any]] = []
         written = 0
 
@@ -420,11 +443,19 @@ class Documents(Views):
         flush()
         if not written:
             return None
-        commit = {"kind": kind, "a": self.author, "t": now(), "message": message}
-        slot = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
-        guard.written(slot)
+        fields = {**(commit or {}), "kind": kind, "a": self.author, "t": now(), "message": message}
+        slot = v.append_commit(self._versions, bid, txn, fields, self._heads.get(bid), guard)
+        if guard is not None:
+            guard.written(slot)
         self._heads[bid] = slot
         return slot
+
+    @translating
+    def commit_record(self, branch: str, txn: str) -> dict[str, Any] | None:
+        """The commit record of a transaction in a branch (None: not committed), with the
+        fields its writer added; one indexed query."""
+        rec, _ = v.txn_state(self._versions, self._branch_id(branch), txn)
+        return rec
 
 
 def _mtime_ns(rec: dict[str, Any]) -> int:
