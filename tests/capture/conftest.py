@@ -97,9 +97,7 @@ def spawn(mongo_uri: str, repo_name: str) -> Iterator[Callable[..., subprocess.P
 
     def start(*args: str, **kwargs: Any) -> subprocess.Popen:
         env = {**os.environ, "ARGONFS_MONGO_URI": mongo_uri, "ARGONFS_REPO": repo_name}
-        p = subprocess.Popen(
-            [sys.executable, "-m", "argonfs", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-        )
+        p = subprocess.Popen([sys.executable, "-m", "argonfs", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
         started.append(p)
         return p
 
