@@ -444,8 +444,11 @@ class Capture:
         self.start_time = t0
         self.record.update(state="copying", message="")
         self._pending = None
-        with self._watch(start_at_operation_time=t0) as stream:
-            batch = Batch(pos={"at": t0})
+        with self._watch() as stream:
+            # the stream's first resume point (its postBatchResumeToken) is where the copy
+            # starts: a resume point the source can say it lost, unlike a bare time
+            token = stream.resume_token
+            batch = Batch(pos={"token": dict(token)} if token is not None else {"at": t0})
             counts = {"copied": 0, "unchanged": 0, "deleted": 0, "changes": 0}
 
             def changes() -> Iterator[Change]:
