@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,8 @@ HISTORY_LOST = 286  # ChangeStreamHistoryLost
 #: the longest wait between two attempts to reach a source (or the store) that is down
 MAX_BACKOFF = 30.0
 BEAT_EVERY = 5.0
+#: a first copy writes runs of this many puts of a collection as bulk writes (as import does)
+BULK_MIN = 500
 
 
 class Stopped(ArgonError):
@@ -64,6 +67,8 @@ class Options:
     batch_time: float = 0.2
     once: bool = False
     resync: bool = False
+    #: batches' runs of this many puts of one collection go as bulk writes (0: never)
+    bulk_min: int = 0
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Capture:
         self.stopping = threading.Event()
         self.start_time: Timestamp | None = None
         self._pending: dict[str, Any] | None = None  # an event read past a batch's end
+        self._writing: tuple[Future[None], Batch] | None = None  # the batch being written
 
     # ------------------------------------------------------------------ the process
 
@@ -230,28 +236,43 @@ class Capture:
             pipeline.append(
                 {"$match": {"$or": [{"ns.coll": {"$in": names}}, {"to.coll": {"$in": names}}, {"operationType": {"$in": ["dropDatabase", "invalidate"]}}]}}
             )
-        return target.watch(pipeline, full_document="updateLookup", full_document_before_change="whenAvailable", max_await_time_ms=100, **at)
+        return target.watch(pipeline, full_document="updateLookup", full_document_before_change="whenAvailable", max_await_time_ms=100, batch_size=1000, **at)
 
     def _stream_from(self, pos: dict[str, Any]) -> None:
+        """Follow the stream from ``pos``: each batch is written on a thread of its own
+        while the next one is read (writes stay sequential, in stream order)."""
         at = {"start_after": pos["token"]} if "token" in pos else {"start_at_operation_time": pos["at"]}
         self.start_time = self._operation_time()
-        with self._watch(**at) as stream:
+        with self._watch(**at) as stream, ThreadPoolExecutor(1, thread_name_prefix="argonfs-capture") as pool:
             self.record.update(state="following", message="")
             last_beat = time.monotonic()
-            while True:
-                batch, idle = self._collect(stream)
-                if batch.events:
-                    self._write(batch)
-                    last_beat = time.monotonic()
-                if batch.stop:
-                    raise self._stopped(batch.stop)
-                if self.stopping.is_set():
-                    return
-                if self.options.once and (idle or (batch.cluster is not None and batch.cluster >= self.start_time)):
-                    return
-                if time.monotonic() - last_beat > BEAT_EVERY:
-                    self.record.update(state="following")
-                    last_beat = time.monotonic()
+            try:
+                while True:
+                    batch, idle = self._collect(stream)
+                    if batch.events:
+                        self._settle()
+                        self._writing = (pool.submit(self._write, batch), batch)
+                        last_beat = time.monotonic()
+                    if batch.stop:
+                        self._settle()
+                        raise self._stopped(batch.stop)
+                    if self.stopping.is_set():
+                        return
+                    if self.options.once and (idle or (batch.cluster is not None and batch.cluster >= self.start_time)):
+                        return
+                    if time.monotonic() - last_beat > BEAT_EVERY:
+                        self._settle()
+                        self.record.update(state="following")
+                        last_beat = time.monotonic()
+            finally:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the batch being written (raising its error)."""
+        if self._writing is not None:
+            future, _ = self._writing
+            self._writing = None
+            future.result()
 
     def _next(self, stream: Any) -> dict[str, Any] | None:
         if self._pending is not None:
@@ -314,6 +335,7 @@ class Capture:
             batch.stop = batch.stop or "invalidated"
             return
         if op == "dropDatabase":
+            self._settle()  # its collections are the branch's, with the batch being written
             batch.changes.extend(Change(DROP, c) for c in self._branch_collections())
             batch.stop = "dropped"
             return
@@ -372,7 +394,10 @@ class Capture:
             return
         stem = codec.id_to_stem(event["documentKey"]["_id"])
         own = batch.images.get((coll, stem), ...)
+        if own is ... and self._writing is not None:
+            own = self._writing[1].images.get((coll, stem), ...)
         if own is ...:
+            self._settle()  # the branch must hold the batch being written
             try:
                 own = self.repo.get(self.branch, coll, stem).doc
             except NotFound:
@@ -400,7 +425,9 @@ class Capture:
         txn = new_bundle_id()
         self.record.update(txn=txn)
         commit = {"capture": {"pos": batch.pos, "events": batch.events, "source_time": batch.newest}}
-        slot = self.repo.apply(self.branch, batch.changes, kind="capture", message=f"capture of {self.spec.shown}", txn=txn, commit=commit, direct=False)
+        slot = self.repo.apply(
+            self.branch, batch.changes, kind="capture", message=f"capture of {self.spec.shown}", txn=txn, commit=commit, direct=False, bulk_min=self.options.bulk_min
+        )
         self._done(batch, slot, "batch", len(batch.changes))
 
     def _done(self, batch: Batch, slot: int | None, what: str, changes: int) -> None:

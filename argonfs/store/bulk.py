@@ -50,6 +50,8 @@ class Listing:
     count: int
     #: the first name of each chunk, in order
     firsts: tuple[str, ...]
+    #: its last name (None in listings written before argonfs recorded it)
+    last: str | None = None
 
     def chunk_id(self, i: int) -> str:
         return f"{self.txn}:{i}:{self.collection}"
@@ -64,11 +66,11 @@ def write(db: Db, bid: ObjectId, txn: str, collection: str, builder: cp.Builder,
     listing: chunks first, then the header.  Must complete before the transaction's
     commit."""
     firsts, chunks = builder.sealed()
-    header = Listing(txn, collection, lo, hi, builder.count, tuple(firsts))
+    header = Listing(txn, collection, lo, hi, builder.count, tuple(firsts), builder.last)
     rows = [{"_id": header.chunk_id(i), "e": Binary(data)} for i, data in enumerate(chunks)]
     for start in range(0, len(rows), 64):
         cp.insert_absent(db, CHUNKS, rows[start : start + 64])
-    row = {"_id": f"{txn}:{collection}", "b": bid, "c": collection, "x": txn, "lo": lo, "hi": hi, "n": builder.count, "f": firsts}
+    row = {"_id": f"{txn}:{collection}", "b": bid, "c": collection, "x": txn, "lo": lo, "hi": hi, "n": builder.count, "f": firsts, "l": builder.last}
     cp.insert_absent(db, HEADS, [{**row, "t": datetime.now(UTC).replace(tzinfo=None)}])
 
 
@@ -92,7 +94,7 @@ def committed(versions: Coll, bid: ObjectId, limit: int | None, collection: str)
     else:
         rows = cached[1]
     return [
-        Listing(row["x"], row["c"], row["lo"], row["hi"], row["n"], tuple(row["f"]))
+        Listing(row["x"], row["c"], row["lo"], row["hi"], row["n"], tuple(row["f"]), row.get("l"))
         for row in rows
         if row["c"] == collection and visible(versions, {"b": bid, "x": row["x"]}, limit)
     ]
@@ -131,9 +133,12 @@ def _chunk(db: Db, listing: Listing, i: int) -> tuple[list[str], list[Entry]]:
 
 
 def lookup(db: Db, listing: Listing, stems: Iterable[str]) -> dict[str, Entry]:
-    """The entries of these names in a listing (those it has): one chunk each."""
+    """The entries of these names in a listing (those it has): one chunk each, none for
+    a name outside the listing's first and last names."""
     found = {}
     for stem in stems:
+        if listing.last is not None and stem > listing.last:
+            continue
         i = bisect.bisect_right(listing.firsts, stem) - 1
         if i < 0:
             continue
@@ -159,9 +164,10 @@ def iter_entries(db: Db, listing: Listing, after: str = "") -> Iterator[Entry]:
                     yield e
 
 
-def as_record(e: Entry, collection: str) -> dict[str, Any]:
-    """A bulk entry in the shape of a version record without its body."""
-    return {
+def as_record(e: Entry, collection: str, listing: Listing | None = None) -> dict[str, Any]:
+    """A bulk entry in the shape of a version record without its body (with the
+    transaction of its ``listing``, when given)."""
+    rec = {
         "_id": slot_id(e.branch_id, e.seq),
         "b": e.branch_id,
         "s": e.seq,
@@ -175,3 +181,6 @@ def as_record(e: Entry, collection: str) -> dict[str, Any]:
         "mt": e.mtime,
         "bulk": True,
     }
+    if listing is not None:
+        rec["x"] = listing.txn
+    return rec

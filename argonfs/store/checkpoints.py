@@ -172,10 +172,12 @@ class Builder:
         self._chunks: list[bytes] = []
         self._firsts: list[str] = []
         self.count = 0
+        self.last: str | None = None  # the last name added
 
     def add(self, entry: Entry) -> None:
         self._pending.append(entry)
         self.count += 1
+        self.last = entry.stem
         if len(self._pending) >= CHUNK:
             self._seal()
 

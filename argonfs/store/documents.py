@@ -399,6 +399,7 @@ class Documents(Views):
         txn: str | None = None,
         commit: Mapping[str, Any] | None = None,
         direct: bool = True,
+        bulk_min: int = 0,
     ) -> int | None:
         """Write a stream of changes to several collections as one transaction: appended
         in batches as they come, tagged with one transaction id, and visible together at
@@ -410,22 +411,37 @@ class Documents(Views):
         before writing and ask ``commit_record`` afterwards whether it committed;
         ``commit`` adds fields to the commit record (a capture's resume point);
         ``direct=False`` appends past branch protection, as merges do (a capture writes
-        the branch it protects)."""
+        the branch it protects).  With ``bulk_min``, a run of at least that many puts of one
+        collection in a batch is a bulk write (versions.append_bulk: no key index entry
+        per record), and the transaction's bulk listing of each such collection is
+        stored before its commit, as an import does; runs keep the order of the changes,
+        so a later change of a name always takes a higher slot."""
         view = self._writable(ref)
         bid = view.branch_id
         guard = protect.Guard(self._versions, bid, view.branch) if direct else None
         txn = txn or new_bundle_id()
         batch: list[dict[str, Any]] = []
         written = 0
+        bulked: dict[str, dict[str, v.Entry]] = {}  # collection -> newest bulk entry by name
+        spans: dict[str, tuple[int, int]] = {}
 
         def flush() -> None:
             nonlocal written
-            if batch:
-                for rec in batch:
-                    rec["x"], rec["xk"] = txn, kind
-                self._heads[bid] = v.append(self._versions, bid, batch, self._heads.get(bid), guard)
-                written += len(batch)
-                batch.clear()
+            for run in _runs(batch):
+                c = run[0]["c"]
+                if bulk_min and len(run) >= bulk_min and run[0]["op"] == v.PUT:
+                    top = self._heads[bid] = v.append_bulk(self._versions, bid, run, self._heads.get(bid), txn, kind, guard)
+                    entries = bulked.setdefault(c, {})
+                    for rec in run:
+                        entries[rec["k"]] = v.entry_of(rec)
+                    lo, _ = spans.get(c, (run[0]["s"] - 1, top))
+                    spans[c] = (lo, top)
+                else:
+                    for rec in run:
+                        rec["x"], rec["xk"] = txn, kind
+                    self._heads[bid] = v.append(self._versions, bid, run, self._heads.get(bid), guard)
+                written += len(run)
+            batch.clear()
 
         for change in changes:
             self._catalog(bid, change.collection)
@@ -443,6 +459,11 @@ class Documents(Views):
         flush()
         if not written:
             return None
+        for c, entries in bulked.items():
+            listing = cp.Builder()
+            for stem in sorted(entries):
+                listing.add(entries[stem])
+            bulk.write(self.db, bid, txn, c, listing, *spans[c])
         fields = {**(commit or {}), "kind": kind, "a": self.author, "t": now(), "message": message}
         slot = v.append_commit(self._versions, bid, txn, fields, self._heads.get(bid), guard)
         if guard is not None:
@@ -456,6 +477,18 @@ class Documents(Views):
         fields its writer added; one indexed query."""
         rec, _ = v.txn_state(self._versions, self._branch_id(branch), txn)
         return rec
+
+
+def _runs(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive records of the same op class (put or not) and collection, in order."""
+    run: list[dict[str, Any]] = []
+    for rec in records:
+        if run and (rec["c"] != run[0]["c"] or (rec["op"] == v.PUT) != (run[0]["op"] == v.PUT)):
+            yield run
+            run = []
+        run.append(rec)
+    if run:
+        yield run
 
 
 def _mtime_ns(rec: dict[str, Any]) -> int:

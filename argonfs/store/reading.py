@@ -390,7 +390,7 @@ def key_history(versions: Coll, bid: ObjectId, limit: int | None, collection: st
     recs = [r for r in versions.find(q, NO_BODY) if in_layer(versions, r, limit)]
     for listing in bulk.committed(versions, bid, limit, collection):
         entries = bulk.lookup(versions.database, listing, [key]).values() if key is not None else bulk.iter_entries(versions.database, listing)
-        recs += [rec for e in entries if in_bounds(rec := bulk.as_record(e, collection), limit)]
+        recs += [rec for e in entries if in_bounds(rec := bulk.as_record(e, collection, listing), limit)]
     recs.sort(key=lambda r: r["s"], reverse=True)
     return recs
 
