@@ -144,6 +144,30 @@ def test_first_existence_check_reads_a_header_not_the_collection(repo: Repositor
     assert listener.docs.get(cp.HEADS, 0) >= 1, listener.docs
 
 
+def test_existence_is_not_checked_again_at_each_new_head(repo: Repository, mongo_uri: str) -> None:
+    """A branch's layer seen to hold documents up to one head holds them at every later
+    head: a process writing the branch (a mount under ``cp -r``) asks whether the
+    collection exists without reading its records again, and a drop still counts."""
+    for i in range(40):
+        repo.put("main", "c", {"_id": i})
+    listener = _Returned()
+    with MongoClient(mongo_uri, event_listeners=[listener]) as client:
+        writer = Repository(client[repo.db.name], author="x")
+        assert writer.collection_exists("main", "c")
+        first = listener.docs.get("versions", 0)
+        assert first >= 40, listener.docs  # the layer's records, the first time
+        for i in range(3):
+            writer.put("main", "other", {"_id": i})
+            before = listener.docs.get("versions", 0)
+            assert writer.collection_exists("main", "c")
+            assert listener.docs.get("versions", 0) - before < 10, listener.docs  # head probes and marker lookups only
+        writer.drop_collection("main", "c")
+        assert not writer.collection_exists("main", "c")
+        writer.put("main", "c", {"_id": 1})
+        assert writer.collection_exists("main", "c")
+        assert [e.stem for e in writer.entries("main", "c")] == ["1"]
+
+
 def test_a_damaged_chunk_is_corrupt_not_a_listing(repo: Repository, eager: None) -> None:
     repo.import_documents("main", "c", ({"_id": i} for i in range(10)))
     row = repo.db[cp.CHUNKS].find_one()
