@@ -71,12 +71,17 @@ class Documents(Views):
         so the next listing of it or of a later head reads a few chunks instead."""
         view = self._pin(self._view(ref))
         plan = r.plan(self._versions, view.chain, collection)
-        builder = _Deferred(lambda: plan.streamed >= CHECKPOINT_AFTER) if not after and _worth_checkpointing(view, plan) else None
-        listed = False
+        builder = _Deferred(lambda: plan.streamed >= CHECKPOINT_AFTER) if not after and _worth_checkpointing(plan) else None
+        listed = 0
         for entry in r.iter_entries(self._versions, plan, collection, after):
-            listed = True
+            listed += 1
             if builder is not None:
                 builder.add(entry)
+                if listed == CHECKPOINT_AFTER and plan.streamed < CHECKPOINT_AFTER:
+                    # A listing yields no entry it did not stream a record for, except
+                    # a checkpoint's, which come after every record above it was read:
+                    # so the count of records read is final, and too small to pay.
+                    builder = None
             yield entry
         if not listed and not r.exists(self._versions, plan, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
@@ -525,12 +530,17 @@ def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:
     return doc
 
 
-def _worth_checkpointing(view: View, plan: r.Plan) -> bool:
-    """Whether a listing could read ``CHECKPOINT_AFTER`` records: not when the nearest
-    layer's checkpoint is that close below the snapshot."""
-    bid, seq = view.chain[0]
-    found = plan.checkpoint
-    return not (found is not None and found.branch_id == bid and seq is not None and seq - found.seq < CHECKPOINT_AFTER)
+def _worth_checkpointing(plan: r.Plan) -> bool:
+    """Whether a listing could read ``CHECKPOINT_AFTER`` records: a slot holds one
+    record, so the slots of its layers (above the checkpoint, or from the first) are as
+    many as it can read; a branch forked after its parent's checkpoint and changed a
+    little since reads at most its own few slots."""
+    room = 0
+    for _bid, limit, floor in plan.layers:
+        if limit is None:
+            return True
+        room += limit - (floor or 0)
+    return room >= CHECKPOINT_AFTER
 
 
 class _Deferred(cp.Builder):

@@ -148,22 +148,31 @@ def plan(versions: Coll, chain: Chain, collection: str) -> Plan:
     return Plan(layers, None, created)
 
 
-def exists(versions: Coll, p: Plan, collection: str, known: set[tuple[Any, ...]]) -> bool:
+def exists(versions: Coll, p: Plan, collection: str, known: dict[tuple[Any, ...], int | None]) -> bool:
     """Whether a collection exists in a plan: created empty (``mkcol``), present in the
-    checkpoint, or any record of a document in the layers.  A layer once seen to hold
-    records always will (records are never removed, and new markers give new bounds),
-    so ``known`` remembers those: checking a large layer costs a scan of it on servers
-    that cannot stop a query early."""
+    checkpoint, or any record of a document in the layers.  A layer seen to hold records
+    up to a limit holds them at every higher limit above the same floor (records are
+    never removed, one visible at a slot stays visible above it, and a new marker gives
+    a new floor), so ``known`` remembers the lowest limit each (branch, floor,
+    collection) was seen populated at: checking a large layer costs a scan of it on
+    servers that cannot stop a query early, and a branch that keeps being written would
+    otherwise pay it at every new head."""
     if p.created or (p.checkpoint is not None and p.checkpoint.exists):
         return True
-    for bounds in p.layers:
-        key = (*bounds, collection)
-        if key in known:
+    for bid, limit, floor in p.layers:
+        key = (bid, floor, collection)
+        if key in known and _within(known[key], limit):
             return True
-        if _has_documents(versions, *bounds, collection):
-            known.add(key)
+        if _has_documents(versions, bid, limit, floor, collection):
+            if key not in known or _within(limit, known[key]):
+                known[key] = limit
             return True
     return False
+
+
+def _within(limit: int | None, bound: int | None) -> bool:
+    """Whether slots up to ``limit`` are all at or below ``bound`` (None: the newest)."""
+    return bound is None or (limit is not None and limit <= bound)
 
 
 def _has_documents(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str) -> bool:

@@ -39,7 +39,7 @@ class Views:
         self._versions = db["versions"]
         self._branches: dict[ObjectId, dict[str, Any]] = {}
         self._catalogued: set[tuple[ObjectId, str]] = set()
-        self._populated: set[tuple[Any, ...]] = set()  # see versions.exists
+        self._populated: dict[tuple[Any, ...], int | None] = {}  # see reading.exists
         self._heads: dict[ObjectId, int] = {}
         self._format_checked = True  # Repository.open checks, on first use
 

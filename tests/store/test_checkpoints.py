@@ -144,6 +144,30 @@ def test_first_existence_check_reads_a_header_not_the_collection(repo: Repositor
     assert listener.docs.get(cp.HEADS, 0) >= 1, listener.docs
 
 
+def test_existence_is_not_checked_again_at_each_new_head(repo: Repository, mongo_uri: str) -> None:
+    """A branch's layer seen to hold documents up to one head holds them at every later
+    head: a process writing the branch (a mount under ``cp -r``) asks whether the
+    collection exists without reading its records again, and a drop still counts."""
+    for i in range(40):
+        repo.put("main", "c", {"_id": i})
+    listener = _Returned()
+    with MongoClient(mongo_uri, event_listeners=[listener]) as client:
+        writer = Repository(client[repo.db.name], author="x")
+        assert writer.collection_exists("main", "c")
+        first = listener.docs.get("versions", 0)
+        assert first >= 40, listener.docs  # the layer's records, the first time
+        for i in range(3):
+            writer.put("main", "other", {"_id": i})
+            before = listener.docs.get("versions", 0)
+            assert writer.collection_exists("main", "c")
+            assert listener.docs.get("versions", 0) - before < 10, listener.docs  # head probes and marker lookups only
+        writer.drop_collection("main", "c")
+        assert not writer.collection_exists("main", "c")
+        writer.put("main", "c", {"_id": 1})
+        assert writer.collection_exists("main", "c")
+        assert [e.stem for e in writer.entries("main", "c")] == ["1"]
+
+
 def test_a_damaged_chunk_is_corrupt_not_a_listing(repo: Repository, eager: None) -> None:
     repo.import_documents("main", "c", ({"_id": i} for i in range(10)))
     row = repo.db[cp.CHUNKS].find_one()
@@ -184,3 +208,29 @@ def test_a_transaction_open_across_a_checkpoint_is_seen_once_it_commits(repo: Re
     after = {doc.stem: doc.doc["v"] for doc in repo.documents("main", "c")}
     assert after["1"] == after["2"] == after["50"] == "txn"
     assert {e.stem for e in repo.entries("main", "c")} == before | {"50"}
+
+
+def test_a_listing_leaves_a_checkpoint_only_when_it_read_enough_records(repo: Repository, eager: None) -> None:
+    """A branch forked after its parent's checkpoint and changed a little lists from
+    that checkpoint and its own few records, and leaves no checkpoint of its own, even
+    with more slots than the threshold (one in another collection); once it has as many
+    records as the threshold, a listing leaves one at its head.  A branch with no
+    checkpoint below it leaves one as soon as its listing read that many records."""
+    repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(10)))
+    repo.create_branch("f")
+    fid = repo.resolve("f").branch_id
+    repo.put("f", "c", {"_id": 1, "v": 1})
+    repo.put("f", "c", {"_id": 50, "v": 1})
+    repo.put("f", "other", {"_id": 0})  # a third slot, not one of the collection's records
+    want = {**{str(i): 0 for i in range(10)}, "1": 1, "50": 1}
+    assert {d.stem: d.doc["v"] for d in repo.documents("f", "c")} == want
+    assert {e.stem for e in repo.entries("f", "c")} == set(want)
+    assert repo.db[cp.HEADS].count_documents({"b": fid, "c": "c"}) == 0
+    repo.put("f", "c", {"_id": 2, "v": 1})
+    assert {e.stem for e in repo.entries("f", "c")} == set(want)
+    assert repo.db[cp.HEADS].find_one({"b": fid, "c": "c", "s": repo.pin("f").seq}) is not None
+    for i in range(5):
+        repo.put("main", "fresh", {"_id": i})
+    assert [e.stem for e in repo.entries("main", "fresh")] == [str(i) for i in range(5)]
+    mid = repo.resolve("main").branch_id
+    assert repo.db[cp.HEADS].find_one({"b": mid, "c": "fresh", "s": repo.pin("main").seq}) is not None
