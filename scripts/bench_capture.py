@@ -35,10 +35,10 @@ from typing import Any
 import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server_process  # noqa: E402
+import server_process
 
-from argonfs.capture import Capture, Options, parse_source  # noqa: E402
-from argonfs.store import Repository  # noqa: E402
+from argonfs.capture import Capture, Options, parse_source
+from argonfs.store import Repository
 
 
 def _doc(i: int) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def _insert(coll: Any, n: int, start: int = 0) -> None:
         coll.insert_many([_doc(i) for i in range(lo, min(start + n, lo + 1000))], ordered=False)
 
 
-def _capture(repo: Repository, uri: str, branch: str, batch_size: int, bulk_min: int = 0) -> float:
+def _capture(repo: Repository, uri: str, branch: str, batch_size: int, bulk_min: int = 1000) -> float:
     t = time.perf_counter()
     Capture(repo, parse_source(uri), branch, Options(once=True, batch_size=batch_size, bulk_min=bulk_min), lambda _: None).run()
     return time.perf_counter() - t
@@ -109,7 +109,7 @@ def lag(source: pymongo.MongoClient, source_uri: str, store_uri: str, rate: int,
                 raise SystemExit(f"the capture exited: {proc.communicate()[1]}")
             time.sleep(0.05)
         total = int(rate * seconds)
-        writers = 2
+        writers = 4
         t0 = time.time()
 
         def write(k: int) -> None:

@@ -67,8 +67,11 @@ class Options:
     batch_time: float = 0.2
     once: bool = False
     resync: bool = False
-    #: batches' runs of this many puts of one collection go as bulk writes (0: never)
-    bulk_min: int = 0
+    #: a batch's runs of this many puts of one collection go as bulk writes (0: never):
+    #: a capture catching up a backlog writes at an import's speed, while one following
+    #: a steady load writes small batches through the key index (each bulk write leaves
+    #: a listing that lookups of names in its range read; docs/capture.md)
+    bulk_min: int = 1000
 
 
 @dataclass

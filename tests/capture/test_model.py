@@ -46,8 +46,8 @@ def _apply(db: Any, op: tuple[Any, ...], session: Any = None) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(steps=s.lists(step, min_size=1, max_size=25), pre_images=s.booleans())
-def test_captured_branch_follows_the_source(repo, source_server: Any, steps: list[tuple[Any, ...]], pre_images: bool) -> None:
+@given(steps=s.lists(step, min_size=1, max_size=25), pre_images=s.booleans(), bulk_min=s.sampled_from([0, 2]))
+def test_captured_branch_follows_the_source(repo, source_server: Any, steps: list[tuple[Any, ...]], pre_images: bool, bulk_min: int) -> None:
     import pymongo
 
     client: pymongo.MongoClient = pymongo.MongoClient(source_server.uri)
@@ -63,7 +63,7 @@ def test_captured_branch_follows_the_source(repo, source_server: Any, steps: lis
         taken: list[tuple[str, dict[str, Any]]] = []
         for op in [*steps, ("capture",)]:
             if op[0] == "capture":
-                capture_once(repo, src.uri, branch, batch_size=3)
+                capture_once(repo, src.uri, branch, batch_size=3, bulk_min=bulk_min)  # 2: runs of puts in bulk
                 bundle = repo.create_bundle(branch, message="during the run")
                 taken.append((bundle.id, src.state(list(COLLECTIONS))))
             elif op[0] == "txn":
