@@ -10,7 +10,7 @@ import sys
 _SERVER = r"""
 import sys, time
 from secantus import SecantusDBServer
-s = SecantusDBServer(host="127.0.0.1", port=0, storage_path=sys.argv[1], durable=True, sync_on_commit=True)
+s = SecantusDBServer(host="127.0.0.1", port=0, storage_path=sys.argv[1], durable=True, sync_on_commit=sys.argv[2] == "sync")
 s.start()
 print(s.uri, flush=True)
 while True:
@@ -18,8 +18,9 @@ while True:
 """
 
 
-def start(storage: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the server with its data in ``storage``; return the process and its URI."""
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, storage], stdout=subprocess.PIPE, text=True)
+def start(storage: str, *, sync: bool = True) -> tuple[subprocess.Popen[str], str]:
+    """Start the server with its data in ``storage`` (``sync``: an fsync per commit);
+    return the process and its URI."""
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, storage, "sync" if sync else "nosync"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()

@@ -379,7 +379,7 @@ class Capture:
             return
         doc = prepare(raw, None)
         stem = codec.id_to_stem(doc["_id"])
-        batch.changes.append(Change(PUT, coll, stem, doc))
+        batch.changes.append(Change(PUT, coll, stem, doc, prepared=True))
         batch.images[(coll, stem)] = doc
 
     def _update(self, batch: Batch, coll: str, event: dict[str, Any]) -> None:
@@ -528,7 +528,7 @@ class Capture:
                     counts["unchanged"] += 1
                     continue
                 counts["copied"] += 1
-                yield Change(PUT, name, stem, doc)
+                yield Change(PUT, name, stem, doc, prepared=True)
             for stem in sorted(set(current) - seen):
                 counts["deleted"] += 1
                 yield Change(DELETE, name, stem)

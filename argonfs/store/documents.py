@@ -452,8 +452,8 @@ class Documents(Views):
             self._catalog(bid, change.collection)
             if change.op == v.PUT:
                 assert change.doc is not None
-                doc = prepare(change.doc, change.stem)
-                rec = self._record(v.PUT, change.collection, codec.id_to_stem(doc["_id"]), doc)
+                doc = change.doc if change.prepared else prepare(change.doc, change.stem)
+                rec = self._record(v.PUT, change.collection, change.stem if change.prepared else codec.id_to_stem(doc["_id"]), doc)
                 if change.mtime is not None:
                     rec["mt"] = change.mtime
             else:

@@ -168,3 +168,5 @@ class Change:
     stem: str = ""
     doc: dict[str, Any] | None = None
     mtime: int | None = None
+    #: ``doc`` already went through ``documents.prepare`` (validated and normalised)
+    prepared: bool = False
