@@ -114,7 +114,9 @@ def lag(source: pymongo.MongoClient, source_uri: str, store_uri: str, rate: int,
     db.create_collection("c")
     env = {**os.environ, "ARGONFS_MONGO_URI": store_uri, "ARGONFS_REPO": "bench_lag"}
     subprocess.run([sys.executable, "-m", "argonfs", "init"], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "argonfs", "capture", uri, "--branch", "live", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "argonfs", "capture", uri, "--branch", "live", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     repo = Repository.open(store_uri, "bench_lag", author="bench")
     try:
         while (repo.db["captures"].find_one({"_id": "live"}) or {}).get("state") != "following":

@@ -429,7 +429,14 @@ class Capture:
         self.record.update(txn=txn)
         commit = {"capture": {"pos": batch.pos, "events": batch.events, "source_time": batch.newest}}
         slot = self.repo.apply(
-            self.branch, batch.changes, kind="capture", message=f"capture of {self.spec.shown}", txn=txn, commit=commit, direct=False, bulk_min=self.options.bulk_min
+            self.branch,
+            batch.changes,
+            kind="capture",
+            message=f"capture of {self.spec.shown}",
+            txn=txn,
+            commit=commit,
+            direct=False,
+            bulk_min=self.options.bulk_min,
         )
         self._done(batch, slot, "batch", len(batch.changes))
 
