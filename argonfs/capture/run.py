@@ -39,8 +39,9 @@ from argonfs.store.versions import DELETE, DROP, PUT
 log = logging.getLogger(__name__)
 
 HISTORY_LOST = 286  # ChangeStreamHistoryLost
-#: the longest wait between two attempts to reach a source (or the store) that is down
-MAX_BACKOFF = 30.0
+#: the longest wait between two attempts to reach a source (or the store) that is down;
+#: shorter than the lease, which each attempt renews
+MAX_BACKOFF = 15.0
 BEAT_EVERY = 5.0
 #: a first copy writes runs of this many puts of a collection as bulk writes (as import does)
 BULK_MIN = 500
@@ -497,6 +498,7 @@ class Capture:
                     batch.absorb(part)
                     counts["changes"] += len(part.changes)
                     yield from part.changes
+                    self.record.update(state="copying")  # a long catch-up keeps its lease
                     if idle or self.stopping.is_set():
                         break
                 commit["capture"] = {"pos": batch.pos, "events": batch.events, "source_time": batch.newest}
@@ -522,12 +524,16 @@ class Capture:
         present = set(self._branch_collections())
         for gone in sorted(present - set(names)):
             yield Change(DROP, gone)
+        beat = time.monotonic()
         for name in names:
             current = self.repo.hashes(self.branch, name) if name in present else {}
             seen = set()
             for raw in self._scan(name):
                 if self.stopping.is_set():
                     raise _Interrupted
+                if time.monotonic() - beat > BEAT_EVERY:  # a long copy keeps its lease
+                    self.record.update(state="copying")
+                    beat = time.monotonic()
                 doc = prepare(raw, None)
                 stem = codec.id_to_stem(doc["_id"])
                 seen.add(stem)
