@@ -8,6 +8,7 @@ set.  Every test gets a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -48,3 +49,16 @@ def repo(mongo_uri: str, repo_name: str):
     r = Repository.open(mongo_uri, repo_name, author="tester")
     r.init()
     return r
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen]]:
+    """Processes a test starts; each is killed and reaped afterwards."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)

@@ -90,21 +90,14 @@ def capture_once(repo: Any, source_uri: str, branch: str, **options: Any) -> lis
 
 
 @pytest.fixture
-def spawn(mongo_uri: str, repo_name: str) -> Iterator[Callable[..., subprocess.Popen]]:
+def spawn(mongo_uri: str, repo_name: str, procs: list[subprocess.Popen]) -> Callable[..., subprocess.Popen]:
     """Start ``argonfs capture ...`` (or another argonfs command) as a process of its own
     on the test's repository; every process is killed and reaped afterwards."""
-    started: list[subprocess.Popen] = []
 
     def start(*args: str, **kwargs: Any) -> subprocess.Popen:
         env = {**os.environ, "ARGONFS_MONGO_URI": mongo_uri, "ARGONFS_REPO": repo_name}
         p = subprocess.Popen([sys.executable, "-m", "argonfs", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-        started.append(p)
+        procs.append(p)
         return p
 
-    try:
-        yield start
-    finally:
-        for p in started:
-            if p.poll() is None:
-                p.kill()
-            p.communicate(timeout=30)
+    return start

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,16 +36,3 @@ def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             if info is not None and server_info(home) is not None:
                 os.kill(info["pid"], signal.SIGKILL)
             shutil.rmtree(parent, ignore_errors=True)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    """Processes a test starts; each is killed and reaped afterwards."""
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
