@@ -113,14 +113,14 @@ class Capture:
     dict per committed batch (and per retry)."""
 
     def __init__(self, repo: Any, spec: SourceSpec, branch: str, options: Options, report: Callable[[dict[str, Any]], None]) -> None:
-        from argonfs.store.mongo import client
+        from argonfs.store.mongo import new_client
 
         self.repo = repo
         self.spec = spec
         self.branch = branch
         self.options = options
         self.report = report
-        self.source = client(spec.uri)[spec.db]
+        self.source = new_client(spec.uri)[spec.db]  # closed by run(), while the source may still answer
         self.record = st.Record(repo.db[st.COLLECTION], branch, st.Owner.me())
         self.stopping = threading.Event()
         self.start_time: Timestamp | None = None
@@ -154,6 +154,7 @@ class Capture:
                 raise
             self.record.release("stopped", "stopped by a signal" if self.stopping.is_set() else "caught up (--once)")
         finally:
+            self.source.client.close()
             for s, handler in old.items():
                 signal.signal(s, handler)
 

@@ -95,26 +95,33 @@ def client(uri: str) -> Client:
     with _clients_lock:
         c = _clients.get(key)
         if c is None:
-            timeout = int(os.environ.get("ARGONFS_MONGO_TIMEOUT_MS", DEFAULT_TIMEOUT_MS))
-            c = MongoClient(
-                uri,
-                w="majority",
-                journal=True,
-                readConcernLevel="majority",
-                readPreference="primary",
-                serverSelectionTimeoutMS=timeout,
-                connectTimeoutMS=timeout,
-                socketTimeoutMS=max(60_000, timeout),
-                appname="argonfs",
-                # binary subtype 4 stays Binary (as codec.normalise decodes it): decoding
-                # it to uuid.UUID would render it as a plain string
-                uuidRepresentation="unspecified",
-            )
+            c = new_client(uri)
             if not _closing_at_exit:
                 atexit.register(close_clients)  # runs before pymongo's own hook, registered at import
                 _closing_at_exit = True
             _clients[key] = c
         return c
+
+
+def new_client(uri: str) -> Client:
+    """A client with argonfs's settings (majority writes and reads on the primary, the
+    timeouts), owned by the caller, who closes it: ``client`` keeps one per process for
+    the repository, a capture opens its own for the source it reads."""
+    timeout = int(os.environ.get("ARGONFS_MONGO_TIMEOUT_MS", DEFAULT_TIMEOUT_MS))
+    return MongoClient(
+        uri,
+        w="majority",
+        journal=True,
+        readConcernLevel="majority",
+        readPreference="primary",
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=max(60_000, timeout),
+        appname="argonfs",
+        # binary subtype 4 stays Binary (as codec.normalise decodes it): decoding
+        # it to uuid.UUID would render it as a plain string
+        uuidRepresentation="unspecified",
+    )
 
 
 def close_clients() -> None:

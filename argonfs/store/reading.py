@@ -12,6 +12,8 @@ deeper layer.  Blocking pymongo code.
 from __future__ import annotations
 
 import heapq
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,23 +44,89 @@ from argonfs.store.versions import (
     visible,
 )
 
+#: a key with at least this many records in a layer is looked up by slot range next time
+HOT = 32
+_HOT_KEYS = 4096
+
+
+@dataclass
+class _Known:
+    """What a process learnt of one key in one layer, true for good: every record of
+    the key at or below ``upto`` was read, ``newest`` is the newest of them visible at
+    ``upto`` (None: none) and ``pending`` those not visible there yet (their transaction
+    may commit above ``upto``).  True for good because slots at or below an observed slot
+    never change (stability)."""
+
+    upto: int
+    newest: dict[str, Any] | None
+    pending: list[dict[str, Any]]
+
+
+_KNOWN: OrderedDict[tuple[str, ObjectId, str, str], _Known] = OrderedDict()
+_KNOWN_LOCK = threading.Lock()
+
+
+def _learn(
+    versions: Coll, bid: ObjectId, limit: int | None, collection: str, key: str, recs: list[dict[str, Any]], before: _Known | None
+) -> dict[str, Any] | None:
+    """The newest record of ``key`` visible at ``limit`` among what ``before`` knew and
+    ``recs`` (the key's records above ``before.upto``, or all of them); remembers the
+    answer for a key with many records, so its next lookup reads only newer slots."""
+    candidates = list(recs) if before is None else [*recs, *before.pending, *([before.newest] if before.newest else [])]
+
+    def newest_at(at: int | None) -> dict[str, Any] | None:
+        found = None
+        for rec in candidates:
+            if in_layer(versions, rec, at) and (found is None or rec["s"] > found["s"]):
+                found = rec
+        return found
+
+    answer = newest_at(limit)
+    if before is None and len(recs) < HOT:
+        return answer
+    # with no limit, the key's newest slot read is the bound: every slot below an
+    # observed one exists and never changes, so the query saw every record of the key there
+    upto = max(limit if limit is not None else max([r["s"] for r in candidates], default=0), before.upto if before else 0)
+    known = _Known(upto, newest_at(upto), [r for r in candidates if r["s"] <= upto and not visible(versions, r, upto)])
+    with _KNOWN_LOCK:
+        ident = (versions.database.name, bid, collection, key)
+        _KNOWN[ident] = known
+        _KNOWN.move_to_end(ident)
+        while len(_KNOWN) > _HOT_KEYS:
+            _KNOWN.popitem(last=False)
+    return answer
+
 
 def _newest_in_layer(versions: Coll, bid: ObjectId, limit: int | None, collection: str, keys: list[str]) -> dict[str, dict[str, Any]]:
     """The newest record (without its body) of each key in one layer.
 
     One query per layer, each an equality on the branch id: servers that do not plan
     an ``$or`` over layers (or an ``$in`` on the leading index field) with the index
-    would scan the whole collection.  The newest is picked here, not by a server sort."""
+    would scan the whole collection.  The newest is picked here, not by a server sort.
+    A key seen with many records (a document rewritten in a loop) is read instead by a
+    query of its own for the slots above what this process already knows of it
+    (``_Known``), which the index bounds: equality on (b, c, k) plus a range on s."""
     newest: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(keys), IN_BATCH):
-        part = keys[start : start + IN_BATCH]
+    cold = []
+    for key in keys:
+        known = _KNOWN.get((versions.database.name, bid, collection, key))
+        if known is None or (limit is not None and limit < known.upto):
+            cold.append(key)
+            continue
+        fresh = list(versions.find({"b": bid, "c": collection, "k": key, "s": {"$gt": known.upto}}, NO_BODY))
+        found = _learn(versions, bid, limit, collection, key, fresh, known)
+        if found is not None:
+            newest[key] = found
+    for start in range(0, len(cold), IN_BATCH):
+        part = cold[start : start + IN_BATCH]
         q = {"b": bid, "c": collection, "k": part[0] if len(part) == 1 else {"$in": part}}
+        by_key: dict[str, list[dict[str, Any]]] = {}
         for rec in versions.find(q, NO_BODY):
-            if not in_layer(versions, rec, limit):
-                continue
-            old = newest.get(rec["k"])
-            if old is None or rec["s"] > old["s"]:
-                newest[rec["k"]] = rec
+            by_key.setdefault(rec["k"], []).append(rec)
+        for key, recs in by_key.items():
+            found = _learn(versions, bid, limit, collection, key, recs, None)
+            if found is not None:
+                newest[key] = found
     stems = [k for k in keys if k != MARKER_KEY]
     for listing in bulk.committed(versions, bid, limit, collection) if stems else ():
         for stem, e in bulk.lookup(versions.database, listing, stems).items():

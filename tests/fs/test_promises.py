@@ -59,7 +59,7 @@ print(n)
 def test_writers_of_one_file_never_hang_the_mount(repo, mnt, writers):
     repo.put("main", "c", {"_id": 1, "writer": -1, "round": 0})
     path = mnt / "branches/main/c/1.json"
-    rounds = 300 // writers  # the same number of writes whatever the number of writers
+    rounds = 600 // writers  # the same number of writes whatever the number of writers
     procs = [subprocess.Popen([sys.executable, "-c", REWRITER, str(path), str(w), str(rounds)]) for w in range(writers)]
     watcher = subprocess.Popen([sys.executable, "-c", READ_LOOP, str(mnt / "branches/main/c"), "3"], stdout=subprocess.DEVNULL)
     codes = abort_on_timeout(mnt, [*procs, watcher], 120)
