@@ -27,6 +27,11 @@ class SourceSpec:
     #: the URI with no user, password or options: what ``capture list`` shows
     shown: str = ""
 
+    @property
+    def label(self) -> str:
+        """The source as a user names it: the shown URI and its ``-c`` options."""
+        return self.shown + "".join(f" -c {c}" for c in self.only)
+
     def wants(self, collection: str) -> bool:
         if collection.startswith("system."):
             return False

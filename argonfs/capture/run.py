@@ -31,7 +31,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from argonfs import codec
 from argonfs.capture import state as st
 from argonfs.capture.events import SourceSpec, apply_update, tx_key
-from argonfs.errors import AlreadyExists, ArgonError, NotFound, StoreUnavailable
+from argonfs.errors import AlreadyExists, ArgonError, Conflict, NotFound, StoreUnavailable
 from argonfs.store.documents import prepare
 from argonfs.store.model import Change, new_bundle_id, now
 from argonfs.store.versions import DELETE, DROP, PUT
@@ -138,13 +138,12 @@ class Capture:
         when the source says the capture cannot go on, or another ArgonError."""
         main = threading.current_thread() is threading.main_thread()
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
-        source = {"shown": self.spec.shown, "db": self.spec.db, "collection": self.spec.collection, "only": sorted(self.spec.only)}
+        source = {"shown": self.spec.shown, "label": self.spec.label, "db": self.spec.db, "collection": self.spec.collection, "only": sorted(self.spec.only)}
         try:
+            self.repo.info()  # an argonfs repository (run 'argonfs init' first)
             rec = self.record.claim(source)
             try:
-                if rec.get("state") in ("invalidated", "dropped", "history-lost") and not self.options.resync:
-                    raise Stopped(rec.get("message") or f"the capture of {self.branch!r} stopped; run it again with --resync", rec["state"])
-                self._prepare_branch()
+                self._check_branch(rec)
                 self._follow()
             except Stopped as exc:
                 self.record.release(exc.state, str(exc))
@@ -158,16 +157,41 @@ class Capture:
             for s, handler in old.items():
                 signal.signal(s, handler)
 
-    def _prepare_branch(self) -> None:
+    def _check_branch(self, rec: dict[str, Any]) -> None:
+        """Whether the branch is this capture's: one it created (the record names its
+        id), or a new one.  A record of a deleted branch of the same name starts over;
+        an existing branch with documents that no capture wrote is refused, since a
+        capture makes it equal to the source."""
         try:
-            self.repo.branch(self.branch)
+            bid = self.repo.branch(self.branch).id
+        except NotFound:
+            bid = None
+        if rec.get("bid") is not None and rec["bid"] != bid:
+            log.info("branch %s was deleted since its capture's last run: starting over", self.branch)
+            self.record.update(bid=None, pos=None, txn=None, state="copying", message="", event_time=None, lag_s=None, events=0, batches=0)
+            rec = self.record.doc
+        elif rec.get("state") in ("invalidated", "dropped", "history-lost") and not self.options.resync:
+            raise Stopped(rec.get("message") or f"the capture of {self.branch!r} stopped; run it again with --resync", rec["state"])
+        if rec.get("bid") is None and bid is not None and self.repo.collections(self.branch):
+            raise Conflict(
+                f"branch {self.branch!r} already holds documents, which a capture would replace with the source's: "
+                "capture into a new branch (it is created empty), or delete this one first"
+            )
+
+    def _ensure_branch(self) -> None:
+        """The branch, created empty if absent and protected, its id in the record (once
+        the source answered, so a source that cannot be reached leaves no branch)."""
+        try:
+            bid = self.repo.branch(self.branch).id
         except NotFound:
             try:
-                self.repo.create_branch(self.branch, empty=True)
+                bid = self.repo.create_branch(self.branch, empty=True).id
                 log.info("created branch %s for the capture", self.branch)
             except AlreadyExists:
-                pass
+                bid = self.repo.branch(self.branch).id
         self.repo.protect_branch(self.branch)
+        if self.record.doc.get("bid") != bid:
+            self.record.update(bid=bid)
 
     def _recover(self) -> dict[str, Any] | None:
         """The resume point of the last batch that became visible (None: none did)."""
@@ -198,7 +222,7 @@ class Capture:
                 self._stream_from(pos)
                 return
             except _Interrupted:
-                log.warning("stopped during the copy; nothing of it was committed")
+                log.info("stopped during the copy; nothing of it was committed")
                 return
             except (ConnectionFailure, StoreUnavailable) as exc:
                 self._down(exc, backoff)
@@ -207,16 +231,20 @@ class Capture:
                 if exc.code == HISTORY_LOST:
                     raise Stopped(
                         f"the source's oplog no longer holds the capture's resume point ({(exc.details or {}).get('errmsg', exc)}); "
-                        f"nothing past it was applied. Run 'argonfs capture {self.spec.shown} --branch {self.branch} --resync' "
+                        f"nothing past it was applied. Run 'argonfs capture {self.spec.label} --branch {self.branch} --resync' "
                         "to take a fresh copy that writes only what differs",
                         "history-lost",
                     ) from None
-                raise Stopped(f"{self.spec.shown}: {exc}") from None
+                message = (exc.details or {}).get("errmsg") or str(exc).split(", full error:")[0]
+                if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
+                    raise StoreUnavailable(f"{self.spec.shown}: {message}") from None
+                raise Stopped(f"{self.spec.shown}: {message}") from None
 
     def _down(self, exc: Exception, wait: float) -> None:
-        message = f"source or store unavailable ({exc}); retrying in {wait:.0f} s"
-        log.warning("%s", message)
-        self.report({"event": "retry", "error": str(exc), "retry_in_s": wait})
+        error = str(exc).split(", Timeout:")[0].split(", full error:")[0]  # not pymongo's topology dump
+        message = f"source or store unavailable ({error}); retrying in {wait:.0f} s"
+        log.info("%s", message)
+        self.report({"event": "retry", "error": error, "retry_in_s": wait})
         with contextlib.suppress(PyMongoError, StoreUnavailable):
             self.record.update(state="source-down", message=message)
         self.stopping.wait(wait)
@@ -315,12 +343,13 @@ class Capture:
     def _stopped(self, state: str) -> Stopped:
         if state == "dropped":
             return Stopped(
-                f"the source database {self.spec.db!r} was dropped: every captured collection is dropped in branch {self.branch!r}, and the capture stops",
+                f"the source database {self.spec.db!r} was dropped: every captured collection is dropped in branch {self.branch!r}, and the capture stops. "
+                f"Run 'argonfs capture {self.spec.label} --branch {self.branch} --resync' to capture the database again",
                 state,
             )
         return Stopped(
             f"the source's change stream was invalidated (its collection was dropped or renamed); the branch holds everything up to that point. "
-            f"Run 'argonfs capture {self.spec.shown} --branch {self.branch} --resync' to take a fresh copy",
+            f"Run 'argonfs capture {self.spec.label} --branch {self.branch} --resync' to take a fresh copy",
             state,
         )
 
@@ -434,7 +463,7 @@ class Capture:
             self.branch,
             batch.changes,
             kind="capture",
-            message=f"capture of {self.spec.shown}",
+            message=f"capture of {self.spec.label}",
             txn=txn,
             commit=commit,
             direct=False,
@@ -481,6 +510,7 @@ class Capture:
         arrived meanwhile, and commit the whole as one transaction."""
         t0 = self._operation_time()
         self.start_time = t0
+        self._ensure_branch()
         self.record.update(state="copying", message="")
         self._pending = None
         with self._watch() as stream:
@@ -508,7 +538,7 @@ class Capture:
             self.record.update(txn=txn)
             commit: dict[str, Any] = {}  # filled at the end of changes(): apply reads it after the last change
             slot = self.repo.apply(
-                self.branch, changes(), kind="capture", message=f"capture of {self.spec.shown}: first copy", txn=txn, commit=commit, direct=False
+                self.branch, changes(), kind="capture", message=f"capture of {self.spec.label}: first copy", txn=txn, commit=commit, direct=False
             )
             log.info("first copy: %s", counts)
             self._done(batch, slot, "copy", counts["changes"])

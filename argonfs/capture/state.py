@@ -31,8 +31,9 @@ from pymongo.errors import DuplicateKeyError
 from argonfs.errors import Conflict
 from argonfs.store.model import now
 from argonfs.store.mongo import Coll
+from argonfs.store.protect import CAPTURES
 
-COLLECTION = "captures"
+COLLECTION = CAPTURES
 #: a capture whose heartbeat is older than this is taken to be gone
 LEASE = timedelta(seconds=30)
 #: states a running capture reports; any other is where a capture stopped
@@ -95,9 +96,9 @@ class Record:
                     continue
                 self.doc = fresh
                 return fresh
-            if found["source"] != source:
+            if {k: v for k, v in found["source"].items() if k != "label"} != {k: v for k, v in source.items() if k != "label"}:
                 raise Conflict(
-                    f"branch {self.branch!r} captures {found['source']['shown']}, not {source['shown']}; "
+                    f"branch {self.branch!r} captures {found['source'].get('label', found['source']['shown'])}, not {source['label']}; "
                     "capture into another branch, or delete this branch first"
                 )
             if _alive(found.get("owner"), found.get("beat"), at):

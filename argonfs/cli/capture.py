@@ -16,6 +16,14 @@ class CaptureGroup(click.Group):
     """``argonfs capture SOURCE ...`` runs a capture; ``argonfs capture list`` lists them:
     a first argument that is not a subcommand is the source of ``start``."""
 
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        start = self.commands["start"]
+        formatter.write_paragraph()
+        formatter.write_text("Options of 'argonfs capture SOURCE' (also 'argonfs capture start SOURCE'):")
+        with click.Context(start, info_name="start", parent=ctx) as sub:
+            start.format_options(sub, formatter)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["start", *args]
@@ -57,9 +65,9 @@ def start(
     if batch_size < 1 or batch_time <= 0:
         raise click.BadParameter("--batch-size and --batch-time must be positive")
     spec = parse_source(source, collections)
-    progress = _Progress(spec.shown, branch, as_json)
+    progress = _Progress(spec.label, branch, as_json)
     job = Capture(app.repo, spec, branch, Options(batch_size, batch_time, once, resync), progress)
-    click.echo(f"capture: {spec.shown} -> branch {branch}", err=True)
+    click.echo(f"capture: {spec.label} -> branch {branch}", err=True)
     job.run()
     progress.summary()
 
@@ -94,9 +102,10 @@ class _Progress:
     def _line(self, report: dict[str, Any]) -> str:
         if report["event"] == "retry":
             return f"{report['error']}; retrying in {report['retry_in_s']:.0f} s"
-        what = "first copy committed" if report["event"] == "copy" else f"{self.events} events in {self.batches} batches"
+        what = "first copy committed" if report["event"] == "copy" else f"{self.events} events in {self.batches} batches so far"
         source_time = when(report["source_time"]) if report.get("source_time") else "-"
-        return f"{what}, slot {report['slot']}, source time {source_time}, lag {report['lag_s']:.2f} s"
+        slot = "nothing to write" if report["slot"] is None else f"slot {report['slot']}"
+        return f"{what}, {slot}, source time {source_time}, lag {report['lag_s']:.2f} s"
 
     def summary(self) -> None:
         click.echo(f"capture: stopped after {self.events} events in {self.batches} batches", err=True)
@@ -112,14 +121,17 @@ def list_(app: AppContext, as_json: bool) -> None:
 
     at = now()
     rows = []
+    branches = {b.name: b.id for b in app.repo.list_branches()}
     for rec in records(app.repo.db):
         state = rec.get("state", "")
-        if state in ("copying", "following", "source-down") and not running(rec, at):
+        if rec.get("bid") is not None and branches.get(rec["_id"]) != rec["bid"]:
+            state = "branch deleted (a new capture starts over)"
+        elif state in ("copying", "following", "source-down") and not running(rec, at):
             state = f"not running (last: {state})"
         rows.append(
             {
                 "branch": rec["_id"],
-                "source": rec["source"]["shown"],
+                "source": rec["source"].get("label") or rec["source"]["shown"],
                 "state": state,
                 "event_time": rec.get("event_time"),
                 "applied": rec.get("applied"),

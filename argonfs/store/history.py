@@ -21,6 +21,7 @@ from argonfs import codec
 from argonfs.errors import Conflict, InvalidName, NotFound
 from argonfs.store import diff as d
 from argonfs.store import merge as m
+from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.documents import Documents
@@ -153,6 +154,8 @@ class History(Documents):
             raise InvalidName(f"unknown merge strategy {strategy!r}: use fail, ours or theirs")
         src = self._pin(self.resolve(source))
         tgt_view = self._writable(target)
+        if not dry_run:
+            protect.refuse_captured(self.db, target, tgt_view.branch_id)
         tgt = self._pin(tgt_view)
         base = self._merge_base(src, tgt)
         result = MergeResult(source, target, base.ref)
@@ -205,6 +208,7 @@ class History(Documents):
         history is kept.  ``to``: a seq or an ISO time of the branch, or any ref (a
         bundle, a label, ``other@SEQ``).  Applied atomically, like a merge."""
         view = self._writable(branch)
+        protect.refuse_captured(self.db, branch, view.branch_id)
         current = self._pin(view)
         ref = f"{branch}@{to}" if to.isdigit() or _is_time(to) else to
         old = self._pin(self.resolve(ref))

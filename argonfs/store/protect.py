@@ -68,6 +68,29 @@ def protected_at(versions: Coll, bid: ObjectId, seq: int) -> bool:
     return protected
 
 
+#: the collection of capture records (argonfs/capture/state.py), one per captured branch
+CAPTURES = "captures"
+
+
+def captured(db: Any, name: str | None, bid: ObjectId) -> str | None:
+    """What source a capture keeps this branch in step with (None: no capture does);
+    a record of an earlier branch of the same name does not count."""
+    if name is None:
+        return None
+    rec = db[CAPTURES].find_one({"_id": name}, {"source": 1, "bid": 1})
+    if rec is None or rec.get("bid") != bid:
+        return None
+    return str(rec["source"].get("label") or rec["source"].get("shown"))
+
+
+def refuse_captured(db: Any, name: str, bid: ObjectId) -> None:
+    """A captured branch is written by its capture only: a merge or a revert into it
+    would be silently undone by the capture's next batches, or leave it unlike its source."""
+    source = captured(db, name, bid)
+    if source is not None:
+        raise Protected(f"branch {name!r} is written only by its capture of {source}: fork it ('argonfs branch create NEW --from {name}') and change the fork")
+
+
 class Guard:
     """Refuses a direct write to a protected branch (a ``versions.Guard``)."""
 
@@ -80,6 +103,7 @@ class Guard:
     def __call__(self, base: int) -> None:
         if protected_at(self.versions, self.bid, base):
             name = self.name or str(self.bid)
+            refuse_captured(self.versions.database, name, self.bid)
             raise Protected(f"branch {name!r} is protected: merge into it or revert it ('argonfs branch unprotect {name}' allows direct writes)")
         self.base = base
 

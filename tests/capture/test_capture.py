@@ -143,3 +143,35 @@ def test_resync_writes_only_what_differs_as_one_commit(repo, source: Source) -> 
     written = [e for e in repo.log("live", collection="a") if e.seq > head]
     assert len(written) == 10  # 5 updates and 5 deletes, nothing unchanged rewritten
     assert len({e.txn for e in written}) == 1  # in one transaction: one atomic commit
+
+
+def test_merges_and_reverts_into_a_captured_branch_are_refused(repo, source: Source) -> None:
+    source.db.a.insert_one({"_id": 1})
+    capture_once(repo, source.uri, "live")
+    repo.create_branch("fork", "live")
+    repo.put("fork", "a", {"_id": 2})
+    with pytest.raises(Protected, match="written only by its capture"):
+        repo.merge("fork", "live")
+    with pytest.raises(Protected, match="written only by its capture"):
+        repo.revert("live", to="1")
+    with pytest.raises(Protected, match="fork it"):
+        repo.put("live", "a", {"_id": 3})
+
+
+def test_a_branch_deleted_and_made_again_is_captured_afresh(repo, source: Source) -> None:
+    source.db.a.insert_many([{"_id": i} for i in range(5)])
+    capture_once(repo, source.uri, "live")
+    repo.unprotect_branch("live")
+    repo.delete_branch("live")
+    repo.create_branch("live", empty=True)
+    reports = capture_once(repo, source.uri, "live")
+    assert reports[0]["event"] == "copy"
+    assert branch_state(repo, "live") == source.state()
+
+
+def test_a_branch_holding_other_documents_is_not_overwritten(repo, source: Source) -> None:
+    source.db.a.insert_one({"_id": 1})
+    repo.put("main", "mine", {"_id": "keep"})
+    with pytest.raises(Conflict, match="already holds documents"):
+        capture_once(repo, source.uri, "main")
+    assert repo.get("main", "mine", "keep").doc == {"_id": "keep"}
