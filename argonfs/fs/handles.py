@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from argonfs.fs.nodes import Listing, Node
+from argonfs.fs.shards import Layout
+from argonfs.snapshot import Listed, Snapshot
 
 
 def now_ns() -> int:
@@ -34,6 +36,18 @@ class FileHandle:
     def data(self) -> bytes | bytearray:
         data = self.node.data
         return data if self.shared and data is not None else self.snapshot
+
+
+@dataclass(eq=False)
+class ShardHandle:
+    """One open shard file (fs/shards.py): its documents' listing entries and where
+    each lies in its bytes; a read fetches only the bodies its range needs."""
+
+    node: Node
+    view: Snapshot
+    collection: str
+    entries: list[Listed]
+    layout: Layout
 
 
 Item = tuple[str, Any]  # (name, node)
