@@ -10,6 +10,7 @@ import pytest
 
 from argonfs import codec
 from argonfs.fs.shards import SHARD_DOCS, Layout, shard_name, shard_number, summarize
+from argonfs.ml.torch import ShardFileDataset
 
 N = SHARD_DOCS
 
@@ -95,6 +96,8 @@ def test_shards_of_a_bundle_and_a_label(repo, mnt):
             got += json.load(f)
     assert got == [json.loads(b) for b in bodies]  # the concatenation of shards is the collection
     assert len(got) == n and got[0]["title"] == "paper 0"
+    ds = ShardFileDataset(shard_dir)
+    assert len(ds) == n and [ds[i] for i in range(0, n, 97)] == got[::97]
 
     # a range in the middle of a shard, on a fresh descriptor
     with open(shard_dir / "00001.json", "rb") as f:
