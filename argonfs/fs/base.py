@@ -83,6 +83,8 @@ MAX_FILES = 2**40
 USAGE_TTL = 30.0
 #: collections whose shard summaries (fs/shards.py) are kept
 SHARD_SUMMARIES = 256
+#: shards whose listing entries are kept, so opening one again asks the store nothing
+SHARD_LISTINGS = 32
 #: for this long after a file of a collection was opened for writing through this mount,
 #: its documents are read with direct I/O (see ``open``)
 HOT_TTL = 60.0
@@ -189,6 +191,8 @@ class FsBase(pyfuse3.Operations):
         self._inflight: dict[Any, trio.Event] = {}
         #: (top, ref, collection) of a frozen state -> its shards (fs/shards.py), LRU
         self._shard_summaries: collections.OrderedDict[Path, list[Shard]] = collections.OrderedDict()
+        #: a shard's path -> its documents' listing entries, LRU
+        self.shard_listings: collections.OrderedDict[Path, list[Listed]] = collections.OrderedDict()
         #: where background work (read-ahead) runs; set by the daemon
         self.nursery: trio.Nursery | None = None
 

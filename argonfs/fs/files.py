@@ -26,6 +26,7 @@ from argonfs.fs.base import (
     HOT_TTL,
     MAX_FILE,
     PREFETCH,
+    SHARD_LISTINGS,
     FsBase,
     _branch,
     _check_new_name,
@@ -200,11 +201,17 @@ class Files(FsBase):
         def listed() -> list[Listed]:
             return list(islice(view.entries(path[3], shard.after), shard.count))
 
-        entries = await self.runner.run(listed)
+        entries = self.shard_listings.get(path)
+        if entries is None:
+            entries = await self.runner.run(listed)
         layout = Layout([e.size for e in entries])
         if len(entries) != shard.count or layout.size != shard.size:  # the listing of a frozen state changed
             log.error("/%s: listed %d documents of %d bytes, expected %d of %d", "/".join(path), len(entries), layout.size, shard.count, shard.size)
             raise _fail(errno.EIO)
+        self.shard_listings[path] = entries
+        self.shard_listings.move_to_end(path)
+        while len(self.shard_listings) > SHARD_LISTINGS:
+            self.shard_listings.popitem(last=False)
         if self.read_log:
             for e in entries:
                 self._note_read((*path[:2], path[3], e.stem + codec.SUFFIX), ctx)
