@@ -165,7 +165,9 @@ class ShardFileDataset(Dataset[Any]):
 
     def __init__(self, path: str | os.PathLike[str], *, transform: Transform | None = None, per_shard: int = SHARD_DOCS, cache_shards: int = 32) -> None:
         self.path = os.fspath(path)
-        self.files = sorted(os.path.join(self.path, name) for name in os.listdir(self.path) if name.endswith(".json"))
+        # 00000.json ... 99999.json, 100000.json: by length, then name, is listing order
+        names = sorted((name for name in os.listdir(self.path) if name.endswith(".json")), key=lambda name: (len(name), name))
+        self.files = [os.path.join(self.path, name) for name in names]
         self.transform = transform
         self.per_shard = per_shard
         self.cache_shards = max(cache_shards, 1)

@@ -44,6 +44,15 @@ def test_a_loader_with_workers_and_the_shard_sampler(tmp_path):
     assert sorted(x for batch in loader for x in batch) == list(range(23))
 
 
+def test_shards_past_99999_come_last(tmp_path):
+    root = tmp_path / "s"
+    root.mkdir()
+    for name, docs in (("99999.json", [{"_id": 1}]), ("100000.json", [{"_id": 2}]), ("00000.json", [{"_id": 0}])):
+        (root / name).write_bytes(b"[" + b",\n".join(codec.render(d) for d in docs) + b"]\n")
+    ds = ShardFileDataset(root, per_shard=1)
+    assert [ds[i]["_id"] for i in range(len(ds))] == [0, 1, 2]
+
+
 def test_a_file_that_is_no_shard_of_that_size(tmp_path):
     write_shards(tmp_path / "s", [{"_id": i} for i in range(12)], 5)
     ds = ShardFileDataset(tmp_path / "s", per_shard=4)  # the last file (2 documents) counts
