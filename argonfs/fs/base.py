@@ -193,6 +193,8 @@ class FsBase(pyfuse3.Operations):
         self._shard_summaries: collections.OrderedDict[Path, list[Shard]] = collections.OrderedDict()
         #: a shard's path -> its documents' listing entries, LRU
         self.shard_listings: collections.OrderedDict[Path, list[Listed]] = collections.OrderedDict()
+        #: collections whose shard summary a request is listing now
+        self._shards_inflight: dict[Path, trio.Event] = {}
         #: where background work (read-ahead) runs; set by the daemon
         self.nursery: trio.Nursery | None = None
 
@@ -428,11 +430,11 @@ class FsBase(pyfuse3.Operations):
         if shards is not None:
             self._shard_summaries.move_to_end(key)
             return shards
-        waiting = self._inflight.get(key)
+        waiting = self._shards_inflight.get(key)
         if waiting is not None:  # another request is listing it
             await waiting.wait()
             return await self._shards(view, path)
-        done = self._inflight[key] = trio.Event()
+        done = self._shards_inflight[key] = trio.Event()
         try:
             collection = path[3]
             if not await self.runner.run(view.collection_exists, collection):
@@ -448,7 +450,7 @@ class FsBase(pyfuse3.Operations):
                 self._shard_summaries.popitem(last=False)
             return shards
         finally:
-            del self._inflight[key]
+            del self._shards_inflight[key]
             done.set()
 
     async def _lookup(self, path: Path) -> Node:

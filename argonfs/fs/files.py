@@ -225,7 +225,7 @@ class Files(FsBase):
         bodies: dict[int, bytes] = {}
         missing: list[int] = []
         for i in docs:
-            data = self.bodies.get(_slot(handle.entries[i]))
+            data = handle.recent.get(i) or self.bodies.get(_slot(handle.entries[i]))
             if data is None:
                 missing.append(i)
             else:
@@ -243,6 +243,7 @@ class Files(FsBase):
                     raise _fail(errno.EIO)
                 self.bodies.put(_slot(entry), data)
                 bodies[i] = data
+        handle.recent = bodies
         return handle.layout.piece(off, size, bodies)
 
     def _open_for_writing(self, node: Node, data: bytearray, truncate: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from argonfs.fs.nodes import Listing, Node
@@ -48,6 +48,9 @@ class ShardHandle:
     collection: str
     entries: list[Listed]
     layout: Layout
+    #: the bodies the last read used, by position: the next read in order starts in the
+    #: last of them, which may be too large for the body cache (a document over 8 MiB)
+    recent: dict[int, bytes] = field(default_factory=dict)
 
 
 Item = tuple[str, Any]  # (name, node)

@@ -142,3 +142,19 @@ def test_shards_are_read_only(repo, mnt):
     for fn, *args in attempts:
         assert oserror(fn, *args) == errno.EROFS, (fn.__name__, args)
     assert shard.read_bytes() == b"[" + codec.render({"_id": 1, "title": "one"}) + b"]\n"
+
+
+@pytest.mark.deadline(120)
+def test_a_shard_with_documents_larger_than_the_body_cache_keeps(repo, mnt):
+    big = "x" * (9 << 20)  # over the body cache's 8 MiB bound per body: read in many kernel reads
+    repo.put("main", "blobs", {"_id": 1, "data": big})
+    repo.put("main", "blobs", {"_id": 2, "data": "small"})
+    repo.put("main", "blobs", {"_id": 3, "data": big[:-1]})
+    bundle = repo.create_bundle("main", "big")
+    shard = mnt / "bundles" / bundle.id / ".shards/blobs/00000.json"
+    want = expected_shards(rendered(repo, bundle.id, "blobs"))[0]
+    assert os.stat(shard).st_size == len(want)
+    with open(shard, "rb") as f:
+        assert f.read() == want
+    with open(shard) as f:
+        assert [d["_id"] for d in json.load(f)] == [1, 2, 3]
