@@ -158,3 +158,16 @@ def test_a_shard_with_documents_larger_than_the_body_cache_keeps(repo, mnt):
         assert f.read() == want
     with open(shard) as f:
         assert [d["_id"] for d in json.load(f)] == [1, 2, 3]
+
+
+@pytest.mark.deadline(120)
+def test_opening_a_shard_logs_a_read_of_each_of_its_documents(repo, mount_factory):
+    repo.import_documents("main", "papers", ({"_id": i} for i in range(N + 2)))
+    bundle = repo.create_bundle("main", "v1", label="production")
+    m = mount_factory("--read-log")
+    (m / "labels/production/.shards/papers/00001.json").read_bytes()
+    os.stat(m / "labels/production/.shards/papers/00000.json")  # a stat is not a read
+    mount_factory.stop(m)  # what is still buffered is stored at unmount
+    rows = repo.read_log(bundle.id)
+    second = [e.stem for e in repo.entries(bundle.id, "papers")][N:]  # listing (name) order: "998", "999"
+    assert len(second) == 2 and sorted((r["collection"], r["id"]) for r in rows) == sorted(("papers", k) for k in second)
