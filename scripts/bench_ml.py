@@ -7,6 +7,10 @@
 * ``local``: the same file ``Dataset`` over the same files on local disk (the ceiling);
 * ``memfs``: the same again over scripts/memfs.py, an in-memory pyfuse3 filesystem
   serving those files: what any Python FUSE filesystem can reach with a file per item,
+* ``shards``: ``argonfs.ml.torch.ShardFileDataset`` (a plain map-style dataset parsing a
+  shard file on first access of its items) over the bundle's shard view in a mount,
+  ``bundles/<id>/.shards/small/`` (docs/mount.md): 1000 documents a file;
+* ``shards-local``: the same dataset over those shard files copied to local disk,
 
 each with ``num_workers`` 0 and 2, cold and warm, as a ratio to local disk warm.
 
@@ -18,7 +22,7 @@ Cold includes building the dataset (the API's listing, the file list). ``api`` c
 a new dataset (empty cache); warm is a second epoch with 0 workers, and with 2 workers a
 new ``DataLoader`` over a dataset ``preload()``-ed in the parent (forked workers inherit
 its cache). ``mount`` and ``memfs`` cold are a fresh mount; warm is the next epoch on
-it. ``local`` cold drops the files' pages (``posix_fadvise(DONTNEED)``, these files
+it; ``shards`` the same, on a mount of its own. ``local`` and ``shards-local`` cold drop the files' pages (``posix_fadvise(DONTNEED)``, these files
 only: nothing else on the machine is touched). Every ``DataLoader`` with workers is new, so its
 workers' start-up counts. Needs root (or fuse permissions) and /dev/fuse. Results:
 docs/benchmarks.md.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,7 +45,7 @@ from bench_mount import Mounted, doc
 from torch.utils.data import DataLoader, Dataset
 
 from argonfs.ml import pin
-from argonfs.ml.torch import SnapshotDataset
+from argonfs.ml.torch import ShardFileDataset, SnapshotDataset
 from argonfs.store import Repository
 from argonfs.store.mongo import client
 
@@ -100,6 +105,7 @@ def run(uri: str, n: int, work: Path) -> dict[str, float]:
         for d in snap.documents("small"):
             (local / f"{d.stem}.json").write_bytes(d.rendered)
         list(snap.entries("small"))  # the listing checkpoint exists before anything is timed
+        copied = work / "shards-local/small"  # the bundle's shard files, copied from the first shard mount
 
         for workers in (0, 2):
             drop_pages(local)
@@ -121,6 +127,17 @@ def run(uri: str, n: int, work: Path) -> dict[str, float]:
                 root = mnt / f"bundles/{snap.bundle}/small"
                 out[f"mount_cold_w{workers}"], _ = rate(n, lambda root=root: FileDataset(root), workers)
                 out[f"mount_warm_w{workers}"], _ = rate(n, lambda root=root: FileDataset(root), workers)
+
+            mnt = work / f"shards-w{workers}"
+            with Mounted([sys.executable, "-m", "argonfs", "mount", "--foreground", str(mnt), "--ready-file"], mnt, env):
+                shards = mnt / f"bundles/{snap.bundle}/.shards/small"
+                out[f"shards_cold_w{workers}"], _ = rate(n, lambda shards=shards: ShardFileDataset(shards), workers)
+                out[f"shards_warm_w{workers}"], _ = rate(n, lambda shards=shards: ShardFileDataset(shards), workers)
+                if not copied.exists():
+                    shutil.copytree(shards, copied)  # read through the mount, after its rows
+            drop_pages(copied)
+            out[f"shards-local_cold_w{workers}"], _ = rate(n, lambda: ShardFileDataset(copied), workers)
+            out[f"shards-local_warm_w{workers}"], _ = rate(n, lambda: ShardFileDataset(copied), workers)
     finally:
         client(uri).drop_database(name)
     return out
@@ -146,13 +163,14 @@ def main() -> None:
             finally:
                 stop_server(home)
     print(f"{args.n} documents, batch {BATCH}, shuffled; documents per second and the ratio to local disk warm (same num_workers)")
-    print(f"{'loader':8} {'workers':>7} {'cold/s':>9} {'warm/s':>9} {'cold/ref':>9} {'warm/ref':>9}")
+    print(f"{'loader':12} {'workers':>7} {'cold/s':>9} {'warm/s':>9} {'cold/ref':>9} {'warm/ref':>9}")
     for workers in (0, 2):
         ref = out[f"local_warm_w{workers}"]
-        for kind in ("local", "memfs", "api", "mount"):
+        for kind in ("local", "memfs", "api", "mount", "shards", "shards-local"):
             cold, warm = out[f"{kind}_cold_w{workers}"], out[f"{kind}_warm_w{workers}"]
-            print(f"{kind:8} {workers:7} {cold:9.0f} {warm:9.0f} {cold / ref:9.2f} {warm / ref:9.2f}")
+            print(f"{kind:12} {workers:7} {cold:9.0f} {warm:9.0f} {cold / ref:9.2f} {warm / ref:9.2f}")
     print("goal: api and mount, cold and warm, >= 0.50 of local disk warm")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

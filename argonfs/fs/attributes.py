@@ -23,7 +23,7 @@ from argonfs.fs.base import (
     log,
 )
 from argonfs.fs.files import Files
-from argonfs.fs.nodes import FILE, LABELS, TOP, is_dir, kind_of
+from argonfs.fs.nodes import FILE, LABELS, TOP, is_dir, kind_of, max_depth
 
 
 class Attributes(Files):
@@ -39,7 +39,7 @@ class Attributes(Files):
         if not is_dir(parent.path):
             raise _fail(errno.ENOTDIR)
         path = (*parent.path, text)
-        if len(path) > 4 or (len(path) == 3 and path[0] == LABELS) or (len(path) == 1 and text not in TOP):
+        if len(path) > max_depth(path) or (len(path) == 3 and path[0] == LABELS) or (len(path) == 1 and text not in TOP):
             raise NotFound(f"no {text!r}")
         return self._counted(await self._lookup(path))
 

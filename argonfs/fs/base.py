@@ -13,6 +13,8 @@ Caching, docs/mount.md has the user's view of it:
   the daemon remembers are reused only while the branch's head seq is unchanged
   (one cheap probe, at most every ``HEAD_TTL`` seconds per branch);
 * document bodies are cached by version, which never changes;
+* the shard view of a frozen state (fs/shards.py) is summarised once per collection,
+  from one listing: a shard's size needs no body;
 * a name a complete listing did not show, and that this daemon has not written since,
   is absent while every later slot of the branch is this daemon's own write
   (fs/absent.py): ``cp -r`` into a collection asks the store nothing before each create.
@@ -20,6 +22,7 @@ Caching, docs/mount.md has the user's view of it:
 
 from __future__ import annotations
 
+import collections
 import errno
 import functools
 import logging
@@ -28,7 +31,7 @@ import pwd
 import stat
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -38,7 +41,7 @@ import trio
 from argonfs import codec
 from argonfs.errors import ArgonError, InvalidDocument, InvalidName, NotFound, ReadOnly
 from argonfs.fs.absent import AbsentNames
-from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, ListingIndex, now_ns
+from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, ListingIndex, ShardHandle, now_ns
 from argonfs.fs.invalidate import Invalidator
 from argonfs.fs.nodes import (
     BRANCHES,
@@ -49,6 +52,9 @@ from argonfs.fs.nodes import (
     LABELS,
     REFDIR,
     ROOT,
+    SHARD,
+    SHARD_DIR,
+    SHARD_ROOT,
     TOP,
     TOPDIR,
     InodeTable,
@@ -58,6 +64,7 @@ from argonfs.fs.nodes import (
     kind_of,
     read_only_ref,
 )
+from argonfs.fs.shards import SHARDS, Shard, shard_number, summarize
 from argonfs.snapshot import Branch, Catalog, Listed, Runner, Snapshot
 
 log = logging.getLogger("argonfs.fs")
@@ -74,6 +81,10 @@ NAME_MAX = 255
 CAPACITY = 2**50
 MAX_FILES = 2**40
 USAGE_TTL = 30.0
+#: collections whose shard summaries (fs/shards.py) are kept
+SHARD_SUMMARIES = 256
+#: shards whose listing entries are kept, so opening one again asks the store nothing
+SHARD_LISTINGS = 32
 #: for this long after a file of a collection was opened for writing through this mount,
 #: its documents are read with direct I/O (see ``open``)
 HOT_TTL = 60.0
@@ -163,7 +174,7 @@ class FsBase(pyfuse3.Operations):
         #: kernel cache invalidations, served by a thread of their own (fs/invalidate.py)
         self.invalidator = Invalidator()
         self._usage: tuple[dict[str, int], float] | None = None
-        self._handles: dict[int, FileHandle | DirHandle] = {}
+        self._handles: dict[int, FileHandle | DirHandle | ShardHandle] = {}
         self._next_fh = 1
         self._views: dict[tuple[str, str], tuple[Snapshot, float]] = {}
         self._heads: dict[Any, tuple[int, float]] = {}
@@ -178,6 +189,12 @@ class FsBase(pyfuse3.Operations):
         #: names known to be absent from collections of branches, without asking the store
         self.absent = AbsentNames()
         self._inflight: dict[Any, trio.Event] = {}
+        #: (top, ref, collection) of a frozen state -> its shards (fs/shards.py), LRU
+        self._shard_summaries: collections.OrderedDict[Path, list[Shard]] = collections.OrderedDict()
+        #: a shard's path -> its documents' listing entries, LRU
+        self.shard_listings: collections.OrderedDict[Path, list[Listed]] = collections.OrderedDict()
+        #: collections whose shard summary a request is listing now
+        self._shards_inflight: dict[Path, trio.Event] = {}
         #: where background work (read-ahead) runs; set by the daemon
         self.nursery: trio.Nursery | None = None
 
@@ -269,6 +286,11 @@ class FsBase(pyfuse3.Operations):
             a.st_mode = stat.S_IFLNK | 0o777
             a.st_size = len(info.get("target", b""))
             a.st_nlink = 1
+        elif kind == SHARD:
+            a.st_mode = stat.S_IFREG | 0o444
+            a.st_size = info.get("size", 0)
+            a.st_nlink = 1
+            node.reported_size = a.st_size
         elif kind == FILE:
             scratch = node.scratch
             if scratch is not None:
@@ -336,6 +358,8 @@ class FsBase(pyfuse3.Operations):
                 return  # every path walk through a label reads the link: ask the store once per timeout
             label = await self.runner.run(self.catalog.label, path[1])
             node.info = {"target": f"../{BUNDLES}/{label.bundle}".encode(), "mtime_ns": label.mtime_ns, "until": time.monotonic() + BRANCH_TIMEOUT}
+        elif kind in (SHARD_ROOT, SHARD_DIR, SHARD):
+            await self._refresh_shards(node, kind)
         elif node.in_memory:
             return  # a scratch file, a document open for writing, an unlinked open file
         else:
@@ -373,6 +397,62 @@ class FsBase(pyfuse3.Operations):
             info["until"] = time.monotonic() + (FROZEN_TIMEOUT if view.kind != "branch" else BRANCH_TIMEOUT)
             node.info = info
 
+    async def _refresh_shards(self, node: Node, kind: str) -> None:
+        """The shard view exists in frozen states only (bundles, ``BRANCH@SEQ``): a
+        branch's documents move, so its shards would not hold still."""
+        path = node.path
+        if not read_only_ref(path):
+            raise NotFound(f"no {SHARDS} in a branch: only bundles, labels and BRANCH@SEQ views have it")
+        if node.info.get("valid"):
+            return  # a frozen state: what was true once stays true
+        view = await self._view(path)
+        info: dict[str, Any] = {"nlink": 2}
+        if kind == SHARD_ROOT:
+            info["nlink"] = 2 + len(await self.runner.run(view.collections))
+        else:
+            shards = await self._shards(view, path)
+            if kind == SHARD:
+                i = shard_number(path[4])
+                if i is None or i >= len(shards):
+                    raise NotFound(f"no shard {path[4]!r} of {view.ref}/{path[3]}")
+                info = {"size": shards[i].size}
+        if view.time_ns is not None:
+            info["mtime_ns"] = view.time_ns
+        info["valid"] = True
+        node.info = info
+
+    async def _shards(self, view: Snapshot, path: Path) -> list[Shard]:
+        """The shards of the collection ``path[3]`` of a frozen state, from one listing
+        (streamed in a worker thread; a shard costs a few numbers, a document nothing).
+        Raises NotFound for a collection the state does not have."""
+        key = path[:4]
+        shards = self._shard_summaries.get(key)
+        if shards is not None:
+            self._shard_summaries.move_to_end(key)
+            return shards
+        waiting = self._shards_inflight.get(key)
+        if waiting is not None:  # another request is listing it
+            await waiting.wait()
+            return await self._shards(view, path)
+        done = self._shards_inflight[key] = trio.Event()
+        try:
+            collection = path[3]
+            if not await self.runner.run(view.collection_exists, collection):
+                raise NotFound(f"no collection {collection!r} in {view.ref}")
+
+            def listed() -> list[Shard]:
+                entries: Iterator[Listed] = view.entries(collection)
+                return summarize((e.stem, e.size) for e in entries)
+
+            shards = await self.runner.run(listed)
+            self._shard_summaries[key] = shards
+            while len(self._shard_summaries) > SHARD_SUMMARIES:
+                self._shard_summaries.popitem(last=False)
+            return shards
+        finally:
+            del self._shards_inflight[key]
+            done.set()
+
     async def _lookup(self, path: Path) -> Node:
         node = self.scratch.get(path) or self.inodes.get(path)
         try:
@@ -387,7 +467,7 @@ class FsBase(pyfuse3.Operations):
         node.lookups += 1
         return self._entry(node)
 
-    def _add_handle(self, handle: FileHandle | DirHandle) -> int:
+    def _add_handle(self, handle: FileHandle | DirHandle | ShardHandle) -> int:
         fh = self._next_fh
         self._next_fh += 1
         self._handles[fh] = handle
@@ -411,7 +491,7 @@ def _check_new_name(path: Path) -> None:
 
 
 def _is_document(path: Path) -> bool:
-    return len(path) == 4 and path[0] == BRANCHES and codec.filename_to_stem(path[3]) is not None
+    return len(path) == 4 and path[0] == BRANCHES and path[2] != SHARDS and codec.filename_to_stem(path[3]) is not None
 
 
 def _resize(data: bytearray, size: int) -> None:

@@ -26,12 +26,15 @@ from argonfs.fs.nodes import (
     LABELS,
     REFDIR,
     ROOT,
+    SHARD_DIR,
+    SHARD_ROOT,
     TOP,
     Listing,
     Path,
     kind_of,
     read_only_ref,
 )
+from argonfs.fs.shards import shard_name
 from argonfs.snapshot import Listed, Snapshot
 
 
@@ -104,9 +107,16 @@ class Directories(FsBase):
                 child = self.inodes.get((LABELS, label.name))
                 child.info = {"target": f"../{BUNDLES}/{label.bundle}".encode(), "mtime_ns": label.mtime_ns}
                 head.append((label.name, child))
-        elif kind == REFDIR:
+        elif kind in (REFDIR, SHARD_ROOT):  # a ref's collections, or their shard directories
             view = await self._view(path)
             head += [(c, self.inodes.get((*path, c))) for c in await self.runner.run(view.collections)]
+        elif kind == SHARD_DIR:
+            view = await self._view(path)
+            mtime = {"mtime_ns": view.time_ns} if view.time_ns is not None else {}
+            for i, shard in enumerate(await self._shards(view, path)):
+                child = self.inodes.get((*path, shard_name(i)))
+                child.info = child.info or {"size": shard.size, "valid": True, **mtime}
+                head.append((shard_name(i), child))
         elif kind == COLLDIR:
             current = await self._view(path)
             view = await self.runner.run(current.pinned)
@@ -310,6 +320,8 @@ class Directories(FsBase):
         parent = self.inodes[parent_inode]
         path = (*parent.path, _name(name))
         log.debug("mkdir %s", path)
+        if parent.kind in (SHARD_ROOT, SHARD_DIR):
+            self._check_writable(path)  # a frozen state's: EROFS
         if parent.path == (BRANCHES,):  # the store checks the name (``a@b`` is EINVAL)
             await self.runner.run(self.catalog.create_branch, path[1], author=self._author(ctx))
             self._views.pop((BRANCHES, path[1]), None)

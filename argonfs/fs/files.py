@@ -14,17 +14,19 @@ import errno
 import os
 import stat
 import time
+from itertools import islice
 from typing import Any
 
 import pyfuse3
 import trio
 
 from argonfs import codec
-from argonfs.errors import ArgonError, Corrupt, InvalidDocument
+from argonfs.errors import ArgonError, Corrupt, InvalidDocument, ReadOnly
 from argonfs.fs.base import (
     HOT_TTL,
     MAX_FILE,
     PREFETCH,
+    SHARD_LISTINGS,
     FsBase,
     _branch,
     _check_new_name,
@@ -36,8 +38,9 @@ from argonfs.fs.base import (
     fuse_op,
     log,
 )
-from argonfs.fs.handles import FileHandle, now_ns
-from argonfs.fs.nodes import COLLDIR, FILE, Node, Path, Scratch, is_dir, read_only_ref
+from argonfs.fs.handles import FileHandle, ShardHandle, now_ns
+from argonfs.fs.nodes import COLLDIR, FILE, SHARD, Node, Path, Scratch, is_dir, read_only_ref
+from argonfs.fs.shards import Layout, shard_number
 from argonfs.snapshot import Listed, Snapshot, Written
 
 
@@ -127,6 +130,10 @@ class Files(FsBase):
         node = self.inodes[inode]
         path = node.path
         log.debug("open %s flags %o", path, flags)
+        if node.kind == SHARD:
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+                raise ReadOnly(f"/{'/'.join(path)} is read-only")
+            return await self._open_shard(node, ctx)
         if node.kind != FILE:
             raise _fail(errno.EISDIR if is_dir(path) else errno.EINVAL)
         writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND) != 0
@@ -181,6 +188,64 @@ class Files(FsBase):
         node.info["served"] = slot
         return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=keep and not stale, direct_io=stale)
 
+    async def _open_shard(self, node: Node, ctx: Any) -> pyfuse3.FileInfo:
+        """A shard of a frozen state: its documents' entries (one listing call from
+        where it starts), no body yet.  The kernel keeps its pages across opens."""
+        await self._refresh(node)
+        path = node.path
+        view = await self._view(path)
+        i = shard_number(path[4])
+        assert i is not None  # _refresh checked the name
+        shard = (await self._shards(view, path))[i]
+
+        def listed() -> list[Listed]:
+            return list(islice(view.entries(path[3], shard.after), shard.count))
+
+        entries = self.shard_listings.get(path)
+        if entries is None:
+            entries = await self.runner.run(listed)
+        layout = Layout([e.size for e in entries])
+        if len(entries) != shard.count or layout.size != shard.size:  # the listing of a frozen state changed
+            log.error("/%s: listed %d documents of %d bytes, expected %d of %d", "/".join(path), len(entries), layout.size, shard.count, shard.size)
+            raise _fail(errno.EIO)
+        self.shard_listings[path] = entries
+        self.shard_listings.move_to_end(path)
+        while len(self.shard_listings) > SHARD_LISTINGS:
+            self.shard_listings.popitem(last=False)
+        if self.read_log:
+            for e in entries:
+                self._note_read((*path[:2], path[3], e.stem + codec.SUFFIX), ctx)
+        handle = ShardHandle(node, view, path[3], entries, layout)
+        return pyfuse3.FileInfo(fh=self._add_handle(handle), keep_cache=True)
+
+    async def _read_shard(self, handle: ShardHandle, off: int, size: int) -> bytes:
+        """Bytes of a shard: the bodies the range needs, from the body cache or in one
+        round trip for the rest."""
+        docs = handle.layout.needed(off, size)
+        bodies: dict[int, bytes] = {}
+        missing: list[int] = []
+        for i in docs:
+            data = handle.recent.get(i) or self.bodies.get(_slot(handle.entries[i]))
+            if data is None:
+                missing.append(i)
+            else:
+                bodies[i] = data
+        if missing:
+            wanted = [handle.entries[i] for i in missing]
+            try:
+                fetched = await self.runner.run(handle.view.bodies, handle.collection, wanted)
+            except Corrupt as exc:  # a corrupted document: the shard holding it answers EIO
+                log.error("/%s: %s", "/".join(handle.node.path), exc)
+                raise _fail(errno.EIO) from None
+            for i, entry, data in zip(missing, wanted, fetched, strict=True):
+                if len(data) != entry.size:
+                    log.error("/%s: %s is %d bytes, listed as %d", "/".join(handle.node.path), entry.stem, len(data), entry.size)
+                    raise _fail(errno.EIO)
+                self.bodies.put(_slot(entry), data)
+                bodies[i] = data
+        handle.recent = bodies
+        return handle.layout.piece(off, size, bodies)
+
     def _open_for_writing(self, node: Node, data: bytearray, truncate: bool) -> None:
         """Every writer of a node shares one buffer, as on a local disk."""
         self._written[node.path[:3]] = time.monotonic()
@@ -222,6 +287,8 @@ class Files(FsBase):
     @fuse_op
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._handles[fh]
+        if isinstance(handle, ShardHandle):
+            return await self._read_shard(handle, off, size)
         assert isinstance(handle, FileHandle)
         return bytes(handle.data[off : off + size])
 
@@ -262,6 +329,10 @@ class Files(FsBase):
     @fuse_op
     async def release(self, fh: int) -> None:
         handle = self._handles.pop(fh)
+        if isinstance(handle, ShardHandle):
+            handle.node.opens -= 1
+            self.inodes.release(handle.node)
+            return
         assert isinstance(handle, FileHandle)
         node = handle.node
         try:

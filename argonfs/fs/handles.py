@@ -5,10 +5,12 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from argonfs.fs.nodes import Listing, Node
+from argonfs.fs.shards import Layout
+from argonfs.snapshot import Listed, Snapshot
 
 
 def now_ns() -> int:
@@ -34,6 +36,21 @@ class FileHandle:
     def data(self) -> bytes | bytearray:
         data = self.node.data
         return data if self.shared and data is not None else self.snapshot
+
+
+@dataclass(eq=False)
+class ShardHandle:
+    """One open shard file (fs/shards.py): its documents' listing entries and where
+    each lies in its bytes; a read fetches only the bodies its range needs."""
+
+    node: Node
+    view: Snapshot
+    collection: str
+    entries: list[Listed]
+    layout: Layout
+    #: the bodies the last read used, by position: the next read in order starts in the
+    #: last of them, which may be too large for the body cache (a document over 8 MiB)
+    recent: dict[int, bytes] = field(default_factory=dict)
 
 
 Item = tuple[str, Any]  # (name, node)

@@ -9,6 +9,8 @@ A node is identified by its path from the mount root, as a tuple of names:
     ("branches", REF, COLLECTION, NAME)  a document (<id>.json) or a scratch file
     ("bundles", ID, ...)                 the same, read-only
     ("labels", NAME)                     a symlink to ../bundles/<id>
+    (TOP, REF, ".shards", COLLECTION, SHARD)  a bundle's or BRANCH@SEQ view's shard
+                                         files (fs/shards.py); not listed in REF
 
 Inode numbers are a 63-bit hash of the path, so they are stable for the life of the
 mount without keeping every path ever seen: the table only holds
@@ -34,6 +36,7 @@ from typing import Any
 import pyfuse3
 
 from argonfs import codec
+from argonfs.fs.shards import SHARDS
 
 Path = tuple[str, ...]
 
@@ -41,6 +44,8 @@ BRANCHES, BUNDLES, LABELS = "branches", "bundles", "labels"
 TOP = (BRANCHES, BUNDLES, LABELS)
 
 ROOT, TOPDIR, REFDIR, COLLDIR, FILE, LABEL = "root", "top", "ref", "collection", "file", "label"
+#: the shard view (fs/shards.py): REF/.shards, REF/.shards/COLLECTION, and a shard file
+SHARD_ROOT, SHARD_DIR, SHARD = "shard-root", "shard-collection", "shard"
 
 
 def kind_of(path: Path) -> str:
@@ -51,11 +56,18 @@ def kind_of(path: Path) -> str:
         return TOPDIR
     if path[0] == LABELS:
         return LABEL
+    if depth >= 3 and path[2] == SHARDS:
+        return (SHARD_ROOT, SHARD_DIR, SHARD)[depth - 3]
     return (REFDIR, COLLDIR, FILE)[depth - 2]
 
 
+def max_depth(path: Path) -> int:
+    """How deep a path under ``path``'s ref can go: a document's depth, or a shard's."""
+    return 5 if len(path) >= 3 and path[2] == SHARDS else 4
+
+
 def is_dir(path: Path) -> bool:
-    return kind_of(path) in (ROOT, TOPDIR, REFDIR, COLLDIR)
+    return kind_of(path) in (ROOT, TOPDIR, REFDIR, COLLDIR, SHARD_ROOT, SHARD_DIR)
 
 
 def read_only_ref(path: Path) -> bool:

@@ -7,6 +7,8 @@ cache keyed by version slot (a version's body never changes).  The ``DataLoader`
 for a whole batch at once (``__getitems__``), so a shuffled epoch costs one round trip
 per batch, not per item.  ``SnapshotIterableDataset`` streams the documents in listing
 order with one page of bodies in memory, for collections larger than memory.
+``ShardFileDataset`` reads a mount's shard view instead (``.shards/<collection>/``,
+docs/mount.md): a few large files, no client at all.
 
 Both are safe with ``DataLoader(num_workers>0)``: a worker, forked or spawned, opens a
 client of its own on first use (``Snapshot.repo``); none is ever shared.  Each worker
@@ -16,12 +18,15 @@ cache to pay off.  Blocking (pymongo).
 
 from __future__ import annotations
 
+import os
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+import orjson
+from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from argonfs.ml.snapshot import Snapshot
 
@@ -139,3 +144,83 @@ class SnapshotIterableDataset(IterableDataset[Any]):
                 for doc in repo.bodies(self.collection, page):
                     yield doc.doc if self.transform is None else self.transform(doc.doc)
             page_no += 1
+
+
+#: documents per shard file of a mount's shard view (argonfs/fs/shards.py: SHARD_DOCS)
+SHARD_DOCS = 1000
+
+
+class ShardFileDataset(Dataset[Any]):
+    """Map-style dataset over the shard files of a collection in a mount, e.g.
+    ``/mnt/argon/labels/production/.shards/papers`` (or any directory of such files, a
+    copy on local disk): item ``i`` is document ``i`` in listing order, as parsed JSON
+    (Extended JSON as the files hold it: ``{"$oid": ...}``), or ``transform(doc)``.
+
+    Every shard but the last holds ``per_shard`` documents (the mount's is fixed at
+    1000), so only the last one is read to count.  A shard is parsed whole on first
+    access of one of its items; the last ``cache_shards`` parsed are kept per process.
+    A shuffled ``DataLoader`` over more shards than that re-reads shards: pass
+    ``sampler=ShardSampler(ds)``, which shuffles the shards and the items within each.
+    Needs no client: ``DataLoader`` workers, forked or spawned, just open files."""
+
+    def __init__(self, path: str | os.PathLike[str], *, transform: Transform | None = None, per_shard: int = SHARD_DOCS, cache_shards: int = 32) -> None:
+        self.path = os.fspath(path)
+        # 00000.json ... 99999.json, 100000.json: by length, then name, is listing order
+        names = sorted((name for name in os.listdir(self.path) if name.endswith(".json")), key=lambda name: (len(name), name))
+        self.files = [os.path.join(self.path, name) for name in names]
+        self.transform = transform
+        self.per_shard = per_shard
+        self.cache_shards = max(cache_shards, 1)
+        self._shards: OrderedDict[int, list[Any]] = OrderedDict()
+        self._len = (len(self.files) - 1) * per_shard + len(self._shard(len(self.files) - 1)) if self.files else 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _shard(self, n: int) -> list[Any]:
+        docs = self._shards.get(n)
+        if docs is not None:
+            self._shards.move_to_end(n)
+            return docs
+        with open(self.files[n], "rb") as f:
+            docs = orjson.loads(f.read())
+        if not isinstance(docs, list) or len(docs) > self.per_shard or (n < len(self.files) - 1 and len(docs) != self.per_shard):
+            raise ValueError(f"{self.files[n]}: not a shard of {self.per_shard} documents")
+        self._shards[n] = docs
+        while len(self._shards) > self.cache_shards:
+            self._shards.popitem(last=False)
+        return docs
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} documents")
+        doc = self._shard(index // self.per_shard)[index % self.per_shard]
+        return doc if self.transform is None else self.transform(doc)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_shards"] = OrderedDict()  # a spawned worker reads its own shards
+        return state
+
+
+class ShardSampler(Sampler[int]):
+    """Indices of a ``ShardFileDataset`` shard by shard: the shards in a random order,
+    the items of each shuffled, so a loader parses each shard once per epoch."""
+
+    def __init__(self, dataset: ShardFileDataset, *, seed: int | None = None) -> None:
+        self.dataset = dataset
+        self._random = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[int]:
+        n, per = len(self.dataset), self.dataset.per_shard
+        shards = list(range((n + per - 1) // per))
+        self._random.shuffle(shards)
+        for s in shards:
+            items = list(range(s * per, min((s + 1) * per, n)))
+            self._random.shuffle(items)
+            yield from items

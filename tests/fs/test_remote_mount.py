@@ -166,6 +166,27 @@ def test_a_remote_reads_like_its_bundle_with_no_mongodb(published, mount_factory
 
 
 @pytest.mark.deadline(60)
+def test_shard_files_of_a_remote_bundle(published, mount_factory):
+    """The shard view (docs/mount.md) over a remote, with no MongoDB: the bundle's
+    documents as the repository renders them, 1000 a file (here one file each)."""
+    repo, bundle = published.repo, published.bundle
+    m = mount_remote(mount_factory, published)
+    view = repo.pin(bundle)
+    shards = m / "labels/prod/.shards"
+    assert sorted(os.listdir(shards)) == ["authors", "empty", "papers"]
+    assert os.listdir(shards / "empty") == []
+    for collection in ("authors", "papers"):
+        bodies = [d.rendered for d in repo.documents(view, collection)]
+        assert os.listdir(shards / collection) == ["00000.json"]
+        shard = shards / collection / "00000.json"
+        data = shard.read_bytes()
+        assert data == b"[" + b",\n".join(bodies) + b"]\n" and shard.stat().st_size == len(data)
+        assert json.loads(data) == [json.loads(b) for b in bodies]
+    with pytest.raises(OSError) as info:
+        os.open(shards / "papers/00000.json", os.O_WRONLY)
+    assert info.value.errno == errno.EROFS
+
+
 def test_every_change_is_erofs(published, mount_factory):
     m = mount_remote(mount_factory, published)
     bundle = published.bundle
