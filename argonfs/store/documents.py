@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
-from argonfs.store import bulk, protect
+from argonfs.store import bulk, packs, protect
 from argonfs.store import checkpoints as cp
 from argonfs.store import reading as r
 from argonfs.store import versions as v
@@ -129,11 +129,18 @@ class Documents(Views):
     def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
         if not entries:
             return
-        ids = [v.slot_id(e.branch_id, e.seq) for e in entries]
-        found = {(r["b"], r["s"]): r for r in v.by_ids(self._versions, ids)}
+        docs = packs.bodies(self.db, self._packed(entries))  # imported: no record to read
+        ids = [v.slot_id(e.branch_id, e.seq) for e in entries if e.version not in docs]
+        docs.update(((r["b"], r["s"]), _payload(r)) for r in v.by_ids(self._versions, ids))
         for e in entries:
-            rec = found[(e.branch_id, e.seq)]
-            yield Document(collection, e.stem, _payload(rec), e.seq, e.size, e.hash, e.time, e.author, e.mtime)
+            yield Document(collection, e.stem, docs[e.version], e.seq, e.size, e.hash, e.time, e.author, e.mtime)
+
+    def _packed(self, entries: list[v.Entry]) -> dict[tuple[ObjectId, int], str]:
+        """The pack of each entry whose document a bulk write packed, by version."""
+        by_branch: dict[ObjectId, list[int]] = {}
+        for e in entries:
+            by_branch.setdefault(e.branch_id, []).append(e.seq)
+        return {(bid, seq): pid for bid, seqs in by_branch.items() for seq, pid in v.packed(self._versions, bid, seqs).items()}
 
     @translating
     def collections(self, ref: str | View) -> list[str]:

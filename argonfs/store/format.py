@@ -18,6 +18,10 @@ Format history (docs/formats.md, "Format versions"):
    records are in ``bulk_versions``, found by name through ``bulk_listings`` and
    ``bulk_chunks``.  Format 2 holds none; the migration creates the index of
    ``bulk_listings``.  An argonfs that reads format 2 would not see imported documents.
+4. body packs: a bulk write's documents are in ``bulk_bodies`` (store/packs.py), its
+   records name their pack (``p``) and hold no ``d``, its range record lists the packs
+   (``pk``).  Format 3 holds none, so nothing is rewritten; an argonfs that reads
+   format 3 would take a packed record for one reclaimed by gc.
 
 Blocking pymongo code.
 """
@@ -34,7 +38,7 @@ from argonfs.store.mongo import Db
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3
+FORMAT = 4
 
 
 def _to_2(db: Db) -> None:
@@ -48,8 +52,13 @@ def _to_3(db: Db) -> None:
     bulk.create_indexes(db)
 
 
+def _to_4(db: Db) -> None:
+    """Nothing to rewrite: format 3's bulk records keep their documents, and a range
+    record without packs has none."""
+
+
 #: migration from format n to n + 1
-MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2, 2: _to_3}
+MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2, 2: _to_3, 3: _to_4}
 
 
 def stored(db: Db) -> int | None:

@@ -23,6 +23,7 @@ deleted branch's records, one collection at a time.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson.objectid import ObjectId
 
+from argonfs.store import packs
 from argonfs.store import versions as v
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class Report:
     aborted: list[str] = field(default_factory=list)
     #: deleted branches still within the grace period: (name, deleted at)
     waiting: list[tuple[str, datetime]] = field(default_factory=list)
+    #: body packs (store/packs.py) deleted, every record in them being reclaimed
+    packs: int = 0
 
     @property
     def total_records(self) -> int:
@@ -85,17 +89,23 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
         report.bytes[reason] = sum(r.get("z", 0) for r in recs)
         if not dry_run:
             _blank(versions, [r["_id"] for r in recs], t0)
+    if not dry_run:
+        # a pack goes once every record in it is reclaimed, by this run or an earlier one
+        done = packs.reclaimable(repo.db, {r["p"] for r in itertools.chain.from_iterable(dead.values()) if "p" in r})
+        packs.delete(repo.db, done)
+        report.packs = len(done)
     log.info("gc%s: %d versions, %d bytes", " (dry run)" if dry_run else "", report.total_records, report.total_bytes)
     return report
 
 
 def _blank(versions: Any, ids: list[str], t0: datetime) -> None:
     """Remove the payloads, keeping every record: the one in-place update argonfs makes
-    (in ``versions`` or, for a bulk write's records, ``bulk_versions``)."""
+    (in ``versions`` or, for a bulk write's records, ``bulk_versions``, whose record
+    loses its pack's name; the pack goes once all of its records are blank)."""
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         for coll in (versions, versions.database[v.BULK]):
-            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": ""}, "$set": {"gc": t0}})
+            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": "", "p": ""}, "$set": {"gc": t0}})
 
 
 def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
@@ -128,7 +138,7 @@ def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, 
         dead.add((bid, txn))
     if not dead:
         return []
-    fields = {"b": 1, "s": 1, "x": 1, "t": 1, "z": 1, "op": 1}
+    fields = {"b": 1, "s": 1, "x": 1, "t": 1, "z": 1, "op": 1, "p": 1}
     return [rec for rec in _tagged(repo, fields) if (rec["b"], rec["x"]) in dead and rec["op"] == v.PUT]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import logging
 import random
 import time
@@ -22,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from argonfs.errors import Conflict
+from argonfs.store import packs
 from argonfs.store.mongo import Coll
 
 log = logging.getLogger(__name__)
@@ -101,16 +103,24 @@ def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | N
     bulk write reserved (``append_bulk``) is read from ``BULK``, the others from
     ``versions``, as the branch's range records known to this process say; an id not
     found where they say is looked for in the other collection (and the ranges are read
-    again), so the answer never depends on the cache."""
+    again), so the answer never depends on the cache.  A record whose document is in a
+    pack (store/packs.py) gets it from there when the projection asks for documents."""
     bulk = versions.database[BULK]
     drop_id = projection is not None and not projection.get("_id", 1)
     if drop_id:
         assert projection is not None
         projection = {k: val for k, val in projection.items() if k != "_id"} or None  # _id is in by default
-    for rec in _by_ids(versions, bulk, ids, projection):
-        if drop_id:
-            del rec["_id"]
-        yield rec
+    bodies = projection is None or bool(projection.get("d"))
+    if bodies and projection is not None:
+        projection = {**projection, "p": 1, "b": 1, "s": 1}
+    records = _by_ids(versions, bulk, ids, projection)
+    while part := list(itertools.islice(records, IN_BATCH)):
+        if bodies:
+            packs.fill(versions.database, part)
+        for rec in part:
+            if drop_id:
+                del rec["_id"]
+            yield rec
 
 
 def _by_ids(versions: Coll, bulk: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
@@ -134,8 +144,28 @@ def _by_ids(versions: Coll, bulk: Coll, ids: Sequence[str], projection: Mapping[
                     yield from coll.find({"_id": {"$in": wanted}}, projection)
 
 
-#: (database, branch id) -> the slot ranges its range records reserve, sorted
-_RANGES: dict[tuple[str, str], list[tuple[int, int]]] = {}
+class _Ranges(NamedTuple):
+    """A branch's range records as this process read them: the slots each reserves,
+    sorted, and the packs of their documents (first slot, count, pack id), sorted."""
+
+    spans: list[tuple[int, int]]
+    packs: list[tuple[int, int, str]]
+
+
+#: (database, branch id) -> its range records, read on first use
+_RANGES: dict[tuple[str, str], _Ranges] = {}
+
+
+def _ranges_of(versions: Coll, bid: str) -> _Ranges:
+    key = (versions.database.name, bid)
+    known = _RANGES.get(key)
+    if known is None:
+        spans, runs = [], []
+        for r in ranges(versions, ObjectId(bid)):
+            spans.append((r["s"] + 1, r["s"] + r["rn"]))
+            runs += [(r["s"] + 1 + offset, count, packs.pack_id(ObjectId(bid), r["s"] + 1 + offset)) for offset, count in r.get("pk", ())]
+        known = _RANGES[key] = _Ranges(sorted(spans), sorted(runs))
+    return known
 
 
 def _reserved(versions: Coll, ids: list[str]) -> set[str]:
@@ -144,16 +174,31 @@ def _reserved(versions: Coll, ids: list[str]) -> set[str]:
     out = set()
     for i in ids:
         bid, _, seq = i.rpartition(":")
-        key = (versions.database.name, bid)
-        spans = _RANGES.get(key)
-        if spans is None:
-            spans = _RANGES[key] = sorted((r["s"] + 1, r["s"] + r["rn"]) for r in ranges(versions, ObjectId(bid)))
+        spans = _ranges_of(versions, bid).spans
         if spans:
             s = int(seq)
             j = bisect.bisect_right(spans, (s, s)) - 1
             if (j >= 0 and spans[j][0] <= s <= spans[j][1]) or (j + 1 < len(spans) and spans[j + 1][0] == s):
                 out.add(i)
     return out
+
+
+def packed(versions: Coll, bid: ObjectId, seqs: Sequence[int]) -> dict[int, str]:
+    """The pack (store/packs.py) holding the document of each of these slots, for those
+    a bulk write packed, as far as this process knows its range records: a slot left
+    out is read through ``by_ids``, which does not depend on this."""
+    runs = _ranges_of(versions, str(bid)).packs
+    out = {}
+    if runs:
+        for s in seqs:
+            j = bisect.bisect_right(runs, (s, MAX_RUN)) - 1
+            if j >= 0 and runs[j][0] <= s < runs[j][0] + runs[j][1]:
+                out[s] = runs[j][2]
+    return out
+
+
+#: above any count of a run, for bisecting runs by their first slot
+MAX_RUN = 1 << 62
 
 
 def _forget_ranges(versions: Coll, ids: list[str]) -> None:
@@ -389,7 +434,8 @@ RANGE = "range"
 def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, kind: str, guard: Guard | None = None) -> int:
     """Append a transaction's records without an entry each in the key index: one
     *range record* takes the next slot and reserves the ``len(records)`` after it
-    (``head`` counts them as filled), then the records go to ``BULK`` in those slots.
+    (``head`` counts them as filled), then the records go to ``BULK`` in those slots,
+    their documents in packs (store/packs.py; the range record lists them as ``pk``).
     Returns the last slot reserved.
 
     Slots stay dense and never shared: the range record is an ordinary append, and no
@@ -398,6 +444,7 @@ def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], gu
     listing (store/bulk.py), which the writer stores before its commit record.  A
     writer that dies between the two leaves reserved slots of a transaction that never
     commits: like any uncommitted record, seen by nobody."""
+    layout = packs.runs(records)
     rng = {
         "c": COMMITS,
         "k": RANGE_KEY,
@@ -409,18 +456,21 @@ def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], gu
         "a": records[0]["a"],
         "t": records[0]["t"],
     }
+    if layout:
+        rng["pk"] = [list(run) for run in layout]
     first = append(versions, bid, [rng], guess, guard)
     _RANGES.pop((versions.database.name, str(bid)), None)
     for i, rec in enumerate(records):
         rec["b"], rec["s"], rec["x"], rec["xk"] = bid, first + 1 + i, txn, kind
         rec["_id"] = slot_id(bid, rec["s"])
+    packs.store(versions.database, bid, txn, records, layout)
     versions.database[BULK].insert_many(records, ordered=False)
     return first + len(records)
 
 
 def ranges(versions: Coll, bid: ObjectId) -> list[dict[str, Any]]:
     """The range records of a branch (one indexed query: equality on (b, c, k))."""
-    return list(versions.find({"b": bid, "c": COMMITS, "k": RANGE_KEY}, {"_id": 0, "s": 1, "rn": 1, "rc": 1, "x": 1}))
+    return list(versions.find({"b": bid, "c": COMMITS, "k": RANGE_KEY}, {"_id": 0, "s": 1, "rn": 1, "rc": 1, "x": 1, "pk": 1}))
 
 
 def _check_slot_collision(error: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from argonfs.errors import Conflict, NotFound
-from argonfs.store import Repository
+from argonfs.store import Repository, packs
 from argonfs.store import versions as v
 
 NOW = timedelta(0)
@@ -93,6 +93,7 @@ def test_gc_reclaims_exactly_the_unreachable_versions_and_keeps_slots(repo: Repo
 
     report = repo.gc(min_age=NOW, grace=NOW)
     assert report.records == {"transactions": 20, "deleted branches": 7}
+    assert report.packs == 2 and repo.db[packs.PACKS].count_documents({}) == 1  # the crashed import's two batches; main's import stays
     blanked = _records(repo, {"gc": {"$exists": True}})
     assert {r["_id"] for r in blanked} == built["expected"]
     assert report.total_bytes == sum(r["z"] for r in blanked) > 20 * 100
