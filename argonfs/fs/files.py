@@ -157,6 +157,12 @@ class Files(FsBase):
                 self._note_read(path, ctx)
                 self._read_ahead(node.info["slot"])
                 return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=True)
+        if not writing and node.data is None and node.info.get("valid") and "slot" in node.info:
+            data = await self._served_again(node)
+            if data is not None:  # a branch's document open again at the version the page cache holds
+                self._note_read(path, ctx)
+                self._read_ahead(node.info["slot"])
+                return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=True)
         if writing:
             body = b"" if truncate else await self._body(node)
             self._open_for_writing(node, bytearray(body) if node.data is None else node.data, truncate)
@@ -187,6 +193,23 @@ class Files(FsBase):
         keep = read_only_ref(path) or (slot is not None and node.info.get("served") == slot)
         node.info["served"] = slot
         return pyfuse3.FileInfo(fh=self._add_handle(FileHandle(node, data)), keep_cache=keep and not stale, direct_io=stale)
+
+    async def _served_again(self, node: Node) -> bytes | None:
+        """The body of a branch's document when the branch has not moved since its node
+        was checked, the version is the one an earlier open served (so the page cache
+        holds it), the kernel's size is right, and nobody writes the collection through
+        this mount: then an open keeps the cache and asks nothing.  None otherwise, for
+        the full path below, whose outcome in this case is the same."""
+        path = node.path
+        head = await self._head(await self._view(path))
+        slot = node.info["slot"]
+        if node.info.get("head") != head or node.info.get("served") != slot:
+            return None
+        data = self.bodies.get(slot)
+        written = self._written.get(path[:3])
+        if data is None or node.reported_size not in (-1, len(data)) or (written is not None and time.monotonic() - written < HOT_TTL):
+            return None
+        return data
 
     async def _open_shard(self, node: Node, ctx: Any) -> pyfuse3.FileInfo:
         """A shard of a frozen state: its documents' entries (one listing call from
