@@ -70,13 +70,18 @@ def status(app: AppContext, as_json: bool) -> None:
 @click.option("--branch", "-b", default=None, help="Branch to write (default: the default branch).")
 @click.option("--collection", "-c", default=None, help="Import only this collection, or name the target of a single-collection source.")
 @click.option("--batch-size", default=1000, show_default=True, help="Documents per write.")
+@click.option("--checksum", is_flag=True, help="Compare every document, even when the source's files look unchanged since the last import.")
 @json_option
 @pass_app
-def import_(app: AppContext, source: str, branch: str | None, collection: str | None, batch_size: int, as_json: bool) -> None:
+def import_(app: AppContext, source: str, branch: str | None, collection: str | None, batch_size: int, checksum: bool, as_json: bool) -> None:
     """Import documents from a MongoDB URI or a directory of JSON/JSONL files.
 
-    Unchanged documents are skipped, so re-running an import is safe.
+    Unchanged documents are skipped, so re-running an import is safe.  A file or
+    directory whose sizes, times and inodes are those of the last import into the
+    collection, which nothing has written since, is not read at all (as rsync's
+    quick check; --checksum reads it).
     """
+    from argonfs.store.model import ImportCounts
     from argonfs.store.transfer import sources
 
     repo = app.repo
@@ -84,11 +89,17 @@ def import_(app: AppContext, source: str, branch: str | None, collection: str | 
     repo.resolve(branch)
     results = {}
     for src in sources(source, collection):
-        with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=sys.stderr) as bar:
-            counts = repo.import_documents(branch, src.collection, src.docs, batch_size=batch_size, progress=bar.update)
-        results[src.collection] = vars(counts)
+        fingerprint = None if checksum else src.fingerprint
+        known = None if fingerprint is None else repo.unchanged_import(branch, src.collection, fingerprint)
+        if known is not None:
+            counts = ImportCounts(unchanged=known)
+        else:
+            with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=sys.stderr) as bar:
+                counts = repo.import_documents(branch, src.collection, src.docs, batch_size=batch_size, progress=bar.update, fingerprint=src.fingerprint)
+        results[src.collection] = {**vars(counts), "quick": known is not None}
         if not as_json:
-            click.echo(f"{src.collection}: {counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged (from {src.origin})")
+            how = "; its files are unchanged since the last import, not read" if known is not None else ""
+            click.echo(f"{src.collection}: {counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged (from {src.origin}{how})")
     if as_json:
         echo_json(results)
     elif not results:

@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
-from argonfs.store import bulk, packs, protect
+from argonfs.store import bulk, imports, packs, protect
 from argonfs.store import checkpoints as cp
 from argonfs.store import reading as r
 from argonfs.store import versions as v
@@ -287,14 +287,23 @@ class Documents(Views):
 
     @translating
     def import_documents(
-        self, ref: str | View, collection: str, docs: Iterable[dict[str, Any]], *, batch_size: int = 1000, progress: Any = None
+        self,
+        ref: str | View,
+        collection: str,
+        docs: Iterable[dict[str, Any]],
+        *,
+        batch_size: int = 1000,
+        progress: Any = None,
+        fingerprint: str | None = None,
     ) -> ImportCounts:
         """Write many documents in batches, skipping those whose content is unchanged,
         so re-running an import only writes what differs.  "Unchanged" is decided
         against one listing of the target taken at the start (sizes and hashes, no
         bodies), not a lookup per batch; it costs one hash string per live document.  Atomic: the versions are
         tagged as one transaction and committed at the end (versions.append_atomic), so
-        readers see the whole import or none of it, and a failed one leaves nothing."""
+        readers see the whole import or none of it, and a failed one leaves nothing.
+        With ``fingerprint`` (of the source's files, store/transfer.py), a successful
+        import records it for ``unchanged_import``."""
         view = self._writable(ref)
         self._catalog(view.branch_id, collection)
         counts = ImportCounts()
@@ -359,7 +368,18 @@ class Documents(Views):
             guard = protect.Guard(self._versions, bid, view.branch)
             slot = self._heads[bid] = v.append_commit(self._versions, bid, txn, commit, self._heads.get(bid), guard)
             self._checkpoint_import(start, collection, mine, slot, written_listing)
+        if fingerprint is not None:
+            assert start.seq is not None
+            imports.record(self.db, view.branch_id, collection, fingerprint, start.seq, txn, counts.total)
         return counts
+
+    @translating
+    def unchanged_import(self, ref: str | View, collection: str, fingerprint: str) -> int | None:
+        """The quick check of a re-import (store/imports.py): the number of documents the
+        last import of a source with this fingerprint read into the collection, if
+        importing it again would write nothing; None when only the full compare can tell."""
+        view = self._writable(ref)
+        return imports.unchanged(self.db, view.branch_id, collection, fingerprint, self._head(view.branch_id))
 
     def _checkpoint_import(self, start: View, collection: str, mine: _Written, slot: int, written: cp.Builder) -> None:
         """Leave the checkpoint of the import's commit slot: the listing it started from,

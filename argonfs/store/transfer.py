@@ -12,7 +12,9 @@ Blocking.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,35 @@ class Source:
     origin: str
     count: int | None
     docs: Iterator[dict[str, Any]]
+    #: what the source's files looked like before reading them (``fingerprint``); None
+    #: for a MongoDB source and for files changed in the last RACY_NS
+    fingerprint: str | None = None
+
+
+#: files changed this recently are not fingerprinted: a change within the file system's
+#: timestamp granularity after the read would leave the same sizes and times behind
+RACY_NS = 2_000_000_000
+
+
+def fingerprint(files: list[Path]) -> str | None:
+    """A digest of the paths, sizes, times (modification and change, in ns), inodes and
+    devices of these files, as rsync's quick check and git's index compare them; None
+    if any changed within RACY_NS of now (or vanished)."""
+    now = time.time_ns()
+    digest = hashlib.blake2b(digest_size=16)
+    for path in files:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= now - RACY_NS:
+            return None
+        digest.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())
+    return digest.hexdigest()
+
+
+def _doc_files(path: Path) -> list[Path]:
+    return sorted(Path(e.path) for e in os.scandir(path) if e.is_file() and e.name.endswith(codec.SUFFIX))
 
 
 def _where(path: Path, line: int | None = None) -> str:
@@ -96,8 +127,8 @@ def directory_sources(root: Path, only: str | None = None) -> list[Source]:
     if root.is_file():
         name = only or root.name.rsplit(".", 1)[0]
         if root.suffix == ".jsonl":
-            return [Source(name, str(root), _count_lines(root), _jsonl(root))]
-        return [Source(name, str(root), None, _json_file(root))]
+            return [Source(name, str(root), _count_lines(root), _jsonl(root), fingerprint([root]))]
+        return [Source(name, str(root), None, _json_file(root), fingerprint([root]))]
     if not root.is_dir():
         raise NotFound(f"no such file or directory: {root}")
     sources = []
@@ -106,12 +137,12 @@ def directory_sources(root: Path, only: str | None = None) -> list[Source]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            n = sum(1 for e in os.scandir(path) if e.name.endswith(codec.SUFFIX))
-            sources.append(Source(entry.name, str(path), n, _doc_dir(path)))
+            files = _doc_files(path)
+            sources.append(Source(entry.name, str(path), len(files), _doc_dir(path), fingerprint([path, *files])))
         elif entry.name.endswith(".jsonl"):
-            sources.append(Source(entry.name[: -len(".jsonl")], str(path), _count_lines(path), _jsonl(path)))
+            sources.append(Source(entry.name[: -len(".jsonl")], str(path), _count_lines(path), _jsonl(path), fingerprint([path])))
         elif entry.name.endswith(".json"):
-            sources.append(Source(entry.name[: -len(".json")], str(path), None, _json_file(path)))
+            sources.append(Source(entry.name[: -len(".json")], str(path), None, _json_file(path), fingerprint([path])))
     if only is not None:
         sources = [s for s in sources if s.collection == only]
         if not sources:

@@ -113,6 +113,31 @@ def test_writes_to_bundles_are_refused(run) -> None:
     assert run("ls", b, "c").count(".json") == 1
 
 
+def test_a_re_import_of_unchanged_files_reads_nothing(run, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from argonfs.store import transfer
+
+    assert transfer.fingerprint([source / "events.jsonl"]) is None  # just written: too recent to trust
+    monkeypatch.setattr(transfer, "RACY_NS", 0)
+
+    def quick(*args: str) -> dict[str, tuple[bool, int, int]]:
+        return {c: (r["quick"], r["updated"], r["unchanged"]) for c, r in json.loads(run("import", str(source), "--json", *args)).items()}
+
+    assert quick() == {"events": (False, 0, 0), "people": (False, 0, 0), "tags": (False, 0, 0)}
+    with monkeypatch.context() as m:
+        m.setattr(transfer, "_parse_at", lambda *a: pytest.fail("a quick re-import read a file"))
+        assert quick() == {"events": (True, 0, 2), "people": (True, 0, 2), "tags": (True, 0, 2)}
+        assert "events: 0 added, 0 updated, 2 unchanged (from" in run("import", str(source / "events.jsonl"))
+    run("put", "main", "people", "-", input='{"_id": "alan", "name": "changed in the branch"}')
+    (source / "events.jsonl").write_text('{"_id": 1, "t": "c"}\n\n{"_id": 2, "t": "b"}\n')  # same size
+    assert quick() == {"events": (False, 1, 1), "people": (False, 1, 1), "tags": (True, 0, 2)}
+    assert quick() == {"events": (True, 0, 2), "people": (True, 0, 2), "tags": (True, 0, 2)}
+    assert quick("--checksum") == {"events": (False, 0, 2), "people": (False, 0, 2), "tags": (False, 0, 2)}
+    (source / "people" / "grace.json").write_text('{"name": "Grace"}')
+    assert quick()["people"] == (False, 0, 2)
+    run("branch", "create", "other", "--from", "main@0")
+    assert quick("--branch", "other")["tags"] == (False, 0, 0)
+
+
 def test_import_errors_name_the_file(run, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     (bad / "c").mkdir(parents=True)

@@ -148,3 +148,26 @@ def _per_txn(log) -> list[str]:
             out.append(e.op)
         seen.add(e.txn)
     return out
+
+
+def test_the_quick_check_of_a_re_import_sees_writes_during_and_after_it(repo: Repository, mongo_uri: str, repo_name: str) -> None:
+    other = Repository.open(mongo_uri, repo_name, author="other")
+
+    def docs(during: bool):
+        for i in range(30):
+            if during and i == 15:  # another writer changes a document the import compared already
+                other.put("main", "c", {"_id": 3, "v": "changed during the import"})
+            yield {"_id": i, "v": i}
+
+    repo.import_documents("main", "c", docs(False), batch_size=10, fingerprint="fp")
+    assert repo.unchanged_import("main", "c", "fp") == 30
+    assert repo.unchanged_import("main", "c", "another") is None
+    repo.put("main", "d", {"_id": 1})  # another collection: no matter
+    assert repo.unchanged_import("main", "c", "fp") == 30
+    repo.import_documents("main", "c", docs(True), batch_size=10, fingerprint="fp")
+    assert repo.unchanged_import("main", "c", "fp") is None  # the import's compare missed that write
+    repo.import_documents("main", "c", docs(False), batch_size=10, fingerprint="fp")
+    assert repo.get("main", "c", "3").doc == {"_id": 3, "v": 3}
+    assert repo.unchanged_import("main", "c", "fp") == 30
+    repo.delete("main", "c", "4")
+    assert repo.unchanged_import("main", "c", "fp") is None
