@@ -149,15 +149,12 @@ def gc(app: AppContext, dry_run: bool, min_age: float | None, grace: float | Non
         "by_reason": {reason: {"records": n, "bytes": report.bytes[reason]} for reason, n in report.records.items()},
         "aborted": report.aborted,
         "waiting": [{"branch": name, "deleted": t} for name, t in report.waiting],
-        "packs": report.packs,
     }
     if as_json:
         echo_json(out)
         return
     verb = "would reclaim" if dry_run else "reclaimed"
     click.echo(f"{verb} {out['records']} versions, {out['bytes']} bytes of documents")
-    if report.packs:
-        click.echo(f"  deleted {report.packs} packs of imported documents")
     for reason, n in report.records.items():
         click.echo(f"  {reason}: {n} versions, {report.bytes[reason]} bytes")
     if report.aborted:

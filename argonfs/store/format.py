@@ -18,10 +18,11 @@ Format history (docs/formats.md, "Format versions"):
    records are in ``bulk_versions``, found by name through ``bulk_listings`` and
    ``bulk_chunks``.  Format 2 holds none; the migration creates the index of
    ``bulk_listings``.  An argonfs that reads format 2 would not see imported documents.
-4. body packs: a bulk write's documents are in ``bulk_bodies`` (store/packs.py), its
-   records name their pack (``p``) and hold no ``d``, its range record lists the packs
-   (``pk``).  Format 3 holds none, so nothing is rewritten; an argonfs that reads
-   format 3 would take a packed record for one reclaimed by gc.
+4. packs: a bulk write's runs of puts are stored many records to a row of
+   ``bulk_packs`` (store/packs.py), listed by their range record (``pk``); only the
+   other records of a bulk write are in ``bulk_versions``.  Format 3 holds no packs,
+   so nothing is rewritten; an argonfs that reads format 3 would not find packed
+   records.
 
 Blocking pymongo code.
 """
@@ -53,8 +54,8 @@ def _to_3(db: Db) -> None:
 
 
 def _to_4(db: Db) -> None:
-    """Nothing to rewrite: format 3's bulk records keep their documents, and a range
-    record without packs has none."""
+    """Nothing to rewrite: format 3's bulk records stay in ``bulk_versions``, and a
+    range record without ``pk`` has no packs."""
 
 
 #: migration from format n to n + 1

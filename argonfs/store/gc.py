@@ -23,7 +23,6 @@ deleted branch's records, one collection at a time.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -59,8 +58,6 @@ class Report:
     aborted: list[str] = field(default_factory=list)
     #: deleted branches still within the grace period: (name, deleted at)
     waiting: list[tuple[str, datetime]] = field(default_factory=list)
-    #: body packs (store/packs.py) deleted, every record in them being reclaimed
-    packs: int = 0
 
     @property
     def total_records(self) -> int:
@@ -75,6 +72,7 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
     from argonfs.store.model import now
 
     t0 = now()
+    packs.forget()  # read every pack as it is now, marks included
     report = Report(dry_run)
     versions = repo.db["versions"]
     dead: dict[str, list[dict[str, Any]]] = {"transactions": _dead_transactions(repo, t0 - min_age, report, t0), "deleted branches": []}
@@ -88,24 +86,20 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
         report.records[reason] = len(recs)
         report.bytes[reason] = sum(r.get("z", 0) for r in recs)
         if not dry_run:
-            _blank(versions, [r["_id"] for r in recs], t0)
-    if not dry_run:
-        # a pack goes once every record in it is reclaimed, by this run or an earlier one
-        done = packs.reclaimable(repo.db, {r["p"] for r in itertools.chain.from_iterable(dead.values()) if "p" in r})
-        packs.delete(repo.db, done)
-        report.packs = len(done)
+            _blank(versions, recs, t0)
     log.info("gc%s: %d versions, %d bytes", " (dry run)" if dry_run else "", report.total_records, report.total_bytes)
     return report
 
 
-def _blank(versions: Any, ids: list[str], t0: datetime) -> None:
+def _blank(versions: Any, recs: list[dict[str, Any]], t0: datetime) -> None:
     """Remove the payloads, keeping every record: the one in-place update argonfs makes
-    (in ``versions`` or, for a bulk write's records, ``bulk_versions``, whose record
-    loses its pack's name; the pack goes once all of its records are blank)."""
+    (in ``versions``, ``bulk_versions``, or a bulk write's pack, store/packs.py)."""
+    packs.blank(versions.database, [r for r in recs if "p" in r], t0)
+    ids = [r["_id"] for r in recs if "p" not in r]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         for coll in (versions, versions.database[v.BULK]):
-            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": "", "p": ""}, "$set": {"gc": t0}})
+            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": ""}, "$set": {"gc": t0}})
 
 
 def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
@@ -212,7 +206,7 @@ def _dead_in_branch(repo: Repository, bid: ObjectId, limits: set[int | None]) ->
     for c in sorted({r["c"] for r in repo.db["catalog"].find({"b": bid}, {"c": 1})}):
         recs = list(versions.find({"b": bid, "c": c}, {"d": 0}))
         ids = [v.slot_id(bid, s) for r in reserved if r["rc"] == c for s in range(r["s"] + 1, r["s"] + r["rn"] + 1)]
-        recs += [rec for start in range(0, len(ids), _CHUNK) for rec in versions.database[v.BULK].find({"_id": {"$in": ids[start : start + _CHUNK]}}, {"d": 0})]
+        recs += list(v.by_ids(versions, ids, v.NO_BODY))
         seen: set[str] = set()
         for limit in seqs:
             seen |= _seen_at(recs, commits, limit)

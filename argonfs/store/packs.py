@@ -1,30 +1,36 @@
-"""Body packs: the documents of a bulk write, many consecutive slots to a stored row.
+"""Packs: the records of a bulk write, many consecutive slots to a stored row.
 
-A bulk write's records (versions.append_bulk) keep their metadata in ``bulk_versions``;
-their documents go, in runs of consecutive slots, to rows of ``bulk_bodies``: one row
-holds the documents of up to ``MAX_DOCS`` slots (at most ``MAX_BYTES`` of rendered
-JSON), in slot order, under the id of its first slot.  A record whose document went to a
-pack names the pack (``p``); a document larger than ``MAX_DOC``, and a delete, stay in
-their record.  The write's range record lists its packs (``pk``: offset and count of
-each run from the first reserved slot), so a reader that knows a branch's range records
-finds the body of a slot without reading its record.
+SecantusDB's cost of an insert is mostly per stored document: a row holding 256 records
+and their documents goes in at about five times the records per second of one row each,
+and comes back in about 1 ms, where reading 256 rows by ``_id`` takes about 40 ms (0.3
+ms per id in an ``$in`` of 100; an ``_id`` range is a collection scan).  So a bulk write
+(versions.append_bulk: an import, a capture's runs of puts) stores the puts of each run
+of up to ``MAX_DOCS`` consecutive slots (at most ``MAX_BYTES`` of rendered JSON) as one
+row of ``bulk_packs``, under the id of the run's first slot:
 
-Why: SecantusDB answers a query by ``_id`` at about 0.3 ms per id (``$in`` of 100) and
-scans the collection for an ``_id`` range, while one row of 256 documents comes back in
-about 1 ms.  Cold reads of imported documents (the mount, ``Repository.documents``, the
-training loaders) are bound by that (docs/benchmarks.md, "Body packs").
+    {_id: "<branch id>:<first slot>", b, c, a, x, xk, n,
+     r: [[k, z, h, t, mt], ...],   the records' own fields, in slot order
+     d: [document, ...],           their documents (None once gc reclaimed one)
+     g: {"<i>": time}}             gc's marks
 
-Packs are written with their records, before the bulk listing and the commit record, so
-they follow the same rule as any record of a transaction: seen only once it commits.  A
-pack never changes; ``argonfs gc`` deletes one once every record in it is reclaimed
-(store/gc.py).  Blocking pymongo code.
+A put whose document renders larger than ``MAX_DOC``, and a delete, keep a row of their
+own in ``bulk_versions``.  The write's range record lists the runs (``pk``: offset from
+its first reserved slot, and count), so a reader that knows a branch's range records
+finds a slot's pack without a query; ``versions.by_ids`` gives a packed slot's record
+exactly as a ``bulk_versions`` row would be, with ``p`` naming its pack.
+
+A pack is written before the transaction's bulk listing and commit record, so it is
+seen only once the transaction commits, like any record of it.  Nothing in a pack
+changes but gc's marks: gc blanks a record by setting its document to None and its mark
+(store/gc.py); the record stays, so every slot stays filled.  Blocking pymongo code.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import bson
@@ -34,26 +40,27 @@ from bson.raw_bson import RawBSONDocument
 
 from argonfs.store.mongo import Db
 
-PACKS = "bulk_bodies"
+PACKS = "bulk_packs"
 MAX_DOCS = 256
 MAX_BYTES = 1 << 20
-#: a document rendered larger than this keeps its own record (a pack must stay far
-#: below MongoDB's 16 MiB per row whatever BSON makes of the JSON sizes)
+#: a document rendered larger than this keeps its own row (a pack must stay far below
+#: MongoDB's 16 MiB per row whatever BSON makes of the JSON sizes)
 MAX_DOC = 64 << 10
 #: packs per ``$in``: each is up to MAX_BYTES
 IN_BATCH = 16
+_PUT = "put"
 
 
 def runs(records: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """Where a bulk write's records go in packs: (offset, count) of each run of
-    consecutive records with a document of at most MAX_DOC bytes, cut at MAX_DOCS
-    documents or MAX_BYTES."""
+    """Which of a bulk write's records go in packs: (offset, count) of each run of
+    consecutive puts of the same author with a document of at most MAX_DOC bytes, cut
+    at MAX_DOCS records or MAX_BYTES."""
     out: list[tuple[int, int]] = []
     start, count, size = 0, 0, 0
     for i, rec in enumerate(records):
         z = rec.get("z", 0)
-        packable = "d" in rec and z <= MAX_DOC
-        if count and (not packable or count == MAX_DOCS or size + z > MAX_BYTES):
+        packable = rec["op"] == _PUT and "d" in rec and z <= MAX_DOC
+        if count and (not packable or count == MAX_DOCS or size + z > MAX_BYTES or rec["a"] != records[start]["a"]):
             out.append((start, count))
             count = 0
         if packable:
@@ -74,27 +81,32 @@ def first_slot(pid: str) -> int:
     return int(pid.rpartition(":")[2])
 
 
-def store(db: Db, bid: ObjectId, txn: str, records: list[dict[str, Any]], layout: list[tuple[int, int]]) -> None:
-    """Move the documents of records already given their slots (``s``) into packs, as
-    ``layout`` (``runs``) cuts them, and insert the packs."""
-    rows = []
+def rows(records: list[dict[str, Any]], layout: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The pack rows of records already given their slots and transaction (``s``,
+    ``b``, ``x``, ``xk``), as ``layout`` (``runs``) cuts them."""
+    out = []
     for offset, count in layout:
         part = records[offset : offset + count]
-        pid = pack_id(bid, part[0]["s"])
-        docs = []
-        for rec in part:
-            docs.append(rec.pop("d"))
-            rec["p"] = pid
-        rows.append({"_id": pid, "b": bid, "x": txn, "n": count, "z": sum(r["z"] for r in part), "d": docs})
-    if rows:
-        db[PACKS].insert_many(rows, ordered=False)
+        head = part[0]
+        out.append(
+            {
+                "_id": pack_id(head["b"], head["s"]),
+                **{f: head[f] for f in ("b", "c", "a", "x", "xk")},
+                "n": count,
+                "z": sum(r["z"] for r in part),
+                "r": [[r["k"], r["z"], r["h"], r["t"], r.get("mt")] for r in part],
+                "d": [r["d"] for r in part],
+            }
+        )
+    return out
 
 
 class _Cache:
     """The packs last read in this process, as BSON, by id, up to ``limit`` bytes: a
     reader going through a listing reads each pack once even when its windows straddle
-    two.  Packs never change, so an entry is never stale; each reader decodes its own
-    copy, so no caller shares a document with another."""
+    two.  Only gc's marks ever change in a pack; gc forgets what it touches, and a copy
+    read before another process's gc still holds documents nobody can see any more.
+    Each reader decodes its own copy, so no caller shares a document with another."""
 
     def __init__(self, limit: int = 16 * MAX_BYTES) -> None:
         self.limit = limit
@@ -119,13 +131,24 @@ class _Cache:
                 _, old = self.rows.popitem(last=False)
                 self.size -= len(old)
 
+    def forget(self, pids: Iterable[str] | None = None) -> None:
+        with self.lock:
+            for pid in list(self.rows) if pids is None else pids:
+                old = self.rows.pop(pid, None)
+                if old is not None:
+                    self.size -= len(old)
+
 
 _CACHE = _Cache()
 
 
-def fetch(db: Db, pids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The documents of the packs with these ids that exist (a missing one was
-    reclaimed by gc), freshly decoded."""
+def forget(pids: Iterable[str] | None = None) -> None:
+    """Drop these packs (default: all) from this process's cache."""
+    _CACHE.forget(pids)
+
+
+def fetch(db: Db, pids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The pack rows with these ids that exist, freshly decoded."""
     raws: dict[str, bytes] = {}
     missing = []
     for pid in dict.fromkeys(pids):
@@ -136,53 +159,76 @@ def fetch(db: Db, pids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
             raws[pid] = raw
     coll = db[PACKS].with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
     for start in range(0, len(missing), IN_BATCH):
-        for row in coll.find({"_id": {"$in": missing[start : start + IN_BATCH]}}, {"d": 1}):
+        for row in coll.find({"_id": {"$in": missing[start : start + IN_BATCH]}}):
             raw = bytes(row.raw)
             _CACHE.put(row["_id"], raw)
             raws[row["_id"]] = raw
-    return {pid: bson.decode(raw, codec_options=db.codec_options)["d"] for pid, raw in raws.items()}
+    return {pid: bson.decode(raw, codec_options=db.codec_options) for pid, raw in raws.items()}
+
+
+def record(row: dict[str, Any], i: int) -> dict[str, Any]:
+    """The version record of slot ``first + i`` of a pack row, as ``bulk_versions``
+    would hold it, with ``p`` naming the pack."""
+    k, z, h, t, mt = row["r"][i]
+    rec: dict[str, Any] = {"_id": pack_id(row["b"], first_slot(row["_id"]) + i), "b": row["b"], "s": first_slot(row["_id"]) + i}
+    rec.update(c=row["c"], k=k, op=_PUT, z=z, h=h, a=row["a"], t=t, x=row["x"], xk=row["xk"], p=row["_id"])
+    if mt is not None:
+        rec["mt"] = mt
+    mark = row.get("g", {}).get(str(i))
+    if mark is not None:
+        rec["gc"] = mark
+    elif row["d"][i] is not None:
+        rec["d"] = row["d"][i]
+    return rec
+
+
+def records(db: Db, slots: Mapping[str, str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of these slot ids (each naming its pack) that exist, projected as
+    MongoDB would (``{"d": 0}``, or an inclusion of fields)."""
+    found = fetch(db, slots.values())
+    for sid, pid in slots.items():
+        row = found.get(pid)
+        i = int(sid.rpartition(":")[2]) - first_slot(pid)
+        if row is not None and 0 <= i < row["n"]:
+            yield _project(record(row, i), projection)
+
+
+def _project(rec: dict[str, Any], projection: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not projection:
+        return rec
+    if not any(value for key, value in projection.items() if key != "_id"):  # an exclusion
+        return {k: value for k, value in rec.items() if projection.get(k, 1)}
+    return {k: value for k, value in rec.items() if projection.get(k) or (k == "_id" and projection.get("_id", 1))}
 
 
 def bodies(db: Db, slots: Mapping[tuple[ObjectId, int], str]) -> dict[tuple[ObjectId, int], dict[str, Any]]:
     """The documents of slots ``(branch id, seq)`` from their packs (``slots`` names
-    each one's pack); a slot whose pack is gone is left out."""
-    rows = fetch(db, slots.values())
+    each one's pack); a slot whose document is not there (reclaimed, or a pack not
+    written) is left out."""
+    found = fetch(db, slots.values())
     out = {}
     for (bid, seq), pid in slots.items():
-        docs = rows.get(pid)
-        if docs is not None:
-            out[(bid, seq)] = docs[seq - first_slot(pid)]
+        row = found.get(pid)
+        if row is not None:
+            doc = row["d"][seq - first_slot(pid)]
+            if doc is not None:
+                out[(bid, seq)] = doc
     return out
 
 
-def fill(db: Db, records: list[dict[str, Any]]) -> None:
-    """Give each record whose document is in a pack (``p``) its document ``d``."""
-    wanted = {(r["b"], r["s"]): r["p"] for r in records if "p" in r and "d" not in r}
-    if not wanted:
-        return
-    docs = bodies(db, wanted)
-    for rec in records:
-        if "p" in rec and "d" not in rec and (rec["b"], rec["s"]) in docs:
-            rec["d"] = docs[(rec["b"], rec["s"])]
+def blank(db: Db, recs: list[dict[str, Any]], t0: datetime) -> None:
+    """gc's in-place update of packed records: each one's document goes, its mark is set."""
+    by_pack: dict[str, dict[str, Any]] = {}
+    for rec in recs:
+        i = rec["s"] - first_slot(rec["p"])
+        by_pack.setdefault(rec["p"], {}).update({f"d.{i}": None, f"g.{i}": t0})
+    for pid, fields in by_pack.items():
+        db[PACKS].update_one({"_id": pid}, {"$set": fields})
+    forget(by_pack)
 
 
-def reclaimable(db: Db, pids: Iterable[str]) -> list[str]:
-    """Of these packs, those in which every record is reclaimed (has ``gc``)."""
-    from argonfs.store import versions as v
-
-    out = []
-    for pid in sorted(set(pids)):
-        row = db[PACKS].find_one({"_id": pid}, {"n": 1, "b": 1})
-        if row is None:
-            continue
-        first = first_slot(pid)
-        ids = [v.slot_id(row["b"], s) for s in range(first, first + row["n"])]
-        recs = list(v.by_ids(db["versions"], ids, {"gc": 1}))
-        if len(recs) == len(ids) and all("gc" in rec for rec in recs):
-            out.append(pid)
-    return out
-
-
-def delete(db: Db, pids: list[str]) -> None:
-    for start in range(0, len(pids), IN_BATCH):
-        db[PACKS].delete_many({"_id": {"$in": pids[start : start + IN_BATCH]}})
+def all_records(db: Db, rows_filter: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Every record of every pack (of those matching ``rows_filter``): for checks and tests."""
+    for row in db[PACKS].find(rows_filter or {}):
+        for i in range(row["n"]):
+            yield record(row, i)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
 import logging
 import random
 import time
@@ -100,36 +99,31 @@ IN_BATCH = 100
 
 def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """The records with these ids (those that exist), ``IN_BATCH`` per query.  A slot a
-    bulk write reserved (``append_bulk``) is read from ``BULK``, the others from
-    ``versions``, as the branch's range records known to this process say; an id not
-    found where they say is looked for in the other collection (and the ranges are read
-    again), so the answer never depends on the cache.  A record whose document is in a
-    pack (store/packs.py) gets it from there when the projection asks for documents."""
-    bulk = versions.database[BULK]
+    bulk write reserved (``append_bulk``) is read from its pack (store/packs.py) or from
+    ``BULK``, the others from ``versions``, as the branch's range records known to this
+    process say; an id not found where they say is looked for in the other places (and
+    the ranges are read again), so the answer never depends on the cache."""
     drop_id = projection is not None and not projection.get("_id", 1)
     if drop_id:
         assert projection is not None
         projection = {k: val for k, val in projection.items() if k != "_id"} or None  # _id is in by default
-    bodies = projection is None or bool(projection.get("d"))
-    if bodies and projection is not None:
-        projection = {**projection, "p": 1, "b": 1, "s": 1}
-    records = _by_ids(versions, bulk, ids, projection)
-    while part := list(itertools.islice(records, IN_BATCH)):
-        if bodies:
-            packs.fill(versions.database, part)
-        for rec in part:
-            if drop_id:
-                del rec["_id"]
-            yield rec
+    for rec in _by_ids(versions, ids, projection):
+        if drop_id:
+            del rec["_id"]
+        yield rec
 
 
-def _by_ids(versions: Coll, bulk: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+def _by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+    db = versions.database
     for start in range(0, len(ids), IN_BATCH):
         part = list(ids[start : start + IN_BATCH])
         reserved = _reserved(versions, part)
-        plain = [i for i in part if i not in reserved]
+        in_packs = _in_packs(versions, [i for i in part if i in reserved])
         seen: set[str] = set()
-        for coll, wanted in ((versions, plain), (bulk, [i for i in part if i in reserved])):
+        for rec in packs.records(db, in_packs, projection):
+            seen.add(rec["_id"])
+            yield rec
+        for coll, wanted in ((versions, [i for i in part if i not in reserved]), (db[BULK], [i for i in part if i in reserved and i not in in_packs])):
             if wanted:
                 for rec in coll.find({"_id": {"$in": wanted}}, projection):
                     seen.add(rec["_id"])
@@ -139,9 +133,22 @@ def _by_ids(versions: Coll, bulk: Coll, ids: Sequence[str], projection: Mapping[
             misplaced = [i for i in missing if i not in reserved]
             if misplaced:
                 _forget_ranges(versions, misplaced)
-            for coll, wanted in ((bulk, misplaced), (versions, [i for i in missing if i in reserved])):
+                packed = _in_packs(versions, misplaced)
+                yield from packs.records(db, packed, projection)
+                misplaced = [i for i in misplaced if i not in packed]
+            for coll, wanted in ((db[BULK], misplaced), (versions, [i for i in missing if i in reserved])):
                 if wanted:
                     yield from coll.find({"_id": {"$in": wanted}}, projection)
+
+
+def _in_packs(versions: Coll, ids: list[str]) -> dict[str, str]:
+    """The pack of each of these ids that a bulk write packed, as far as this process
+    knows the range records."""
+    by_branch: dict[str, list[int]] = {}
+    for i in ids:
+        bid, _, seq = i.rpartition(":")
+        by_branch.setdefault(bid, []).append(int(seq))
+    return {slot_id(ObjectId(bid), s): pid for bid, seqs in by_branch.items() for s, pid in packed(versions, ObjectId(bid), seqs).items()}
 
 
 class _Ranges(NamedTuple):
@@ -217,11 +224,15 @@ def slot_record(versions: Coll, bid: ObjectId, seq: int, projection: Mapping[str
     return next(by_ids(versions, [slot_id(bid, seq)], projection), None)
 
 
-def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> list[int]:
-    """The *tops* of the probed slots that are filled: the slot itself, or for a range
-    record the last slot it reserves."""
+def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> list[tuple[int, int]]:
+    """The *tops* of the probed slots that are filled (the slot itself, or for a range
+    record the last slot it reserves), each with the count of slots its record reserves."""
     ids = [slot_id(bid, s) for s in seqs]
-    return [r["s"] + r.get("rn", 0) for r in versions.find({"_id": {"$in": ids}}, {"_id": 0, "s": 1, "rn": 1})]
+    return [(r["s"] + r.get("rn", 0), r.get("rn", 0)) for r in versions.find({"_id": {"$in": ids}}, {"_id": 0, "s": 1, "rn": 1})]
+
+
+#: ranges of one size passed per head probe round
+STRIDES = 64
 
 
 def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
@@ -239,8 +250,14 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     that looks empty just above a top is truly empty, since a range starts right
     after its record, which the search would have found at ``lo`` (docs/architecture.md,
     "Bulk writes").  ``known`` must be a top: a head seen before, or a slot appended.
+
+    Only range records are probed that the probes hit, so a long run of ranges (an
+    import's batches) would be passed one range per round trip: when the highest top is
+    a range's, the next round also probes where the next ranges start if they have the
+    same size, as an import's batches do, passing up to ``STRIDES`` ranges per round.
+    Extra probes keep every argument above: they only find more tops.
     """
-    lo, hi = known, None
+    lo, hi, stride = known, None, 0
     while True:
         if hi is None:
             probes = [lo + 2**i for i in range(24)]
@@ -248,7 +265,11 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
             return lo
         else:
             probes = list(range(lo + 1, hi, max(1, (hi - lo) // 64)))
-        lo = max([lo, *_filled(versions, bid, probes)])
+        if stride:
+            probes = sorted({*probes, *(lo + 1 + j * stride for j in range(1, STRIDES))})
+        tops = _filled(versions, bid, probes)
+        top, rn = max([(lo, 0), *tops])
+        lo, stride = top, (rn + 1 if rn else 0)
         above = [p for p in probes if p > lo]  # every probe above the highest top is empty
         if hi is not None and lo >= hi:
             hi = None  # a range reached past the bound: search upwards again
@@ -434,8 +455,9 @@ RANGE = "range"
 def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: int | None, txn: str, kind: str, guard: Guard | None = None) -> int:
     """Append a transaction's records without an entry each in the key index: one
     *range record* takes the next slot and reserves the ``len(records)`` after it
-    (``head`` counts them as filled), then the records go to ``BULK`` in those slots,
-    their documents in packs (store/packs.py; the range record lists them as ``pk``).
+    (``head`` counts them as filled), then the records go to those slots: runs of puts
+    in packs (store/packs.py; the range record lists them as ``pk``), the others to
+    ``BULK``.
     Returns the last slot reserved.
 
     Slots stay dense and never shared: the range record is an ordinary append, and no
@@ -463,8 +485,13 @@ def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], gu
     for i, rec in enumerate(records):
         rec["b"], rec["s"], rec["x"], rec["xk"] = bid, first + 1 + i, txn, kind
         rec["_id"] = slot_id(bid, rec["s"])
-    packs.store(versions.database, bid, txn, records, layout)
-    versions.database[BULK].insert_many(records, ordered=False)
+    rows = packs.rows(records, layout)
+    if rows:
+        versions.database[packs.PACKS].insert_many(rows, ordered=False)
+    in_packs = {i for offset, count in layout for i in range(offset, offset + count)}
+    alone = [rec for i, rec in enumerate(records) if i not in in_packs]
+    if alone:
+        versions.database[BULK].insert_many(alone, ordered=False)
     return first + len(records)
 
 

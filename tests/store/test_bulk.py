@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from argonfs.store import Repository, bulk
+from argonfs.store import Repository, bulk, packs
 from argonfs.store import checkpoints as cp
 from argonfs.store import documents as d
 from argonfs.store import versions as v
@@ -28,7 +28,8 @@ def test_imported_documents_are_read_without_the_key_index(repo: Repository, mon
     repo.put("main", "c", {"_id": 5, "v": "put after"})
     repo.delete("main", "c", "6")
     assert repo.db["versions"].count_documents({"c": "c"}) == 3  # the two puts and the delete
-    assert repo.db[v.BULK].count_documents({"c": "c"}) == 40
+    assert sum(1 for r in packs.all_records(repo.db) if r["c"] == "c") == 40  # the batches' packs
+    assert repo.db[v.BULK].count_documents({}) == 0
     _forget_checkpoints(repo)
     fresh = Repository.open(mongo_uri, repo.db.name, author="reader")
     expected = {str(i): i for i in range(40) if i != 6} | {"5": "put after"}
@@ -91,7 +92,7 @@ def test_gc_reclaims_a_deleted_branch_s_imported_versions(repo: Repository) -> N
     repo.delete_branch("tmp", force=True)
     report = repo.gc(grace=timedelta(0))
     assert report.records["deleted branches"] == 12
-    assert repo.db[v.BULK].count_documents({"gc": {"$exists": True}, "d": {"$exists": False}}) == 12
+    assert sum(1 for r in packs.all_records(repo.db) if "gc" in r and "d" not in r) == 12
 
 
 def _state(repo: Repository, ref: str) -> dict[str, dict[str, tuple[object, int]]]:
@@ -171,3 +172,32 @@ def test_the_quick_check_of_a_re_import_sees_writes_during_and_after_it(repo: Re
     assert repo.unchanged_import("main", "c", "fp") == 30
     repo.delete("main", "c", "4")
     assert repo.unchanged_import("main", "c", "fp") is None
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 9), st.booleans()), min_size=1, max_size=6))
+def test_the_head_is_found_over_runs_of_ranges(repo: Repository, imports: list[tuple[int, int, bool]]) -> None:
+    """Imports of many equal batches (whose ranges the head search strides over), of
+    unequal ones, and single puts between them: a fresh search finds the head, from
+    nothing and from every slot below it that is a top."""
+    branch = f"h{uuid.uuid4().hex[:6]}"
+    repo.create_branch(branch, "main@0")
+    for n, batch, put in imports:
+        repo.import_documents(branch, "c", ({"_id": f"{n}-{i}"} for i in range(n)), batch_size=batch)
+        if put:
+            repo.put(branch, "c", {"_id": f"put-{n}"})
+    bid = repo.resolve(branch).branch_id
+    slots = sorted(r["s"] + r.get("rn", 0) for r in repo.db["versions"].find({"b": bid}, {"s": 1, "rn": 1}))
+    assert v.head(repo._versions, bid) == slots[-1]
+    for known in (0, *slots[:: max(1, len(slots) // 10)]):
+        assert v.head(repo._versions, bid, known) == slots[-1]
+
+
+def test_the_head_search_strides_over_an_import_s_ranges(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.import_documents("main", "c", ({"_id": i} for i in range(1000)), batch_size=4)  # 250 ranges
+    bid = repo.resolve("main").branch_id
+    rounds = []
+    filled = v._filled
+    monkeypatch.setattr(v, "_filled", lambda *a: rounds.append(1) or filled(*a))
+    assert v.head(repo._versions, bid) == 250 * 5 + 1  # the ranges, their slots and the commit
+    assert len(rounds) <= 12  # one round per range without the strides

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from argonfs.store import Repository
+from argonfs.store import Repository, packs
 
 WRITERS = 4
 WRITES = 25
@@ -51,7 +51,7 @@ def _importer(uri: str, name: str, n: int, q) -> None:
 
 def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_name: str) -> None:
     """Bulk batches of three importers interleave: each takes a range of slots whose
-    records are in bulk_versions, and the ranges, the other records and the commits
+    records are in packs, and the ranges, the other records and the commits
     fill the branch's slots exactly once."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -63,7 +63,8 @@ def test_concurrent_batch_imports_interleave_densely(repo, mongo_uri: str, repo_
         p.join(timeout=60)
         assert p.exitcode == 0
     bid = repo.branch("main").id
-    stored = sorted(r["s"] for name in ("versions", "bulk_versions") for r in repo.db[name].find({"b": bid}, {"s": 1}))
+    rows = [r["s"] for name in ("versions", "bulk_versions") for r in repo.db[name].find({"b": bid}, {"s": 1})]
+    stored = sorted(rows + [r["s"] for r in packs.all_records(repo.db, {"b": bid})])
     ranges = list(repo.db["versions"].find({"b": bid, "op": "range"}))
     assert len(ranges) == 3 * 8  # a range record per batch of 40
     assert sum(r["rn"] for r in ranges) == 900

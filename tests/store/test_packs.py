@@ -1,5 +1,5 @@
-"""Body packs (store/packs.py): a bulk write's documents, many slots to a stored row,
-read without their records; gc deletes a pack once every record in it is reclaimed."""
+"""Packs (store/packs.py): a bulk write's records and documents, many slots to a stored
+row, read by slot, by name and as bodies; gc blanks a packed record in place."""
 
 from __future__ import annotations
 
@@ -37,9 +37,16 @@ def test_an_import_packs_its_documents_and_every_reader_finds_them(repo: Reposit
     assert rng["pk"] == [[0, 256], [256, 44], [301, 256], [557, 43]]
     rows = {r["_id"]: r for r in repo.db[packs.PACKS].find()}
     assert sorted(r["n"] for r in rows.values()) == [43, 44, 256, 256]
-    records = list(repo.db[v.BULK].find({"c": "c"}))
-    assert [r["k"] for r in records if "d" in r] == ["d0300"]
-    assert all(r["p"] in rows and rows[r["p"]]["_id"] == v.slot_id(bid, packs.first_slot(r["p"])) for r in records if "d" not in r)
+    assert [r["k"] for r in repo.db[v.BULK].find()] == ["d0300"]  # the large one, in a row of its own
+    first = rng["s"] + 1
+    records = {r["s"]: r for r in v.by_ids(repo._versions, [v.slot_id(bid, s) for s in range(first, first + 600)])}
+    assert sorted(records) == list(range(first, first + 600))
+    assert records[first + 300]["k"] == "d0300" and "p" not in records[first + 300]
+    assert records[first + 5]["p"] == v.slot_id(bid, first) and records[first + 5]["d"] == docs[5]
+    alone, packed = repo.db[v.BULK].find_one(), records[first + 5]  # a record in a row of its own, one from a pack
+    assert set(packed) == set(alone) | {"p"}
+    assert all(packed[f] == alone[f] for f in ("b", "c", "op", "a", "t", "x", "xk"))
+    assert "d" not in next(v.by_ids(repo._versions, [v.slot_id(bid, first + 5)], v.NO_BODY))
 
     expected = {d["_id"]: d for d in docs}
     bundle = repo.create_bundle("main", "imported").id
@@ -67,9 +74,9 @@ def test_documents_from_packs_are_each_callers_own(repo: Repository) -> None:
 
 def test_unpacked_bulk_records_of_format_3_read_beside_packed_ones(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as m:
-        m.setattr(packs, "MAX_DOC", -1)  # format 3: every document in its record
+        m.setattr(packs, "MAX_DOC", -1)  # format 3: every record in a row of its own
         repo.import_documents("main", "c", _docs(300, "old"))
-    assert repo.db[packs.PACKS].count_documents({}) == 0
+    assert repo.db[packs.PACKS].count_documents({}) == 0 and repo.db[v.BULK].count_documents({}) == 300
     assert "pk" not in v.ranges(repo._versions, repo.resolve("main").branch_id)[0]
     repo.import_documents("main", "c", [d for d in _docs(600, "new") if d["i"] % 2])
     expected = {d["_id"]: d for d in _docs(300, "old")} | {d["_id"]: d for d in _docs(600, "new") if d["i"] % 2}
@@ -78,28 +85,29 @@ def test_unpacked_bulk_records_of_format_3_read_beside_packed_ones(repo: Reposit
     assert _read(repo, "main") == expected
 
 
-def test_gc_deletes_a_pack_once_every_record_in_it_is_reclaimed(repo: Repository) -> None:
+def test_gc_blanks_packed_records_in_place(repo: Repository) -> None:
     repo.import_documents("main", "c", _docs(10, "main"))
     repo.create_branch("gone")
-    repo.import_documents("gone", "c", _docs(300, "gone"))  # two packs in its own slots
+    repo.import_documents("gone", "c", _docs(300, "gone"))
     repo.create_branch("kept")
     repo.import_documents("kept", "c", _docs(300, "kept"))
     repo.import_documents("kept", "c", [d for d in _docs(300, "newer") if d["i"] < 10])
     bundle = repo.create_bundle("kept", "read").id
-    kept = repo.resolve("kept").branch_id
+    gone, kept = (repo.resolve(b).branch_id for b in ("gone", "kept"))
     repo.delete_branch("gone", force=True)
     repo.delete_branch("kept", force=True)
-    assert repo.db[packs.PACKS].count_documents({}) == 1 + 2 + 3
+    rows = repo.db[packs.PACKS].count_documents({})
 
     report = repo.gc(min_age=NOW, grace=NOW)
-    # gone: everything; kept: the ten superseded versions of its first pack only
+    # gone: everything; kept: the ten versions its bundle does not see
     assert report.records["deleted branches"] == 300 + 10
-    assert report.packs == 2
-    assert repo.db[packs.PACKS].count_documents({}) == 1 + 3
-    blanked = list(repo.db[v.BULK].find({"b": kept, "gc": {"$exists": True}}))
-    assert len(blanked) == 10 and all("p" not in r and "d" not in r for r in blanked)
+    assert repo.db[packs.PACKS].count_documents({}) == rows  # every record stays
+    blanked = [r for r in packs.all_records(repo.db) if "gc" in r]
+    assert len(blanked) == 310 and all("d" not in r for r in blanked)
+    assert {r["b"] for r in blanked} == {gone, kept}
+    assert sorted(r["k"] for r in blanked if r["b"] == kept) == [f"d{i:04d}" for i in range(10)]
     expected = {d["_id"]: d for d in _docs(300, "kept")} | {d["_id"]: d for d in _docs(10, "newer")}
     _forget_ranges()
     assert _read(repo, bundle) == expected
     assert _read(repo, "main") == {d["_id"]: d for d in _docs(10, "main")}
-    assert repo.gc(min_age=NOW, grace=NOW).packs == 0
+    assert repo.gc(min_age=NOW, grace=NOW).total_records == 0
