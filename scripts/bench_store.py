@@ -49,8 +49,8 @@ def coll_bytes(db, name: str) -> int:
 
 
 #: what a repository's versions take: the records with the key index, the bulk writes'
-#: records, and the bulk listings that find them by name
-VERSION_COLLECTIONS = ("versions", "bulk_versions", "bulk_listings", "bulk_chunks")
+#: records (their packs, and rows of their own), and the bulk listings that find them by name
+VERSION_COLLECTIONS = ("versions", "bulk_packs", "bulk_versions", "bulk_listings", "bulk_chunks")
 
 
 def versions_bytes(db) -> int:
@@ -70,7 +70,7 @@ def cli_reimports(uri: str, name: str, payload: list[dict]) -> tuple[float, floa
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "users.jsonl"
-        path.write_bytes(b"".join(codec.render(d) for d in payload))
+        path.write_bytes(b"".join(orjson.dumps(orjson.loads(codec.render(d))) + b"\n" for d in payload))  # one line each
         time.sleep(transfer.RACY_NS / 1e9)  # a file written this recently is not fingerprinted
         times = []
         for _ in range(2):
