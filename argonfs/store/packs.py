@@ -101,42 +101,79 @@ def rows(records: list[dict[str, Any]], layout: list[tuple[int, int]]) -> list[d
     return out
 
 
+class Pack:
+    """A pack row as read: its shared fields, its records' own fields, and each
+    document as BSON, decoded only when asked for (a shuffled reader wants one document
+    of many packs), into a copy of the caller's own."""
+
+    __slots__ = ("docs", "own", "row", "size")
+
+    def __init__(self, raw: RawBSONDocument) -> None:
+        self.row = {k: raw[k] for k in ("_id", "b", "c", "a", "x", "xk", "n")}
+        self.row["g"] = dict(raw.get("g") or {})
+        self.own = [list(r) for r in raw["r"]]
+        self.docs = [None if d is None else bytes(d.raw) for d in raw["d"]]
+        self.size = len(raw.raw)
+
+    def doc(self, i: int) -> dict[str, Any] | None:
+        data = self.docs[i]
+        return None if data is None else bson.decode(data)
+
+    def record(self, i: int) -> dict[str, Any]:
+        """The version record of slot ``first + i``, as ``bulk_versions`` would hold it,
+        with ``p`` naming the pack."""
+        row = self.row
+        first = first_slot(row["_id"])
+        k, z, h, t, mt = self.own[i]
+        rec: dict[str, Any] = {"_id": pack_id(row["b"], first + i), "b": row["b"], "s": first + i}
+        rec.update(c=row["c"], k=k, op=_PUT, z=z, h=h, a=row["a"], t=t, x=row["x"], xk=row["xk"], p=row["_id"])
+        if mt is not None:
+            rec["mt"] = mt
+        mark = row["g"].get(str(i))
+        if mark is not None:
+            rec["gc"] = mark
+        else:
+            doc = self.doc(i)
+            if doc is not None:
+                rec["d"] = doc
+        return rec
+
+
 class _Cache:
-    """The packs last read in this process, as BSON, by id, up to ``limit`` bytes: a
+    """The packs last read in this process, by id, up to ``limit`` bytes of BSON: a
     reader going through a listing reads each pack once even when its windows straddle
     two.  Only gc's marks ever change in a pack; gc forgets what it touches, and a copy
-    read before another process's gc still holds documents nobody can see any more.
-    Each reader decodes its own copy, so no caller shares a document with another."""
+    read before another process's gc still holds documents nobody can see any more."""
 
     def __init__(self, limit: int = 16 * MAX_BYTES) -> None:
         self.limit = limit
         self.size = 0
-        self.rows: OrderedDict[str, bytes] = OrderedDict()
+        self.rows: OrderedDict[str, Pack] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, pid: str) -> bytes | None:
+    def get(self, pid: str) -> Pack | None:
         with self.lock:
-            raw = self.rows.get(pid)
-            if raw is not None:
+            pack = self.rows.get(pid)
+            if pack is not None:
                 self.rows.move_to_end(pid)
-            return raw
+            return pack
 
-    def put(self, pid: str, raw: bytes) -> None:
+    def put(self, pid: str, pack: Pack) -> None:
         with self.lock:
             if pid in self.rows:
                 return
-            self.rows[pid] = raw
-            self.size += len(raw)
+            self.rows[pid] = pack
+            self.size += pack.size
             while self.size > self.limit and len(self.rows) > 1:
                 _, old = self.rows.popitem(last=False)
-                self.size -= len(old)
+                self.size -= old.size
 
     def forget(self, pids: Iterable[str] | None = None) -> None:
         with self.lock:
             for pid in list(self.rows) if pids is None else pids:
                 old = self.rows.pop(pid, None)
                 if old is not None:
-                    self.size -= len(old)
+                    self.size -= old.size
 
 
 _CACHE = _Cache()
@@ -147,39 +184,23 @@ def forget(pids: Iterable[str] | None = None) -> None:
     _CACHE.forget(pids)
 
 
-def fetch(db: Db, pids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The pack rows with these ids that exist, freshly decoded."""
-    raws: dict[str, bytes] = {}
+def fetch(db: Db, pids: Iterable[str]) -> dict[str, Pack]:
+    """The packs with these ids that exist."""
+    out: dict[str, Pack] = {}
     missing = []
     for pid in dict.fromkeys(pids):
-        raw = _CACHE.get(pid)
-        if raw is None:
+        pack = _CACHE.get(pid)
+        if pack is None:
             missing.append(pid)
         else:
-            raws[pid] = raw
+            out[pid] = pack
     coll = db[PACKS].with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
     for start in range(0, len(missing), IN_BATCH):
-        for row in coll.find({"_id": {"$in": missing[start : start + IN_BATCH]}}):
-            raw = bytes(row.raw)
-            _CACHE.put(row["_id"], raw)
-            raws[row["_id"]] = raw
-    return {pid: bson.decode(raw, codec_options=db.codec_options) for pid, raw in raws.items()}
-
-
-def record(row: dict[str, Any], i: int) -> dict[str, Any]:
-    """The version record of slot ``first + i`` of a pack row, as ``bulk_versions``
-    would hold it, with ``p`` naming the pack."""
-    k, z, h, t, mt = row["r"][i]
-    rec: dict[str, Any] = {"_id": pack_id(row["b"], first_slot(row["_id"]) + i), "b": row["b"], "s": first_slot(row["_id"]) + i}
-    rec.update(c=row["c"], k=k, op=_PUT, z=z, h=h, a=row["a"], t=t, x=row["x"], xk=row["xk"], p=row["_id"])
-    if mt is not None:
-        rec["mt"] = mt
-    mark = row.get("g", {}).get(str(i))
-    if mark is not None:
-        rec["gc"] = mark
-    elif row["d"][i] is not None:
-        rec["d"] = row["d"][i]
-    return rec
+        for raw in coll.find({"_id": {"$in": missing[start : start + IN_BATCH]}}):
+            pack = Pack(raw)
+            _CACHE.put(pack.row["_id"], pack)
+            out[pack.row["_id"]] = pack
+    return out
 
 
 def records(db: Db, slots: Mapping[str, str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -187,10 +208,10 @@ def records(db: Db, slots: Mapping[str, str], projection: Mapping[str, Any] | No
     MongoDB would (``{"d": 0}``, or an inclusion of fields)."""
     found = fetch(db, slots.values())
     for sid, pid in slots.items():
-        row = found.get(pid)
+        pack = found.get(pid)
         i = int(sid.rpartition(":")[2]) - first_slot(pid)
-        if row is not None and 0 <= i < row["n"]:
-            yield _project(record(row, i), projection)
+        if pack is not None and 0 <= i < pack.row["n"]:
+            yield _project(pack.record(i), projection)
 
 
 def _project(rec: dict[str, Any], projection: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -208,11 +229,10 @@ def bodies(db: Db, slots: Mapping[tuple[ObjectId, int], str]) -> dict[tuple[Obje
     found = fetch(db, slots.values())
     out = {}
     for (bid, seq), pid in slots.items():
-        row = found.get(pid)
-        if row is not None:
-            doc = row["d"][seq - first_slot(pid)]
-            if doc is not None:
-                out[(bid, seq)] = doc
+        pack = found.get(pid)
+        doc = None if pack is None else pack.doc(seq - first_slot(pid))
+        if doc is not None:
+            out[(bid, seq)] = doc
     return out
 
 
@@ -229,6 +249,8 @@ def blank(db: Db, recs: list[dict[str, Any]], t0: datetime) -> None:
 
 def all_records(db: Db, rows_filter: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Every record of every pack (of those matching ``rows_filter``): for checks and tests."""
-    for row in db[PACKS].find(rows_filter or {}):
-        for i in range(row["n"]):
-            yield record(row, i)
+    coll = db[PACKS].with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    for raw in coll.find(rows_filter or {}):
+        pack = Pack(raw)
+        for i in range(pack.row["n"]):
+            yield pack.record(i)
