@@ -9,8 +9,8 @@ transaction, in ``imports``.  The next import with the same fingerprint is skipp
 no record of the collection was appended to the branch above that slot, other than the
 import's own: then every source document is still in the branch as that import left
 it, so a full compare would write nothing.  Anything else (another fingerprint, a write
-to the collection, more than ``MAX_SLOTS`` slots to look through) means the full
-compare, which is always right.  Blocking pymongo code.
+to the collection, more than ``MAX_SLOTS`` slots to look through besides the import's
+own) means the full compare, which is always right.  Blocking pymongo code.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from argonfs.store import versions as v
 from argonfs.store.mongo import Db
 
 IMPORTS = "imports"
-#: slots above the recorded one read by id for the check, at most; past that, the full
-#: compare is cheaper than proving nothing changed
+#: slots above the recorded one read by id for the check, at most (the import's own bulk
+#: slots are not read); past that, the full compare is cheaper than proving nothing changed
 MAX_SLOTS = 20_000
 
 
@@ -38,14 +38,32 @@ def unchanged(db: Db, bid: ObjectId, collection: str, fingerprint: str, head: in
     """The number of documents the last import of this source read, if re-importing it
     would write nothing; None when that is not known without the full compare."""
     row = db[IMPORTS].find_one({"_id": f"{bid}:{collection}"})
-    if row is None or row["fp"] != fingerprint or head - row["s"] > MAX_SLOTS:
+    if row is None or row["fp"] != fingerprint:
         return None
     versions = db["versions"]
-    for low in range(row["s"], head, v.IN_BATCH):
-        ids = [v.slot_id(bid, s) for s in range(low + 1, min(low + v.IN_BATCH, head) + 1)]
-        # records of bulk writes are not needed: their range record names the collection
-        for rec in versions.find({"_id": {"$in": ids}}, {"c": 1, "rc": 1, "x": 1}):
-            if collection in (rec.get("c"), rec.get("rc")) and rec.get("x") != row["x"]:
-                return None
+    # the import's own bulk slots need no reading: its range records say which they are
+    own = sorted((r["s"] + 1, r["s"] + r["rn"]) for r in v.ranges(versions, bid) if r.get("x") == row["x"] and r["s"] > row["s"])
+    spans = _minus((row["s"] + 1, head), own)
+    if sum(hi - lo + 1 for lo, hi in spans) > MAX_SLOTS:
+        return None
+    for lo, hi in spans:
+        for low in range(lo, hi + 1, v.IN_BATCH):
+            ids = [v.slot_id(bid, s) for s in range(low, min(low + v.IN_BATCH - 1, hi) + 1)]
+            # records of other bulk writes are not needed: their range records name the collection
+            for rec in versions.find({"_id": {"$in": ids}}, {"c": 1, "rc": 1, "x": 1}):
+                if collection in (rec.get("c"), rec.get("rc")) and rec.get("x") != row["x"]:
+                    return None
     count: Any = row["n"]
     return int(count)
+
+
+def _minus(span: tuple[int, int], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The inclusive ``span`` without the sorted, disjoint inclusive ``holes``."""
+    out, lo = [], span[0]
+    for a, b in holes:
+        if a > lo:
+            out.append((lo, min(a - 1, span[1])))
+        lo = max(lo, b + 1)
+    if lo <= span[1]:
+        out.append((lo, span[1]))
+    return [(a, b) for a, b in out if a <= b]

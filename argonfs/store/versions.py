@@ -153,7 +153,7 @@ def _in_packs(versions: Coll, ids: list[str]) -> dict[str, str]:
 
 class _Ranges(NamedTuple):
     """A branch's range records as this process read them: the slots each reserves,
-    sorted, and the packs of their documents (first slot, count, pack id), sorted."""
+    sorted, and the packs of their records (first slot, count, pack id), sorted."""
 
     spans: list[tuple[int, int]]
     packs: list[tuple[int, int, str]]
@@ -191,7 +191,7 @@ def _reserved(versions: Coll, ids: list[str]) -> set[str]:
 
 
 def packed(versions: Coll, bid: ObjectId, seqs: Sequence[int]) -> dict[int, str]:
-    """The pack (store/packs.py) holding the document of each of these slots, for those
+    """The pack (store/packs.py) holding the record of each of these slots, for those
     a bulk write packed, as far as this process knows its range records: a slot left
     out is read through ``by_ids``, which does not depend on this."""
     runs = _ranges_of(versions, str(bid)).packs
