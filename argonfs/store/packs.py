@@ -119,9 +119,9 @@ class Pack:
         data = self.docs[i]
         return None if data is None else bson.decode(data)
 
-    def record(self, i: int) -> dict[str, Any]:
+    def record(self, i: int, body: bool = True) -> dict[str, Any]:
         """The version record of slot ``first + i``, as ``bulk_versions`` would hold it,
-        with ``p`` naming the pack."""
+        with ``p`` naming the pack (and, with ``body``, its document)."""
         row = self.row
         first = first_slot(row["_id"])
         k, z, h, t, mt = self.own[i]
@@ -132,7 +132,7 @@ class Pack:
         mark = row["g"].get(str(i))
         if mark is not None:
             rec["gc"] = mark
-        else:
+        elif body:
             doc = self.doc(i)
             if doc is not None:
                 rec["d"] = doc
@@ -207,11 +207,13 @@ def records(db: Db, slots: Mapping[str, str], projection: Mapping[str, Any] | No
     """The records of these slot ids (each naming its pack) that exist, projected as
     MongoDB would (``{"d": 0}``, or an inclusion of fields)."""
     found = fetch(db, slots.values())
+    exclusion = not any(value for key, value in (projection or {}).items() if key != "_id")
+    body = not projection or bool(projection.get("d", exclusion))  # documents are decoded only if asked for
     for sid, pid in slots.items():
         pack = found.get(pid)
         i = int(sid.rpartition(":")[2]) - first_slot(pid)
         if pack is not None and 0 <= i < pack.row["n"]:
-            yield _project(pack.record(i), projection)
+            yield _project(pack.record(i, body), projection)
 
 
 def _project(rec: dict[str, Any], projection: Mapping[str, Any] | None) -> dict[str, Any]:
