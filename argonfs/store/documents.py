@@ -129,18 +129,11 @@ class Documents(Views):
     def _bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:
         if not entries:
             return
-        docs = packs.bodies(self.db, self._packed(entries))  # imported: no record to read
+        docs = packs.bodies(self.db, v.packs_of(self._versions, (e.version for e in entries)))  # imported: no record to read
         ids = [v.slot_id(e.branch_id, e.seq) for e in entries if e.version not in docs]
         docs.update(((r["b"], r["s"]), _payload(r)) for r in v.by_ids(self._versions, ids))
         for e in entries:
             yield Document(collection, e.stem, docs[e.version], e.seq, e.size, e.hash, e.time, e.author, e.mtime)
-
-    def _packed(self, entries: list[v.Entry]) -> dict[tuple[ObjectId, int], str]:
-        """The pack of each entry whose document a bulk write packed, by version."""
-        by_branch: dict[ObjectId, list[int]] = {}
-        for e in entries:
-            by_branch.setdefault(e.branch_id, []).append(e.seq)
-        return {(bid, seq): pid for bid, seqs in by_branch.items() for seq, pid in v.packed(self._versions, bid, seqs).items()}
 
     @translating
     def collections(self, ref: str | View) -> list[str]:

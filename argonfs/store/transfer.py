@@ -54,6 +54,7 @@ def fingerprint(files: list[Path]) -> str | None:
     if any changed within RACY_NS of now (or vanished)."""
     now = time.time_ns()
     digest = hashlib.blake2b(digest_size=16)
+    parents: dict[Path, Path] = {}  # a directory's files resolve through it once
     for path in files:
         try:
             st = path.stat()
@@ -61,7 +62,10 @@ def fingerprint(files: list[Path]) -> str | None:
             return None
         if max(st.st_mtime_ns, st.st_ctime_ns) >= now - RACY_NS:
             return None
-        digest.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())
+        parent = parents.get(path.parent)
+        if parent is None:
+            parent = parents[path.parent] = path.parent.resolve()
+        digest.update(f"{parent / path.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())
     return digest.hexdigest()
 
 

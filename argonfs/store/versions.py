@@ -13,7 +13,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -144,11 +144,16 @@ def _by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | 
 def _in_packs(versions: Coll, ids: list[str]) -> dict[str, str]:
     """The pack of each of these ids that a bulk write packed, as far as this process
     knows the range records."""
-    by_branch: dict[str, list[int]] = {}
-    for i in ids:
-        bid, _, seq = i.rpartition(":")
-        by_branch.setdefault(bid, []).append(int(seq))
-    return {slot_id(ObjectId(bid), s): pid for bid, seqs in by_branch.items() for s, pid in packed(versions, ObjectId(bid), seqs).items()}
+    slots = [(ObjectId(bid), int(seq)) for bid, _, seq in (i.rpartition(":") for i in ids)]
+    return {slot_id(bid, seq): pid for (bid, seq), pid in packs_of(versions, slots).items()}
+
+
+def packs_of(versions: Coll, slots: Iterable[tuple[ObjectId, int]]) -> dict[tuple[ObjectId, int], str]:
+    """``packed`` for slots ``(branch id, seq)`` of any branches."""
+    by_branch: dict[ObjectId, list[int]] = {}
+    for bid, seq in slots:
+        by_branch.setdefault(bid, []).append(seq)
+    return {(bid, seq): pid for bid, seqs in by_branch.items() for seq, pid in packed(versions, bid, seqs).items()}
 
 
 class _Ranges(NamedTuple):

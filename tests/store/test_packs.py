@@ -24,8 +24,7 @@ def _read(repo: Repository, ref: str, collection: str = "c") -> dict[str, dict]:
 def _forget_ranges() -> None:
     """A fresh process: no range records known, so reads go through the records."""
     v._RANGES.clear()
-    packs._CACHE.rows.clear()
-    packs._CACHE.size = 0
+    packs.forget()
 
 
 def test_an_import_packs_its_documents_and_every_reader_finds_them(repo: Repository) -> None:
