@@ -86,6 +86,8 @@ class Attributes(Files):
             else:
                 await self._commit(node, await self._body(node), self._author(ctx), attr.st_mtime_ns)
         if scratch is not None:
+            if fields.update_atime:
+                scratch.atime_ns = attr.st_atime_ns
             if fields.update_mode:
                 scratch.mode = stat.S_IFREG | stat.S_IMODE(attr.st_mode)
             if fields.update_uid:

@@ -311,6 +311,8 @@ class FsBase(pyfuse3.Operations):
             a.st_nlink = info.get("nlink", 2)
         a.st_blocks = (a.st_size + 511) // 512
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = mtime
+        if kind == FILE and node.scratch is not None and node.scratch.atime_ns is not None:
+            a.st_atime_ns = node.scratch.atime_ns
         return a
 
     def _set_doc_info(self, node: Node, entry: Listed, head: int | None, slot: Any = None) -> None:

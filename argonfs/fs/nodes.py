@@ -125,6 +125,9 @@ class Scratch:
     mtime_ns: int
     #: the time was set explicitly (utimensat), so it is kept when the file is committed
     mtime_set: bool = False
+    #: an access time set by utimensat; None: the same as ``mtime_ns`` (a document keeps
+    #: no atime, so it is dropped when the file is committed)
+    atime_ns: int | None = None
     #: created at a document name the directory did not show (``create``): its first
     #: commit need not ask whether it repeats a stored version
     fresh: bool = False

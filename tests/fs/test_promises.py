@@ -247,6 +247,19 @@ def test_times_set_on_documents_are_kept(repo, mount_factory):
     assert os.stat(again / "branches/main/c/1.json").st_mtime_ns == want
 
 
+def test_access_times_set_on_scratch_files_are_kept(repo, mnt):
+    repo.put("main", "c", {"_id": 1})
+    atime, mtime = 1_500_000_000_111_222_333, 1_600_000_000_444_555_666
+    for name in ("notes.txt", "2.json"):  # a temporary, and a new document with no content yet
+        path = mnt / f"branches/main/c/{name}"
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+        os.utime(path, ns=(atime, mtime))
+        st = os.stat(path)
+        assert (st.st_atime_ns, st.st_mtime_ns) == (atime, mtime), name
+        os.utime(path, ns=(atime + 1, mtime))
+        assert (os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns) == (atime + 1, mtime), name
+
+
 # ---------------------------------------------------------------------- df, labels
 
 
