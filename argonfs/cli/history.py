@@ -77,6 +77,7 @@ def _ejson(value: object) -> object:
 
 
 _MARKS = {"added": "+", "removed": "-", "modified": "~"}
+_MERGE_MARKS = {"added": "+", "deleted": "-", "updated": "~"}
 
 
 @click.command("diff")
@@ -180,6 +181,7 @@ def merge(app: AppContext, source: str, target: str, strategy: str, dry_run: boo
                 "updated": r.updated,
                 "deleted": r.deleted,
                 "dropped": r.dropped,
+                "documents": [{"collection": c, "id": s, "change": change} for c, s, change in r.documents],
                 "conflicts": [
                     {"collection": c, "id": s, "kind": k.kind, "path": k.path, "base": _ejson(k.base), "ours": _ejson(k.ours), "theirs": _ejson(k.theirs)}
                     for c, s, k in r.conflicts
@@ -189,6 +191,11 @@ def merge(app: AppContext, source: str, target: str, strategy: str, dry_run: boo
     else:
         for c, stem, conflict in r.conflicts:
             click.echo(_conflict_line(c, stem, conflict))
+        if dry_run:
+            from argonfs import codec
+
+            for c, stem, change in r.documents:
+                click.echo(f"{_MERGE_MARKS[change]} {c}/{stem}{codec.SUFFIX}")
         verb = "would merge" if dry_run or stopped else "merged"
         summary = f"{verb} {source} into {target} (base {r.base}): {r.added} added, {r.updated} updated, {r.deleted} deleted"
         if r.dropped:

@@ -25,7 +25,7 @@ from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.documents import Documents
-from argonfs.store.model import LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.model import ADDED, DELETED, UPDATED, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.mongo import translating, translating_iter
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,10 @@ class History(Documents):
                         continue
                     if merged is None:
                         records.append(self._record(v.DELETE, collection, stem))
-                        result.deleted += 1
+                        result.note(DELETED, collection, stem)
                     else:
                         records.append(self._record(v.PUT, collection, stem, merged))
-                        result.updated += o is not None
-                        result.added += o is None
+                        result.note(ADDED if o is None else UPDATED, collection, stem)
         if result.conflicts and strategy == "fail":
             return result
         if dry_run or not records:
@@ -227,11 +226,10 @@ class History(Documents):
             for ch in chunk:
                 if ch.change == d.REMOVED:
                     records.append(self._record(v.DELETE, c, ch.stem))
-                    result.deleted += 1
+                    result.note(DELETED, c, ch.stem)
                 else:
                     records.append(self._record(v.PUT, c, ch.stem, bodies[ch.stem]["d"]))
-                    result.added += ch.change == d.ADDED
-                    result.updated += ch.change == d.MODIFIED
+                    result.note(ADDED if ch.change == d.ADDED else UPDATED, c, ch.stem)
         if not records:
             return result
         for rec in records:

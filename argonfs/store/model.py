@@ -127,6 +127,10 @@ class LogEntry:
     txn_kind: str | None = None
 
 
+#: what a merge or a revert does to one document of the target
+ADDED, UPDATED, DELETED = "added", "updated", "deleted"
+
+
 @dataclass
 class MergeResult:
     source: str
@@ -140,6 +144,19 @@ class MergeResult:
     conflicts: list[tuple[str, str | None, Any]] = field(default_factory=list)
     #: the target's seq of the merge's last version; None when nothing was written
     seq: int | None = None
+    #: (collection, document stem, ADDED | UPDATED | DELETED) of every document written
+    #: (or, for a dry run or a merge stopped by conflicts, that would be), in write order
+    documents: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def note(self, change: str, collection: str, stem: str) -> None:
+        """List one document written to the target, and count it."""
+        self.documents.append((collection, stem, change))
+        if change == ADDED:
+            self.added += 1
+        elif change == UPDATED:
+            self.updated += 1
+        else:
+            self.deleted += 1
 
     @property
     def changes(self) -> int:

@@ -230,6 +230,41 @@ def test_merge_and_revert_commands(run, repo) -> None:
     assert repo.get("main", "c", "1").doc["a"] == 3
 
 
+def test_merge_preview_names_every_document(run, repo) -> None:
+    for doc in ({"_id": 1, "a": 1}, {"_id": 2, "a": 1}, {"_id": 3, "a": 1}):
+        repo.put("main", "c", doc)
+    repo.put("main", "d", {"_id": "k", "n": {"x": 1}})
+    repo.create_branch("f")
+    repo.put("f", "c", {"_id": 2, "a": 2})
+    repo.delete("f", "c", "3")
+    repo.put("f", "c", {"_id": 4})
+    repo.put("f", "d", {"_id": "new"})
+    repo.put("f", "d", {"_id": "k", "n": {"x": 2}})
+    repo.put("main", "d", {"_id": "k", "n": {"x": 3}})
+    head = repo.head("main")
+    report = json.loads(run("merge", "f", "main", "--dry-run", "--strategy", "ours", "--json"))
+    assert (report["added"], report["updated"], report["deleted"]) == (2, 1, 1)
+    assert sorted((r["collection"], r["id"], r["change"]) for r in report["documents"]) == [
+        ("c", "2", "updated"),
+        ("c", "3", "deleted"),
+        ("c", "4", "added"),
+        ("d", "new", "added"),
+    ]
+    assert report["conflicts"] == [{"collection": "d", "id": "k", "kind": "field", "path": "n.x", "base": 1, "ours": 3, "theirs": 2}]
+    assert not report["applied"] and repo.head("main") == head
+    text = run("merge", "f", "main", "--dry-run", "--strategy", "ours").splitlines()
+    assert sorted(text[1:-1]) == ["+ c/4.json", "+ d/new.json", "- c/3.json", "~ c/2.json"]
+    assert text[0].startswith("CONFLICT field") and text[-1].startswith("would merge f into main")
+    applied = json.loads(run("merge", "f", "main", "--strategy", "theirs", "--json"))
+    assert sorted((r["collection"], r["id"], r["change"]) for r in applied["documents"]) == [
+        ("c", "2", "updated"),
+        ("c", "3", "deleted"),
+        ("c", "4", "added"),
+        ("d", "k", "updated"),
+        ("d", "new", "added"),
+    ]
+
+
 def test_readlog_command(run, repo) -> None:
     from datetime import datetime
 
