@@ -52,10 +52,17 @@ def ls(app: AppContext, ref: str, collection: str | None, limit: int, after: str
 @click.argument("ref")
 @click.argument("collection")
 @click.argument("doc_id", metavar="ID")
+@click.option("--slot", type=click.IntRange(min=1), metavar="N", help="The version in slot N of REF's branch (the log's SLOT column).")
 @pass_app
-def cat(app: AppContext, ref: str, collection: str, doc_id: str) -> None:
-    """Print a document as Extended JSON.  ID is its file name, with or without .json."""
-    document = app.repo.get(ref, collection, _stem(doc_id))
+def cat(app: AppContext, ref: str, collection: str, doc_id: str, slot: int | None) -> None:
+    """Print a document as Extended JSON.  ID is its file name, with or without .json.
+
+    With --slot N, the version `argonfs log` lists in slot N, even one that a later
+    version of the same batch hides at every seq (docs/history.md)."""
+    if slot is None:
+        document = app.repo.get(ref, collection, _stem(doc_id))
+    else:
+        document = app.repo.get_version(ref, collection, _stem(doc_id), slot)
     sys.stdout.buffer.write(document.rendered)
     sys.stdout.flush()
 

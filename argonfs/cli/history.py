@@ -34,7 +34,10 @@ _OPS = {
 def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, limit: int, as_json: bool) -> None:
     """Versions of REF, newest first, continuing into the branch it forked from.
 
-    REF may be BRANCH@SEQ or BRANCH@TIME to start in the past."""
+    REF may be BRANCH@SEQ or BRANCH@TIME to start in the past.  Each VERSION
+    (BRANCH@SEQ) is the first seq that shows it: the versions of one batch (a merge, a
+    capture batch, an import) are all shown from their commit's seq, and each one is
+    read by its SLOT: `argonfs cat BRANCH C ID --slot SLOT`."""
     from argonfs import codec
 
     if doc_id is not None and collection is None:
@@ -47,6 +50,7 @@ def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, l
         {
             "branch": e.branch,
             "seq": e.seq,
+            "slot": e.slot,
             "time": e.time,
             "author": e.author,
             "op": _OPS.get(e.op, e.op) + (f" ({e.txn_kind})" if e.txn and e.collection else ""),
@@ -60,8 +64,8 @@ def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, l
         echo_json(rows)
         return
     table(
-        [[f"{r['branch']}@{r['seq']}", when(r["time"]), r["author"], r["op"], r["collection"] or "-", r["id"] or "-"] for r in rows],
-        ["VERSION", "TIME (UTC)", "AUTHOR", "OP", "COLLECTION", "ID"],
+        [[f"{r['branch']}@{r['seq']}", str(r["slot"]), when(r["time"]), r["author"], r["op"], r["collection"] or "-", r["id"] or "-"] for r in rows],
+        ["VERSION", "SLOT", "TIME (UTC)", "AUTHOR", "OP", "COLLECTION", "ID"],
     )
 
 

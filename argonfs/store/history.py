@@ -24,8 +24,8 @@ from argonfs.store import merge as m
 from argonfs.store import protect
 from argonfs.store import reading as r
 from argonfs.store import versions as v
-from argonfs.store.documents import Documents
-from argonfs.store.model import ADDED, DELETED, UPDATED, LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.documents import Documents, _payload
+from argonfs.store.model import ADDED, DELETED, UPDATED, Document, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.mongo import translating, translating_iter
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,12 @@ class History(Documents):
         """Versions newest first: the ref's own branch from its seq down, then each
         ancestor from its fork point down.  Unfiltered, each batch is read by slot id,
         so the first page costs the same whatever the length of the history; with a
-        collection (and a document) it is an index scan of that collection per layer."""
+        collection (and a document) it is an index scan of that collection per layer.
+
+        Each entry's ``seq`` is where the version became visible, so ``branch@seq``
+        shows it; a transaction's versions (a merge, a capture batch, ``apply``) are
+        all visible from its commit's seq, and ``get_version`` reads each one by its
+        ``slot``."""
         view = self._pin(self._view(ref))
         if stem is not None and collection is None:
             raise InvalidName("a document filter needs a collection")
@@ -60,12 +65,29 @@ class History(Documents):
                 if rec["op"] == v.RANGE:
                     continue  # a bulk write's slot reservation: its records follow it
                 if rec["op"] == v.COMMIT:  # the end of a merge or revert: it names the operation
-                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"))
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec.get("kind", v.COMMIT), "", None, None, rec["k"], rec.get("kind"), slot=rec["s"])
                 elif rec["c"] == v.COMMITS:  # protect, unprotect, or gc's abort of a transaction
                     txn = rec["k"] if rec["op"] == v.ABORT else None
-                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None)
-                else:
-                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"))
+                    yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None, slot=rec["s"])
+                else:  # a transaction's version is listed at its slot, with the seq it is visible from
+                    seq = v.visible_from(self._versions, rec) or rec["s"]
+                    yield LogEntry(
+                        name, seq, rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"), slot=rec["s"]
+                    )
+
+    @translating
+    def get_version(self, ref: str | View, collection: str, stem: str, slot: int) -> Document:
+        """One listed version of a document: the put in ``slot`` of the ref's own branch
+        (``LogEntry.slot``), visible to the ref, even when a later version of the same
+        transaction hides it at every seq.  NotFound when that slot holds no visible put
+        of this document (a delete has no content)."""
+        view = self._pin(self._view(ref))
+        bid, limit = view.chain[0]
+        name = f"{stem + codec.SUFFIX!r} in {view.ref}/{collection}"
+        rec = v.slot_record(self._versions, bid, slot) if 0 < slot <= (limit or 0) else None
+        if rec is None or rec.get("op") != v.PUT or rec.get("c") != collection or rec.get("k") != stem or not v.visible(self._versions, rec, limit):
+            raise NotFound(f"no version in slot {slot} of {name}")
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), bid)
 
     @translating
     def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:

@@ -111,7 +111,7 @@ class Document:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One version: which branch and slot, when, who, what (``put``, ``del``, or a
+    """One version: which branch and seq, when, who, what (``put``, ``del``, or a
     collection marker ``drop``/``mkcol`` with no ``stem``), and the document's size."""
 
     branch: str
@@ -125,6 +125,9 @@ class LogEntry:
     #: the merge or revert (transaction id, and which of the two) that wrote it, if any
     txn: str | None = None
     txn_kind: str | None = None
+    #: the slot that holds this version (``get_version`` reads it); ``seq`` is where it
+    #: became visible: the same slot, or for a transaction's version its commit's slot
+    slot: int = 0
 
 
 #: what a merge or a revert does to one document of the target

@@ -348,6 +348,18 @@ def visible(versions: Coll, rec: dict[str, Any], limit: int | None) -> bool:
     return limit is None or slot <= limit
 
 
+def visible_from(versions: Coll, rec: dict[str, Any]) -> int | None:
+    """The slot from which a record is visible: its own, or for a transaction's record
+    its commit record's (None: not committed).  The seq the log prints for it, so that
+    ``branch@seq`` shows it (docs/history.md)."""
+    if rec.get("x") is None:
+        seq: int = rec["s"]
+        return seq
+    if not visible(versions, rec, None):
+        return None
+    return _COMMITTED[(versions.database.name, rec["b"], rec["x"])]
+
+
 def control_records(versions: Coll, bid: ObjectId, key: str) -> list[dict[str, Any]]:
     """The control records (collection ``COMMITS``) of one key in a branch: one indexed
     query, equality on (b, c, k)."""

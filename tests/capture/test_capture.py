@@ -36,6 +36,23 @@ def test_first_copy_and_events_make_the_branch_equal_the_source(repo, source: So
     assert len(list(repo.log("live", collection="orders", stem="o1"))) == 2
 
 
+def test_every_logged_version_of_a_capture_batch_reads_back(repo, source: Source) -> None:
+    """A counter incremented many times is one batch with a version per increment: the
+    log lists each with the seq that shows it and the slot that reads it back."""
+    source.db.create_collection("k")
+    source.db.command("collMod", "k", changeStreamPreAndPostImages={"enabled": True})
+    source.db.k.insert_one({"_id": "n", "v": 0})
+    capture_once(repo, source.uri, "live")
+    for _ in range(60):
+        source.db.k.update_one({"_id": "n"}, {"$inc": {"v": 1}})
+    reports = capture_once(repo, source.uri, "live")
+    assert [r["event"] for r in reports] == ["batch"]
+    log = list(repo.log("live", "k", "n"))
+    assert len(log) == 61
+    assert [repo.get_version(f"{e.branch}@{e.seq}", "k", "n", e.slot).doc["v"] for e in log] == list(range(60, -1, -1))
+    assert repo.get(f"live@{log[0].seq}", "k", "n").doc["v"] == 60
+
+
 def test_an_update_uses_the_pre_image_not_a_later_state(repo, source: Source) -> None:
     """With pre-images, each update's version is the document right after that update,
     even when later writes changed it again before the capture read the event."""

@@ -176,13 +176,28 @@ def test_log_command(run, repo) -> None:
     repo.delete("main", "people", "ada")
     out = run("log", "main")
     lines = out.splitlines()
-    assert lines[0].split() == ["VERSION", "TIME", "(UTC)", "AUTHOR", "OP", "COLLECTION", "ID"]
+    assert lines[0].split() == ["VERSION", "SLOT", "TIME", "(UTC)", "AUTHOR", "OP", "COLLECTION", "ID"]
     assert lines[1].split()[0] == "main@3" and "delete" in lines[1] and "ada.json" in lines[1]
     rows = json.loads(run("log", "main", "-c", "people", "--id", "ada.json", "--json"))
     assert [(r["seq"], r["op"]) for r in rows] == [(3, "delete"), (1, "put")]
     assert len(json.loads(run("log", "main", "-n", "1", "--json"))) == 1
     at = repo.get("main", "people", "bob").time.isoformat() + "Z"
     assert "ada.json" in run("ls", f"main@{at}", "people")
+
+
+def test_every_logged_version_of_a_batch_is_read_by_what_log_prints(run, repo) -> None:
+    from argonfs.store.model import Change
+
+    repo.put("main", "c", {"_id": "n", "v": 0})
+    commit = repo.apply("main", [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(1, 5)], kind="capture")
+    rows = json.loads(run("log", "main", "-c", "c", "--id", "n.json", "--json"))
+    assert [r["seq"] for r in rows] == [commit] * 4 + [1]
+    values = [json.loads(run("cat", f"{r['branch']}@{r['seq']}", "c", "n.json", "--slot", str(r["slot"])))["v"] for r in rows]
+    assert values == [4, 3, 2, 1, 0]
+    assert json.loads(run("cat", f"main@{commit}", "c", "n.json"))["v"] == 4  # the seq shows the batch
+    assert "no version in slot" in run("cat", f"main@{commit - 1}", "c", "n.json", "--slot", str(rows[1]["slot"]), code=2)
+    table = run("log", "main", "-c", "c", "--id", "n").splitlines()
+    assert [line.split()[:2] for line in table[1:]] == [[f"main@{r['seq']}", str(r["slot"])] for r in rows]
 
 
 def test_diff_command(run, repo) -> None:
@@ -224,7 +239,7 @@ def test_merge_and_revert_commands(run, repo) -> None:
     assert report["applied"] and report["updated"] == 1 and report["conflicts"][0]["path"] == "a"
     assert repo.get("main", "c", "1").doc["a"] == 2
     newest = run("log", "main", "-n", "2").splitlines()
-    assert newest[1].split()[4] == "MERGE" and "put (merge)" in newest[2]
+    assert newest[1].split()[5] == "MERGE" and "put (merge)" in newest[2]
     out = run("revert", "main", "--to", "2")
     assert out.startswith("reverted main to main@2: 0 restored, 1 updated, 0 deleted; now main@")
     assert repo.get("main", "c", "1").doc["a"] == 3

@@ -40,8 +40,10 @@ def test_log_newest_first_through_the_fork(repo):
 def test_log_pages_from_the_top_of_a_long_history(repo):
     repo.import_documents("main", "c", ({"_id": i} for i in range(1500)))
     first = list(itertools.islice(repo.log("main"), 5))
-    # two batches: slots 1 and 1002 are their range records, which the log leaves out
-    assert [(e.seq, e.op) for e in first] == [(1503, "import"), (1502, "put"), (1501, "put"), (1500, "put"), (1499, "put")]
+    # two batches: slots 1 and 1002 are their range records, which the log leaves out;
+    # the import's versions are all visible from its commit, seq 1503
+    assert [(e.slot, e.op) for e in first] == [(1503, "import"), (1502, "put"), (1501, "put"), (1500, "put"), (1499, "put")]
+    assert {e.seq for e in first} == {1503}
     assert sum(1 for _ in repo.log("main")) == 1501
 
 
@@ -69,3 +71,44 @@ def test_time_travel_by_time(repo):
     assert repo.get("b", "c", "x").doc["v"] == 1
     with pytest.raises(InvalidName):
         repo.resolve("main@not-a-time")
+
+
+@pytest.mark.parametrize("bulk_min", [0, 3], ids=["records", "bulk"])
+def test_every_logged_version_of_a_batch_reads_back_by_what_the_log_prints(repo, bulk_min):
+    """A batch (``apply``, as a capture writes it) holds several versions of one
+    document: each is listed with the seq from which it is visible, which shows it, and
+    with its slot, which reads it back, value for value."""
+    from argonfs.store.model import Change
+
+    repo.put("main", "c", {"_id": "n", "v": 0})
+    changes = [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(1, 6)]
+    changes.insert(2, Change("put", "c", "m", {"_id": "m"}))  # another document between them
+    commit = repo.apply("main", changes, kind="capture", bulk_min=bulk_min)
+    repo.put("main", "c", {"_id": "n", "v": 6})
+    log = [e for e in repo.log("main") if e.collection == "c" and e.stem == "n"]
+    if not bulk_min:  # a bulk write's listing names only the newest version of a name in it
+        assert list(repo.log("main", "c", "n")) == log
+    assert [e.seq for e in log] == [commit + 1, *[commit] * 5, 1]
+    assert len({e.slot for e in log}) == 7 and log[-1].slot == 1
+    assert [repo.get_version(e.branch, "c", "n", e.slot).doc["v"] for e in log] == [6, 5, 4, 3, 2, 1, 0]
+    for e in log:
+        # the version is in the view at its seq and in none before it
+        assert e.slot in [x.slot for x in repo.log(f"main@{e.seq}")]
+        assert e.slot not in [x.slot for x in repo.log(f"main@{e.seq - 1}")]
+        assert repo.get_version(f"main@{e.seq}", "c", "n", e.slot).doc["v"] == repo.get_version("main", "c", "n", e.slot).doc["v"]
+        with pytest.raises(NotFound):  # not visible before its seq
+            repo.get_version(f"main@{e.seq - 1}", "c", "n", e.slot)
+    assert repo.get(f"main@{commit}", "c", "n").doc["v"] == 5
+    assert repo.get(f"main@{commit - 1}", "c", "n").doc["v"] == 0  # inside the batch: before it
+    with pytest.raises(NotFound):  # a slot of another document
+        repo.get_version("main", "c", "n", next(e.slot for e in repo.log("main", "c", "m") if e.op == "put"))
+
+
+def test_a_version_of_an_ancestor_is_read_through_its_branch(repo):
+    from argonfs.store.model import Change
+
+    repo.apply("main", [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(3)], kind="capture")
+    repo.create_branch("b")
+    repo.put("b", "c", {"_id": "n", "v": 9})
+    log = list(repo.log("b", "c", "n"))
+    assert [(e.branch, repo.get_version(e.branch, "c", "n", e.slot).doc["v"]) for e in log] == [("b", 9), ("main", 2), ("main", 1), ("main", 0)]
