@@ -88,9 +88,12 @@ class Branch(Snapshot, Protocol):
     def head(self) -> int: ...
     def check_writable(self, seq: int) -> None: ...
 
-    def put(self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True) -> tuple[Written, int]:
+    def put(
+        self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True, raw: bytes | None = None
+    ) -> tuple[Written, int]:
         """Store a document (with ``if_changed``, unless it equals the current version);
-        returns it and the head."""
+        ``raw``: the bytes it was parsed from, which it then reads as.  Returns it and
+        the head."""
         ...
 
     def delete(self, collection: str, stem: str, *, author: str | None) -> int: ...

@@ -14,6 +14,7 @@ Ratios compare measurements taken in the same run, so machine noise mostly cance
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -80,6 +81,31 @@ def cli_reimports(uri: str, name: str, payload: list[dict]) -> tuple[float, floa
             assert result.exit_code == 0 and orjson.loads(result.stdout)["users"]["unchanged"] == len(payload), result.output
         assert orjson.loads(result.stdout)["users"]["quick"]
     return times[0], times[1]
+
+
+def kept_storage(uri: str, n: int) -> dict[str, float]:
+    """Bytes per version (records and index) of ``n`` puts of canonical JSON, and of the
+    same documents written as pretty-printed JSON (indent 4, as ``json.dumps`` gives),
+    whose bytes each version keeps (docs/formats.md, "Kept bytes"), in two repositories."""
+    c = client(uri)
+    out: dict[str, float] = {}
+    for label in ("canonical", "pretty"):
+        name = f"bench_{uuid.uuid4().hex[:8]}_{label}"
+        try:
+            repo = Repository.open(uri, name, author="bench")
+            repo.init()
+            base = versions_bytes(repo.db)
+            for d in docs(n):
+                raw = json.dumps(d, indent=4).encode() + b"\n" if label == "pretty" else None
+                repo.put("main", "users", d, raw=raw)
+            out[f"{label}_bytes_per_version"] = (versions_bytes(repo.db) - base) / n
+            out[f"{label}_file_bytes"] = statistics.mean(len(doc.rendered) for doc in repo.documents("main", "users"))
+        finally:
+            try:
+                c.drop_database(name)
+            except PyMongoError as exc:
+                print(f"could not drop {name}: {exc}", file=sys.stderr)
+    return out
 
 
 def run(uri: str, small: int, big: int, repeat: int) -> dict[str, float]:
@@ -159,6 +185,8 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--separate", action="store_true", help="run the SecantusDB server in a separate process")
+    parser.add_argument("--kept", type=int, default=2000, help="puts of canonical and of pretty JSON whose storage is compared")
+    parser.add_argument("--kept-only", action="store_true", help="measure only the storage of kept bytes (--kept)")
     args = parser.parse_args()
     server = None
     child = None
@@ -175,7 +203,8 @@ def main() -> None:
         server.start()
         uri = server.uri
     try:
-        r = run(uri, args.small, args.big, args.repeat)
+        kept = kept_storage(uri, args.kept)
+        r = {} if args.kept_only else run(uri, args.small, args.big, args.repeat)
     finally:
         if server is not None:
             server.stop()
@@ -185,6 +214,13 @@ def main() -> None:
         tmp.cleanup()
     goal = lambda ok: "ok" if ok else "MISSED"  # noqa: E731
     where = "SecantusDB (in-process)" if server else "SecantusDB (separate process)" if child else args.mongo
+    print(
+        f"kept bytes      {args.kept} puts: {kept['canonical_bytes_per_version']:.0f} B/version canonical ({kept['canonical_file_bytes']:.0f} B files), "
+        f"{kept['pretty_bytes_per_version']:.0f} B/version pretty ({kept['pretty_file_bytes']:.0f} B files, kept): "
+        f"+{kept['pretty_bytes_per_version'] / kept['canonical_bytes_per_version'] * 100 - 100:.0f}%"
+    )
+    if args.kept_only:
+        return
     print(f"server: {where}; repos of {args.small} and {args.big} documents")
     print(
         f"branch create   {r['branch_small_ms']:7.2f} ms (small)  {r['branch_big_ms']:7.2f} ms (big)  ratio {r['branch_ratio']:.2f}  goal <=1.5 and <=20 ms: {goal(r['branch_ratio'] <= 1.5 and r['branch_big_ms'] <= 20)}"

@@ -58,8 +58,9 @@ def _each_body(view: Snapshot, collection: str, entries: list[Listed]) -> list[b
 
 class Files(FsBase):
     async def _body(self, node: Node) -> bytes:
-        """The rendered bytes of a document: its attributes name its version slot, whose
-        body comes from the cache, with its listing neighbours, or alone."""
+        """The bytes of a document (those it was written with, or its rendering): its
+        attributes name its version slot, whose body comes from the cache, with its
+        listing neighbours, or alone."""
         await self._refresh(node)
         path = node.path
         slot, entry = node.info["slot"], node.info["entry"]
@@ -428,7 +429,9 @@ class Files(FsBase):
             fresh = node.scratch is not None and node.scratch.fresh and path == node.path
             if not fresh and self.absent.knows(branch.key, path[2]):  # e.g. rsync's temporary renamed onto a new name
                 fresh = self.absent.absent(branch.key, path[2], stem, await self._head(branch))
-            written, head = await self._write(branch.key, branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh)
+            # the bytes written are kept when they are JSON of this document (a filesystem
+            # returns what was written: cmp, checksums and rsync's quick check agree)
+            written, head = await self._write(branch.key, branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh, raw=data)
         except InvalidDocument as exc:
             log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
             raise

@@ -151,4 +151,4 @@ def _fetched(remote: f.Remote, collection: str, need: list[f.RemoteEntry], repor
         report.bytes_downloaded += len(body)
         if progress is not None:
             progress(len(body))
-        yield Change(PUT, collection, entry.stem, codec.parse(body), entry.mtime_ns)
+        yield Change(PUT, collection, entry.stem, codec.parse(body), entry.mtime_ns, raw=body)  # a bundle's bytes stay its bytes

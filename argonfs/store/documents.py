@@ -16,6 +16,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+import bson
 from bson.objectid import ObjectId
 from pymongo.errors import PyMongoError
 
@@ -48,7 +49,7 @@ class Documents(Views):
         rec = r.lookup_many(self._versions, view.chain, collection, [stem]).get(stem)
         if rec is None:
             raise NotFound(f"no document {stem + codec.SUFFIX!r} in {view.ref}/{collection}")
-        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"])
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], raw=v.kept(rec))
 
     @translating
     def get_id(self, ref: str | View, collection: str, doc_id: Any) -> Document:
@@ -111,7 +112,7 @@ class Documents(Views):
         if plan.checkpoint is None:
             for rec in r.iter_records(self._versions, plan.layers, collection, bodies=True):
                 listed = True
-                yield Document(collection, rec["k"], _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"))
+                yield Document(collection, rec["k"], _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), raw=v.kept(rec))
         else:
             listing = r.iter_entries(self._versions, plan, collection)
             while page := list(islice(listing, v.PAGE)):
@@ -131,9 +132,12 @@ class Documents(Views):
             return
         docs = packs.bodies(self.db, v.packs_of(self._versions, (e.version for e in entries)))  # imported: no record to read
         ids = [v.slot_id(e.branch_id, e.seq) for e in entries if e.version not in docs]
-        docs.update(((r["b"], r["s"]), _payload(r)) for r in v.by_ids(self._versions, ids))
+        raws: dict[tuple[ObjectId, int], bytes | None] = {}  # packs keep no bytes (packs.runs)
+        for rec in v.by_ids(self._versions, ids):
+            docs[(rec["b"], rec["s"])] = _payload(rec)
+            raws[(rec["b"], rec["s"])] = v.kept(rec)
         for e in entries:
-            yield Document(collection, e.stem, docs[e.version], e.seq, e.size, e.hash, e.time, e.author, e.mtime)
+            yield Document(collection, e.stem, docs[e.version], e.seq, e.size, e.hash, e.time, e.author, e.mtime, raw=raws.get(e.version))
 
     @translating
     def collections(self, ref: str | View) -> list[str]:
@@ -172,11 +176,24 @@ class Documents(Views):
         self._catalogued.add((bid, collection))
 
     def _record(
-        self, op: str, collection: str, stem: str, doc: dict[str, Any] | None = None, rendered: bytes | None = None, at: datetime | None = None
+        self,
+        op: str,
+        collection: str,
+        stem: str,
+        doc: dict[str, Any] | None = None,
+        rendered: bytes | None = None,
+        at: datetime | None = None,
+        raw: bytes | None = None,
     ) -> dict[str, Any]:
+        """A version record; a put's ``z`` and ``h`` are those of the bytes it reads as:
+        ``raw`` (the JSON ``doc`` was parsed from) when given and not the canonical
+        rendering, kept in the record (``versions.kept_fields``), else the rendering."""
         rec: dict[str, Any] = {"c": collection, "k": stem, "op": op, "a": self.author, "t": at or now()}
         if doc is not None:
             rendered = rendered if rendered is not None else codec.render(doc)
+            if raw is not None and raw != rendered:
+                rendered = raw
+                rec.update(v.kept_fields(raw))
             rec.update(d=doc, z=len(rendered), h=codec.content_hash(rendered))
         return rec
 
@@ -191,29 +208,41 @@ class Documents(Views):
 
     @translating
     def put(
-        self, ref: str | View, collection: str, doc: dict[str, Any], *, stem: str | None = None, mtime: int | None = None, if_changed: bool = False
+        self,
+        ref: str | View,
+        collection: str,
+        doc: dict[str, Any],
+        *,
+        stem: str | None = None,
+        mtime: int | None = None,
+        if_changed: bool = False,
+        raw: bytes | None = None,
     ) -> Document:
         """Write a whole document as a new version.  ``stem`` (the file-name stem), when
         given, must match the document's ``_id``; a document without ``_id`` gets the id
         the stem names, or a new ObjectId.  ``mtime`` (ns since the epoch) is kept with
-        the version as its modification time.  With ``if_changed``, a document whose
-        content (and ``mtime``, when given) equals the current version is not written
-        again: the current version is returned."""
+        the version as its modification time.  ``raw``: the JSON bytes ``doc`` was
+        parsed from (a file written through the mount); the version reads as those
+        bytes when the document is theirs (``kept_bytes``), else as the canonical
+        rendering.  With ``if_changed``, a version whose bytes (and ``mtime``, when
+        given) equal the current version's is not written again: the current version is
+        returned."""
         view = self._writable(ref)
         doc = prepare(doc, stem)
         stem = codec.id_to_stem(doc["_id"])
         rendered = codec.render(doc)
+        raw = kept_bytes(raw, doc, stem) if raw is not None and raw != rendered else None
         self._catalog(view.branch_id, collection)
-        rec = self._record(v.PUT, collection, stem, doc, rendered)
+        rec = self._record(v.PUT, collection, stem, doc, rendered, raw=raw)
         if mtime is not None:
             rec["mt"] = mtime
         if if_changed:
             old = r.lookup_many(self._versions, view.chain, collection, [stem], bodies=False).get(stem)
             if old is not None and old["h"] == rec["h"] and (mtime is None or mtime == _mtime_ns(old)):
                 self.check_writable(view)  # refused all the same
-                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"), old["b"], stored=False)
+                return Document(collection, stem, doc, old["s"], old["z"], old["h"], old["t"], old["a"], old.get("mt"), old["b"], stored=False, raw=v.kept(rec))
         seq = self._append(view, [rec])
-        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime, view.branch_id)
+        return Document(collection, stem, doc, seq, rec["z"], rec["h"], rec["t"], rec["a"], mtime, view.branch_id, raw=v.kept(rec))
 
     @translating
     def rename(self, ref: str | View, collection: str, stem: str, new_collection: str, new_stem: str) -> tuple[Document, int]:
@@ -223,18 +252,20 @@ class Documents(Views):
         view = self._writable(ref)
         if codec.is_hashed_stem(new_stem):
             raise InvalidDocument(f"cannot rename onto the hashed name {new_stem + codec.SUFFIX!r}")
-        doc = dict(self.get(view, collection, stem).doc)
+        old = self.get(view, collection, stem)
+        doc = dict(old.doc)
         doc["_id"] = codec.stem_to_id(new_stem)
         doc = prepare(doc, new_stem)
+        raw = kept_bytes(old.raw, doc, new_stem) if old.raw is not None else None  # bytes without an _id move along
         self._catalog(view.branch_id, new_collection)
-        put = self._record(v.PUT, new_collection, new_stem, doc)
+        put = self._record(v.PUT, new_collection, new_stem, doc, raw=raw)
         records = [put, self._record(v.DELETE, collection, stem)]
         commit = {"kind": "rename", "t": now(), "a": self.author, "message": f"{collection}/{stem} -> {new_collection}/{new_stem}"}
         guard = protect.Guard(self._versions, view.branch_id, view.branch)
         slot = v.append_atomic(self._versions, view.branch_id, records, self._heads.get(view.branch_id), new_bundle_id(), commit, guard)
         guard.written(slot)
         self._heads[view.branch_id] = slot
-        return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"]), slot
+        return Document(new_collection, new_stem, doc, put["s"], put["z"], put["h"], put["t"], put["a"], raw=v.kept(put)), slot
 
     @translating
     def delete(self, ref: str | View, collection: str, stem: str) -> int:
@@ -473,7 +504,9 @@ class Documents(Views):
             if change.op == v.PUT:
                 assert change.doc is not None
                 doc = change.doc if change.prepared else prepare(change.doc, change.stem)
-                rec = self._record(v.PUT, change.collection, change.stem if change.prepared else codec.id_to_stem(doc["_id"]), doc)
+                stem = change.stem if change.prepared else codec.id_to_stem(doc["_id"])
+                raw = kept_bytes(change.raw, doc, stem) if change.raw is not None else None
+                rec = self._record(v.PUT, change.collection, stem, doc, raw=raw)
                 if change.mtime is not None:
                     rec["mt"] = change.mtime
             else:
@@ -529,6 +562,17 @@ def _payload(rec: dict[str, Any]) -> dict[str, Any]:
         raise NotFound(f"version {rec['_id']} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")
     doc: dict[str, Any] = rec["d"]
     return doc
+
+
+def kept_bytes(raw: bytes, doc: dict[str, Any], stem: str) -> bytes | None:
+    """``raw`` if it is JSON of exactly this document (parsed, and given the id its name
+    says when it has none, it is ``doc``, to the BSON byte), else None: bytes that do
+    not say the stored document (an ``_id`` a rename or a mount rewrote) are not kept."""
+    try:
+        again = prepare(codec.parse(raw), stem)
+    except InvalidDocument:
+        return None
+    return raw if bson.encode(again) == bson.encode(doc) else None
 
 
 def prepare(doc: dict[str, Any], stem: str | None) -> dict[str, Any]:

@@ -23,6 +23,11 @@ Format history (docs/formats.md, "Format versions"):
    other records of a bulk write are in ``bulk_versions``.  Format 3 holds no packs,
    so nothing is rewritten; an argonfs that reads format 3 would not find packed
    records.
+5. kept bytes: a put written through the mount (or pulled from a bundle that kept them)
+   with JSON other than its canonical rendering keeps those bytes (``w``, ``wz``;
+   versions.kept_fields), and its ``z`` and ``h`` are theirs.  Format 4 keeps none, so
+   nothing is rewritten; an argonfs that reads format 4 would serve the rendering with
+   the kept bytes' size.
 
 Blocking pymongo code.
 """
@@ -39,7 +44,7 @@ from argonfs.store.mongo import Db
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4
+FORMAT = 5
 
 
 def _to_2(db: Db) -> None:
@@ -58,8 +63,12 @@ def _to_4(db: Db) -> None:
     range record without ``pk`` has no packs."""
 
 
+def _to_5(db: Db) -> None:
+    """Nothing to rewrite: a format 4 record keeps no bytes and reads as its rendering."""
+
+
 #: migration from format n to n + 1
-MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2, 2: _to_3, 3: _to_4}
+MIGRATIONS: dict[int, Callable[[Db], None]] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
 
 
 def stored(db: Db) -> int | None:

@@ -99,7 +99,7 @@ def _blank(versions: Any, recs: list[dict[str, Any]], t0: datetime) -> None:
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         for coll in (versions, versions.database[v.BULK]):
-            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": ""}, "$set": {"gc": t0}})
+            coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": "", "w": "", "wz": ""}, "$set": {"gc": t0}})
 
 
 def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
@@ -204,7 +204,7 @@ def _dead_in_branch(repo: Repository, bid: ObjectId, limits: set[int | None]) ->
     reserved = v.ranges(versions, bid)
     out = []
     for c in sorted({r["c"] for r in repo.db["catalog"].find({"b": bid}, {"c": 1})}):
-        recs = list(versions.find({"b": bid, "c": c}, {"d": 0}))
+        recs = list(versions.find({"b": bid, "c": c}, {"d": 0, "w": 0}))
         ids = [v.slot_id(bid, s) for r in reserved if r["rc"] == c for s in range(r["s"] + 1, r["s"] + r["rn"] + 1)]
         recs += list(v.by_ids(versions, ids, v.NO_BODY))
         seen: set[str] = set()

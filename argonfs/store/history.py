@@ -87,7 +87,7 @@ class History(Documents):
         rec = v.slot_record(self._versions, bid, slot) if 0 < slot <= (limit or 0) else None
         if rec is None or rec.get("op") != v.PUT or rec.get("c") != collection or rec.get("k") != stem or not v.visible(self._versions, rec, limit):
             raise NotFound(f"no version in slot {slot} of {name}")
-        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), bid)
+        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), bid, raw=v.kept(rec))
 
     @translating
     def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
@@ -111,9 +111,34 @@ class History(Documents):
                 changes += self._diff_listings(a, b, c)
             else:
                 changes += self._diff_keys(a, b, c, sorted(keys[c]))
-        if fields:
-            self._field_changes([ch for ch in changes if ch.change == d.MODIFIED], a, b)
+        modified = [ch for ch in changes if ch.change == d.MODIFIED]
+        if modified:  # hashes are of the bytes: a version that only keeps other bytes is no change
+            same = self._same_documents(modified, a, b, fields)
+            changes = [ch for ch in changes if id(ch) not in same]
         return changes
+
+    def _same_documents(self, changes: list[d.DocChange], a: View, b: View, fields: bool) -> set[int]:
+        """The changes (by ``id``) whose two versions hold the same document and only
+        their bytes differ (docs/formats.md, "Kept bytes"); with ``fields``, the others
+        get the paths that changed.  Without ``fields``, documents are read only where a
+        side keeps bytes: two rendered versions with different hashes differ."""
+        same = set()
+        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
+            stems = [ch.stem for ch in chunk]
+            old = r.lookup_many(self._versions, a.chain, c, stems, bodies=fields)
+            new = r.lookup_many(self._versions, b.chain, c, stems, bodies=fields)
+            if not fields:
+                kept = [k for k in stems if v.KEPT_ZLIB in old[k] or v.KEPT_ZLIB in new[k]]
+                if kept:
+                    old.update(r.lookup_many(self._versions, a.chain, c, kept))
+                    new.update(r.lookup_many(self._versions, b.chain, c, kept))
+            for ch in chunk:
+                o, n = old[ch.stem], new[ch.stem]
+                if (v.KEPT_ZLIB in o or v.KEPT_ZLIB in n) and _same_doc(o["d"], n["d"]):
+                    same.add(id(ch))
+                elif fields:
+                    ch.fields = d.field_diff(o["d"], n["d"])
+        return same
 
     def _diff_keys(self, a: View, b: View, collection: str, stems: list[str]) -> list[d.DocChange]:
         out = []
@@ -151,14 +176,6 @@ class History(Documents):
                     out.append(d.DocChange(collection, ea.stem, d.MODIFIED))
                 ea, eb = next(left, None), next(right, None)
         return out
-
-    def _field_changes(self, changes: list[d.DocChange], a: View, b: View) -> None:
-        for c, chunk in d.chunks_by_collection(changes, v.PAGE):
-            stems = [ch.stem for ch in chunk]
-            old = r.lookup_many(self._versions, a.chain, c, stems)
-            new = r.lookup_many(self._versions, b.chain, c, stems)
-            for ch in chunk:
-                ch.fields = d.field_diff(old[ch.stem]["d"], new[ch.stem]["d"])
 
     @translating
     def merge(self, source: str, target: str, *, strategy: str = "fail", dry_run: bool = False, message: str = "") -> MergeResult:

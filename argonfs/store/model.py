@@ -98,10 +98,14 @@ class Document:
     #: False when ``put(if_changed=True)`` found the content unchanged and wrote nothing:
     #: ``seq`` is then the existing version's slot, possibly in an ancestor branch
     stored: bool = True
+    #: the bytes the version was written with, when it keeps them (a write through the
+    #: mount of JSON other than the canonical rendering); None: rendered canonically
+    raw: bytes | None = None
 
     @property
     def rendered(self) -> bytes:
-        return codec.render(self.doc)
+        """The version's bytes: the ones it was written with, or the canonical rendering."""
+        return self.raw if self.raw is not None else codec.render(self.doc)
 
     @property
     def mtime_ns(self) -> int:
@@ -190,3 +194,6 @@ class Change:
     mtime: int | None = None
     #: ``doc`` already went through ``documents.prepare`` (validated and normalised)
     prepared: bool = False
+    #: the bytes ``doc`` was parsed from, kept with the version when they are not its
+    #: canonical rendering (a pull of a bundle that kept them)
+    raw: bytes | None = None

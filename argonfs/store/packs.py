@@ -13,7 +13,8 @@ row of ``bulk_packs``, under the id of the run's first slot:
      d: [document, ...],           their documents (None once gc reclaimed one)
      g: {"<i>": time}}             gc's marks
 
-A put whose document renders larger than ``MAX_DOC``, and a delete, keep a row of their
+A put whose document renders larger than ``MAX_DOC``, a put that keeps its writer's bytes
+(``w``, versions.kept_fields: a pull of such a version), and a delete, keep a row of their
 own in ``bulk_versions``.  The write's range record lists the runs (``pk``: offset from
 its first reserved slot, and count), so a reader that knows a branch's range records
 finds a slot's pack without a query; ``versions.by_ids`` gives a packed slot's record
@@ -59,7 +60,7 @@ def runs(records: list[dict[str, Any]]) -> list[tuple[int, int]]:
     start, count, size = 0, 0, 0
     for i, rec in enumerate(records):
         z = rec.get("z", 0)
-        packable = rec["op"] == _PUT and "d" in rec and z <= MAX_DOC
+        packable = rec["op"] == _PUT and "d" in rec and z <= MAX_DOC and "w" not in rec  # kept bytes: a row of its own
         if count and (not packable or count == MAX_DOCS or size + z > MAX_BYTES or rec["a"] != records[start]["a"]):
             out.append((start, count))
             count = 0

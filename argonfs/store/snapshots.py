@@ -13,7 +13,7 @@ from typing import Any
 from argonfs.snapshot import Label, Listed
 from argonfs.store.mongo import errors
 from argonfs.store.repository import Document, Repository, View
-from argonfs.store.versions import Entry, in_bulk, time_ns
+from argonfs.store.versions import Entry, in_bulk, kept, time_ns
 
 #: a batch of at least this many listed versions of one branch is fetched by the range
 #: of their names on the key index (``_bodies_by_range``) rather than by slot ids
@@ -138,8 +138,10 @@ class MongoBranch(MongoSnapshot):
     def check_writable(self, seq: int) -> None:
         self.repo.check_writable(self.view, seq)
 
-    def put(self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True) -> tuple[Stored, int]:
-        written = self.catalog.writer(author).put(self.view, collection, doc, stem=stem, mtime=mtime, if_changed=if_changed)
+    def put(
+        self, collection: str, doc: dict[str, Any], *, stem: str, author: str | None, mtime: int | None, if_changed: bool = True, raw: bytes | None = None
+    ) -> tuple[Stored, int]:
+        written = self.catalog.writer(author).put(self.view, collection, doc, stem=stem, mtime=mtime, if_changed=if_changed, raw=raw)
         # nothing written: the existing version's slot is no head of this branch
         return _stored(self.view.branch_id, written), written.seq if written.stored else self.head()
 
@@ -184,5 +186,7 @@ def _bodies_by_range(repo: Repository, collection: str, entries: list[Entry]) ->
         for rec in records:
             hit = wanted.get(rec["s"])
             if hit is not None and rec["k"] == hit.stem and "d" in rec:
-                found[hit.version] = Document(collection, hit.stem, rec["d"], hit.seq, hit.size, hit.hash, hit.time, hit.author, hit.mtime).rendered
+                found[hit.version] = Document(
+                    collection, hit.stem, rec["d"], hit.seq, hit.size, hit.hash, hit.time, hit.author, hit.mtime, raw=kept(rec)
+                ).rendered
     return found

@@ -13,6 +13,7 @@ import functools
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -34,7 +35,11 @@ PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
 MARKER_KEY = ""
 PAGE = 1000
 _MAX_ATTEMPTS = 1000
-NO_BODY = {"d": 0}
+#: a put's kept bytes (store/documents.py, ``kept``): ``w``, the bytes a writer gave
+#: (zlib-compressed when ``wz`` is 1), present only when they differ from the rendering;
+#: ``wz`` is in every record that keeps bytes, so a projection without them still says so
+KEPT, KEPT_ZLIB = "w", "wz"
+NO_BODY = {"d": 0, KEPT: 0}
 #: the records of bulk writes (``append_bulk``): the same fields as ``versions``, in a
 #: collection with no index but ``_id``
 BULK = "bulk_versions"
@@ -77,6 +82,22 @@ def time_ns(t: datetime) -> int:
     """Nanoseconds since the epoch of a naive-UTC datetime from MongoDB.  Cached: the
     versions of one batch share a few milliseconds, and a listing asks per document."""
     return (t - _EPOCH) // _MICROSECOND * 1000
+
+
+def kept_fields(raw: bytes) -> dict[str, Any]:
+    """The fields that keep a writer's bytes in a record: zlib-compressed when that is
+    smaller (indentation and repeated keys compress well)."""
+    packed = zlib.compress(raw, 6)
+    return {KEPT: packed, KEPT_ZLIB: 1} if len(packed) < len(raw) else {KEPT: raw, KEPT_ZLIB: 0}
+
+
+def kept(rec: Mapping[str, Any]) -> bytes | None:
+    """The bytes a put's writer gave, when the record keeps them (else the version
+    reads as its document's canonical rendering)."""
+    raw = rec.get(KEPT)
+    if raw is None:
+        return None
+    return zlib.decompress(raw) if rec.get(KEPT_ZLIB) else bytes(raw)
 
 
 def entry_of(rec: dict[str, Any]) -> Entry:

@@ -339,3 +339,21 @@ def test_a_missing_bucket_is_one_clear_line(remote, mongo_uri: str) -> None:
         assert done.returncode == 7, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and url.split("/prefix")[0].split("/")[-1] in lines[0], done.stderr
+
+
+def test_kept_bytes_survive_push_and_pull(repo: Repository, other: Repository, origin: f.Remote) -> None:
+    """Kept bytes travel: the pushed bundle holds the bytes its versions keep, a pull
+    keeps them (same sizes and hashes), and pulling again downloads nothing."""
+    pretty = {i: f'{{\n    "n": {i},\n    "_id": {i}\n}}'.encode() for i in range(40)}
+    for i, raw in pretty.items():
+        repo.put("main", "c", {"n": i, "_id": i}, raw=raw)
+    repo.put("main", "c", {"_id": 99, "n": 0})  # rendered canonically
+    bundle = repo.create_bundle("main", "kept", label="kept")
+    push_bundle(repo, origin, bundle.id, label="kept")
+    pull(other, origin, "kept")
+    for i, raw in pretty.items():
+        assert other.get("kept", "c", str(i)).rendered == raw
+    assert [(e.stem, e.size, e.hash) for e in other.entries("kept", "c")] == [(e.stem, e.size, e.hash) for e in repo.entries(bundle.id, "c")]
+    head = other.head("kept")
+    report = pull(other, origin, "kept")
+    assert report.downloaded == 0 and other.head("kept") == head

@@ -19,12 +19,12 @@ def test_an_older_format_is_refused_until_upgraded(repo: Repository, mongo_uri: 
     _set_format(repo, 1)
     old = Repository.open(mongo_uri, repo_name)
     for op in (lambda: old.head("main"), lambda: old.get("main", "c", "1"), old.list_branches, old.info):
-        with pytest.raises(WrongFormat, match="has format 1, this argonfs uses format 4: run 'argonfs upgrade'"):
+        with pytest.raises(WrongFormat, match="has format 1, this argonfs uses format 5: run 'argonfs upgrade'"):
             op()
     upgrader = Repository.open(mongo_uri, repo_name, check_format=False, author="admin")
-    assert upgrader.upgrade(dry_run=True) == [2, 3, 4]
+    assert upgrader.upgrade(dry_run=True) == [2, 3, 4, 5]
     assert upgrader.info()["format"] == 1
-    assert upgrader.upgrade() == [2, 3, 4]
+    assert upgrader.upgrade() == [2, 3, 4, 5]
     assert upgrader.upgrade() == []
     meta = upgrader.info()
     assert meta["format"] == FORMAT and meta["upgrades"][0]["from"] == 1 and meta["upgrades"][0]["author"] == "admin"
