@@ -13,6 +13,7 @@ wherever that version is seen and whose body never changes, so bodies are cached
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -108,7 +109,8 @@ class Catalog(Protocol):
     """The names a mount shows at its top: branches, bundles, labels."""
 
     def resolve(self, ref: str) -> Snapshot | Branch:
-        """Raises NotFound for an unknown ref."""
+        """A name in the order of ``resolve_name`` (bundle id, branch, label), or
+        ``BRANCH@SEQ``/``BRANCH@TIME``; raises NotFound for an unknown ref."""
         ...
 
     def branch_names(self) -> list[str]: ...
@@ -135,4 +137,39 @@ class Runner(Protocol):
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
 
-__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written"]
+__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written", "is_bundle_id", "resolve_name"]
+
+
+#: a bundle id's shape (model.new_bundle_id): 14 lowercase Crockford base32 characters
+_BUNDLE_ID = re.compile(r"[0-9a-hjkmnp-tv-z]{14}")
+
+
+def is_bundle_id(name: str) -> bool:
+    """Whether a name has a bundle id's shape (14 lowercase Crockford base32 characters).
+    Only bundles have such names: branches and labels are refused them."""
+    return _BUNDLE_ID.fullmatch(name) is not None
+
+
+def resolve_name(
+    name: str,
+    *,
+    bundle: Callable[[str], T | None],
+    branch: Callable[[str], T | None],
+    label: Callable[[str], T | None],
+) -> T | None:
+    """The one order in which a plain name (no ``@``) resolves, first match wins, in the
+    store, the mount, the API, the loaders and a remote (which has no branches):
+
+    1. a bundle id, so that an id always means its bundle (asked only of a name of a
+       bundle id's shape);
+    2. a branch (a pull of label L writes branch L: L names the writable branch);
+    3. a label (its current bundle).
+
+    Branch and label names cannot have a bundle id's shape (``check_branch_name``,
+    ``check_label_name``), so only a branch made before that rule can share a name with
+    a bundle, and the bundle wins.  Each lookup returns None for "no such name"."""
+    for lookup in (bundle, branch, label) if is_bundle_id(name) else (branch, label):
+        found = lookup(name)
+        if found is not None:
+            return found
+    return None

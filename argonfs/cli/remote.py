@@ -198,7 +198,7 @@ def push(app: AppContext, name_or_url: str, refs: tuple[str, ...], as_json: bool
 @click.command()
 @click.argument("name_or_url", metavar="REMOTE")
 @click.argument("ref", metavar="BUNDLE|LABEL")
-@click.option("--branch", metavar="NAME", help="Branch to write (default: named after the label or bundle; an existing one is updated in place).")
+@click.option("--branch", metavar="NAME", help="Branch to write (default: the label's name; none for a bundle id). An existing one is updated in place.")
 @json_option
 @pass_app
 def pull(app: AppContext, name_or_url: str, ref: str, branch: str | None, as_json: bool) -> None:
@@ -212,11 +212,12 @@ def pull(app: AppContext, name_or_url: str, ref: str, branch: str | None, as_jso
     if as_json:
         echo_json(report.as_dict())
         return
+    into = f"branch {report.branch}" if report.branch else "read-only, by its id"
     if report.existed:
-        click.echo(f"{report.bundle}: already here (branch {report.branch})" + (f"; label {report.label} set" if report.label else ""))
+        click.echo(f"{report.bundle}: already here ({into})" + (f"; label {report.label} set" if report.label else ""))
         return
     click.echo(
-        f"{report.bundle} -> branch {report.branch}: {report.documents} documents, downloaded {report.downloaded} "
+        f"{report.bundle} -> {into}: {report.documents} documents, downloaded {report.downloaded} "
         f"({report.bytes_downloaded} bytes), {report.unchanged} unchanged, {report.deleted} deleted" + (f"; label {report.label} set" if report.label else "")
     )
 

@@ -33,17 +33,20 @@ import logging
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
 from argonfs.errors import Corrupt, NotFound, WrongFormat
 from argonfs.remote.cache import Cache
 from argonfs.remote.objects import ObjectStore
+from argonfs.snapshot import is_bundle_id, resolve_name
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FORMAT = 1
 MARKER = "argonfs-remote.json"
@@ -339,6 +342,30 @@ class Remote:
             return False
         return True
 
+    def resolve(self, ref: str) -> tuple[str, str | None]:
+        """(bundle id, label or None) for a bundle id or a label, in the one order of
+        ``argonfs.snapshot.resolve_name`` (a remote has no branches).  A label naming
+        something not of a bundle id's shape is Corrupt: pulled, it would take the place
+        of a local name."""
+
+        def bundle(name: str) -> tuple[str, str | None] | None:
+            desc = _or_none(self.descriptor, name)
+            return None if desc is None else (desc.bundle, None)
+
+        def label(name: str) -> tuple[str, str | None] | None:
+            slot = _or_none(self.label, name)
+            if slot is None:
+                return None
+            assert slot.bundle is not None  # a label's newest slot that sets it names a bundle
+            if not is_bundle_id(slot.bundle):
+                raise Corrupt(f"remote {self.url}: label {name!r} names {slot.bundle[:40]!r}, which is not a bundle id")
+            return slot.bundle, name
+
+        found = resolve_name(ref, bundle=bundle, branch=_nothing, label=label)
+        if found is None:
+            raise NotFound(f"remote {self.url} has no bundle or label {ref!r}")
+        return found
+
     # ---- labels
 
     def _slots(self, name: str) -> list[int]:
@@ -524,3 +551,14 @@ class Remote:
                 raise Corrupt(f"remote {self.url}: {e.stem}.json in {pack_key(e.pack)} does not match its hash (corrupted or truncated)")
             out.append(body)
         return out
+
+
+def _nothing(name: str) -> None:
+    return None
+
+
+def _or_none(lookup: Callable[[str], T], name: str) -> T | None:
+    try:
+        return lookup(name)
+    except NotFound:
+        return None

@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from argonfs import codec
-from argonfs.errors import NotFound
+from argonfs.errors import Conflict, NotFound
 from argonfs.remote import format as f
 from argonfs.remote.push import merge_join
 from argonfs.store import Change, Repository
-from argonfs.store.model import View
+from argonfs.store.model import Bundle, View
+from argonfs.store.names import check_branch_name, check_label_name
 from argonfs.store.versions import DELETE, DROP, MKCOL, PAGE, PUT
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class PullReport:
     bundle: str
-    branch: str
+    #: the branch written; None for a bundle pulled by id without ``--branch`` (read by its id)
+    branch: str | None
     label: str | None = None
     #: the bundle was already in the repository
     existed: bool = False
@@ -51,39 +53,32 @@ class PullReport:
 
 
 def resolve(remote: f.Remote, ref: str) -> tuple[str, str | None]:
-    """(bundle id, label or None) for a bundle id or a label of the remote."""
-    try:
-        return remote.descriptor(ref).bundle, None
-    except NotFound:
-        pass
-    try:
-        slot = remote.label(ref)
-    except NotFound:
-        raise NotFound(f"remote {remote.url} has no bundle or label {ref!r}") from None
-    assert slot.bundle is not None
-    return slot.bundle, ref
+    """(bundle id, label or None) for a bundle id or a label of the remote (``Remote.resolve``)."""
+    return remote.resolve(ref)
 
 
 def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = None, progress: Callable[[int], None] | None = None) -> PullReport:
+    """Pull a bundle (by id or label) into branch ``branch`` (default: the label's name;
+    none for a bundle pulled by id).  Nothing of a pull a reader can name appears before
+    its data is complete and verified: a new branch is written while it has no name
+    (``Repository.stage_branch``), the bundle record is the commit point, and the branch's
+    name and the label follow it.  A pull that fails or is killed before the bundle
+    record leaves an unnamed branch record that gc reclaims; one killed after it leaves
+    the whole bundle, and pulling again adds the name and the label."""
     bundle_id, label = resolve(remote, ref)
-    desc = remote.descriptor(bundle_id)
-    name = branch or label or bundle_id
+    name = branch or label
+    if name is not None:
+        check_branch_name(name)
+    if label is not None:
+        check_label_name(label)
     report = PullReport(bundle_id, name, label)
     try:
         local = repo.bundle(bundle_id)
-        report.existed = True
-        report.branch = local.branch
     except NotFound:
-        try:
-            repo.branch(name)
-        except NotFound:
-            _create_branch(repo, name, label, desc)
-        view = repo.resolve(name)
-        report.seq = repo.apply(view, _changes(repo, remote, desc, view, report, progress), kind="pull", message=f"pull {bundle_id} from {remote.url}")
-        at = f"{name}@{report.seq}" if report.seq is not None else name
-        when = datetime.fromtimestamp(desc.time_ns / 1e9, UTC).replace(tzinfo=None)
-        when = when.replace(microsecond=when.microsecond // 1000 * 1000)
-        repo.create_bundle(at, desc.message, bundle_id=bundle_id, time=when, author=desc.author)
+        _fill(repo, remote, bundle_id, name, label, report, progress)
+    else:
+        report.existed = True
+        report.branch = _existing(repo, local, name)
     if label is not None:
         try:
             current = repo.label(label)["bundle"]
@@ -94,10 +89,53 @@ def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = N
     return report
 
 
-def _create_branch(repo: Repository, name: str, label: str | None, desc: f.Descriptor) -> None:
-    """A new branch for the pull: forked (O(1)) from a local bundle that is likely close
-    to the pulled one, so only what differs is downloaded: the bundle the label points
-    at here (pulled before), else the bundle the push used as its base.  Else empty."""
+def _fill(
+    repo: Repository, remote: f.Remote, bundle_id: str, name: str | None, label: str | None, report: PullReport, progress: Callable[[int], None] | None
+) -> None:
+    """Write the bundle's documents and freeze them as the local bundle."""
+    desc = remote.descriptor(bundle_id)
+    when = datetime.fromtimestamp(desc.time_ns / 1e9, UTC).replace(tzinfo=None)
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+    view = None
+    if name is not None:
+        with contextlib.suppress(NotFound):
+            repo.branch(name)
+            view = repo.resolve(name)  # the branch: its name cannot be a bundle id's
+    if view is not None:  # an existing branch, updated in place: the transaction keeps it whole
+        report.seq = repo.apply(view, _changes(repo, remote, desc, view, report, progress), kind="pull", message=f"pull {bundle_id} from {remote.url}")
+        at = f"{name}@{report.seq}" if report.seq is not None else view
+        repo.create_bundle(at, desc.message, bundle_id=bundle_id, time=when, author=desc.author)
+        return
+    staged = repo.stage_branch(name or bundle_id, _close_bundle(repo, label, desc), pull=bundle_id)
+    report.seq = repo.apply(staged, _changes(repo, remote, desc, staged, report, progress), kind="pull", message=f"pull {bundle_id} from {remote.url}")
+    repo.create_bundle(staged, desc.message, bundle_id=bundle_id, time=when, author=desc.author)
+    if name is not None:
+        repo.name_branch(staged, name)
+
+
+def _existing(repo: Repository, local: Bundle, name: str | None) -> str | None:
+    """The branch to report for a bundle already here.  A pull killed after its bundle
+    record and before its branch's name gets the name now, and so does a bundle pulled
+    by id and pulled again with ``--branch`` (its unnamed branch becomes writable)."""
+    if name is None:
+        return None
+    try:
+        repo.branch(name)
+        return name
+    except NotFound:
+        pass
+    try:
+        repo.name_branch(repo.pin(local.id), name)
+    except Conflict:
+        return None  # the bundle's branch has a name of its own
+    log.info("pull: bundle %s was here; its branch is named %s now", local.id, name)
+    return name
+
+
+def _close_bundle(repo: Repository, label: str | None, desc: f.Descriptor) -> str | None:
+    """A local bundle likely to be close to the pulled one, for a new branch to fork from
+    (O(1)), so only what differs is downloaded: the bundle the label points at here
+    (pulled before), else the bundle the push used as its base.  None: start empty."""
     candidates = []
     if label is not None:
         with contextlib.suppress(NotFound):
@@ -109,10 +147,9 @@ def _create_branch(repo: Repository, name: str, label: str | None, desc: f.Descr
             repo.bundle(bundle_id)
         except NotFound:
             continue
-        repo.create_branch(name, bundle_id)
-        log.info("pull: branch %s forked from local bundle %s", name, bundle_id)
-        return
-    repo.create_branch(name, empty=True)
+        log.info("pull: forking from local bundle %s", bundle_id)
+        return bundle_id
+    return None
 
 
 def _changes(

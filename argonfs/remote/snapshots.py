@@ -53,19 +53,12 @@ class RemoteCatalog:
         return ReadOnly(f"cannot {what}: remote {self.url} is mounted read-only (a remote changes only by pushing to it)")
 
     def resolve(self, ref: str) -> RemoteSnapshot:
-        """A bundle id (kind "bundle") or a label's current bundle (kind "label")."""
+        """A bundle id (kind "bundle") or a label's current bundle (kind "label"), in
+        the one order of ``names.resolve_name`` (a remote has no branches)."""
         if not ref or "/" in ref or ref in (".", ".."):
             raise NotFound(f"remote {self.url} has no bundle or label {ref!r}")
-        try:
-            return RemoteSnapshot(self, self.remote.descriptor(ref), ref, "bundle")
-        except NotFound:
-            pass
-        try:
-            slot = self.remote.label(ref)
-        except NotFound:
-            raise NotFound(f"remote {self.url} has no bundle or label {ref!r}") from None
-        assert slot.bundle is not None  # a label's newest slot that sets it names a bundle
-        return RemoteSnapshot(self, self.remote.descriptor(slot.bundle), ref, "label")
+        bundle_id, label = self.remote.resolve(ref)
+        return RemoteSnapshot(self, self.remote.descriptor(bundle_id), ref, "bundle" if label is None else "label")
 
     def branch_names(self) -> list[str]:
         return []  # a remote holds bundles and labels only: /branches is empty

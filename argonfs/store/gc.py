@@ -9,7 +9,9 @@ What is reclaimed (docs/architecture.md, "Garbage collection", has the argument)
   for a transaction idle longer than ``min_age``, then looks for its commit below that
   record; a commit is refused once an abort exists (``versions.append_commit``), so an
   aborted transaction can never become visible;
-- in branches deleted longer than ``grace`` ago, every version that none of the
+- in branches deleted longer than ``grace`` ago, and in branches a pull staged
+  (``Repository.stage_branch``) that got neither a name nor a bundle and were last
+  written longer than ``grace`` (and ``min_age``) ago, every version that none of the
   snapshots still able to read the branch sees: live branches, bundles (so labels),
   forks of branches that are themselves read, and the two sides of recorded merges
   (merge bases).  That is the range above the highest such snapshot, and the versions
@@ -76,7 +78,7 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
     report = Report(dry_run)
     versions = repo.db["versions"]
     dead: dict[str, list[dict[str, Any]]] = {"transactions": _dead_transactions(repo, t0 - min_age, report, t0), "deleted branches": []}
-    limits, settled = _reachable(repo, t0, grace, report)
+    limits, settled = _reachable(repo, t0, grace, report, min_age)
     for bid in settled:
         dead["deleted branches"] += _dead_in_branch(repo, bid, limits.get(bid, set()))
     seen: set[str] = set()
@@ -153,19 +155,29 @@ def _tagged(repo: Repository, fields: dict[str, int]) -> Iterable[dict[str, Any]
                     yield rec
 
 
-def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report) -> tuple[Limits, list[ObjectId]]:
+def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report, min_age: timedelta) -> tuple[Limits, list[ObjectId]]:
     """The seq limits at which each branch can still be read (``None``: any, a live
     branch), and the deleted branches past their grace period."""
     db = repo.db
-    records = {r["_id"]: r for r in db["branches"].find({}, {"parent": 1, "fork": 1, "name": 1})}
+    records = {r["_id"]: r for r in db["branches"].find({}, {"parent": 1, "fork": 1, "name": 1, "pull": 1, "created": 1})}
     live = {r["bid"] for r in db["branch_names"].find({}, {"bid": 1})}
     deleted = {r["_id"]: r for r in db["deleted_branches"].find()}
+    bundled = {r["b"] for r in db["bundles"].find({}, {"b": 1})}
     roots: list[tuple[ObjectId, int | None]] = [(bid, None) for bid in live]
     settled = []
     for bid, rec in records.items():
         if bid in live:
             continue
         row = deleted.get(bid)
+        if row is None and "pull" in rec:  # staged by a pull (store/refs.py, stage_branch)
+            if bid in bundled:  # the pulled bundle's own branch, never named: it is the bundle
+                roots.append((bid, None))
+            elif (last := _last_write(repo, bid, rec)) > t0 - max(grace, min_age):  # a pull in flight, or one that just failed
+                roots.append((bid, None))
+                report.waiting.append((f"{rec.get('name')} (a pull in flight or failed)", last))
+            else:  # a failed or killed pull's: no name, no bundle, idle past the grace period
+                settled.append(bid)
+            continue
         if row is None:  # deleted by an older argonfs, or being created: start its clock now
             row = {"_id": bid, "name": rec.get("name"), "t": t0, "author": "argonfs gc (first seen without a name)"}
             if not report.dry_run:
@@ -179,6 +191,14 @@ def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report)
     for r in db["merges"].find({}, {"sb": 1, "ss": 1, "tb": 1, "ts": 1}):
         roots += [(r["sb"], r["ss"]), (r["tb"], r["ts"])]
     return _close(roots, records), settled
+
+
+def _last_write(repo: Repository, bid: ObjectId, rec: dict[str, Any]) -> datetime:
+    """When a branch was last written: the time of its newest slot, else its creation."""
+    top = v.head(repo.db["versions"], bid)
+    newest = next(v.by_ids(repo.db["versions"], [v.slot_id(bid, top)], {"t": 1}), None) if top else None
+    when: datetime = newest["t"] if newest is not None else rec["created"]
+    return when
 
 
 def _close(roots: Iterable[tuple[ObjectId, int | None]], records: dict[ObjectId, dict[str, Any]]) -> Limits:

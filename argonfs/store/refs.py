@@ -19,9 +19,9 @@ from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import AlreadyExists, Conflict, NotFound, Protected
 from argonfs.store import protect
-from argonfs.store.model import Branch, Bundle, new_bundle_id, now
+from argonfs.store.model import Branch, Bundle, View, new_bundle_id, now
 from argonfs.store.mongo import translating
-from argonfs.store.names import check_branch_name, check_label_name
+from argonfs.store.names import check_branch_name, check_bundle_id, check_label_name
 from argonfs.store.views import Views
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,37 @@ class Refs(Views):
         pinned = self._pin(source)
         bid, seq = pinned.chain[0]
         return self._create_branch(name, bid, seq or 0)
+
+    @translating
+    def stage_branch(self, name: str, from_ref: str | None = None, *, pull: str) -> View:
+        """A new branch that no reader can name yet: a branch record without a name row,
+        as a writable view (what a pull writes to before its data is verified and its
+        bundle frozen).  ``name`` is recorded as the name at creation (what the bundle
+        and the log show); ``from_ref`` forks it (default: empty); ``pull`` is the bundle
+        it is made for.  ``name_branch`` names it; gc reclaims one that neither got a
+        bundle nor a name once it has been idle for its grace period (store/gc.py)."""
+        parent, fork = None, 0
+        if from_ref is not None:
+            bid, seq = self._pin(self.resolve(from_ref)).chain[0]
+            parent, fork = bid, seq or 0
+        rec: dict[str, Any] = {"_id": ObjectId(), "parent": parent, "fork": fork, "name": name, "created": now(), "author": self.author, "pull": pull}
+        self.db["branches"].insert_one(rec)
+        self._branches[rec["_id"]] = rec
+        return View(name, self._chain(rec["_id"], None), "branch", branch=name)
+
+    @translating
+    def name_branch(self, view: View, name: str) -> Branch:
+        """Give a staged branch (``stage_branch``) its name: from now on readers see it.
+        Conflict for a branch that was not staged or has a name already."""
+        check_branch_name(name)
+        rec = self._branch_record(view.branch_id)
+        if "pull" not in rec or self.db["branch_names"].find_one({"bid": view.branch_id}) is not None:
+            raise Conflict(f"cannot name the branch of {view.ref!r} {name!r}: it is not a staged branch without a name")
+        try:
+            self.db["branch_names"].insert_one({"_id": name, "bid": view.branch_id})
+        except DuplicateKeyError:
+            raise AlreadyExists(f"branch {name!r} already exists") from None
+        return self._branch_of(name, rec)
 
     @translating
     def branch(self, name: str) -> Branch:
@@ -139,13 +170,15 @@ class Refs(Views):
 
     @translating
     def create_bundle(
-        self, ref: str, message: str, *, label: str | None = None, bundle_id: str | None = None, time: datetime | None = None, author: str | None = None
+        self, ref: str | View, message: str, *, label: str | None = None, bundle_id: str | None = None, time: datetime | None = None, author: str | None = None
     ) -> Bundle:
         """Freeze a ref's current state.  O(1): it records (branch id, seq).  ``bundle_id``,
         ``time`` and ``author`` keep a pulled bundle's identity (AlreadyExists if taken)."""
         if label is not None:
             check_label_name(label)
-        view = self._pin(self.resolve(ref))
+        if bundle_id is not None:
+            check_bundle_id(bundle_id)
+        view = self._pin(self._view(ref))
         bid, seq = view.chain[0]
         rec = {
             "_id": bundle_id or new_bundle_id(),

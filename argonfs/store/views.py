@@ -3,7 +3,7 @@
 ``Views`` owns the state the parts of ``Repository`` share (the database, the author,
 and the per-process caches of branch records, heads and catalogued collections), the
 format check on first use and the repository's meta record, and ``resolve``: a ref (a
-branch, ``branch@SEQ``, ``branch@TIME``, a bundle id or a label) becomes a ``View``, the
+bundle id, a branch or a label, in that order, or ``branch@SEQ``, ``branch@TIME``) becomes a ``View``, the
 chain of layers to read, pinned to the branch's current head when asked.  refs.py,
 documents.py, history.py and readlog.py build on it.  Blocking (pymongo).
 """
@@ -21,7 +21,7 @@ from argonfs.store import reading as r
 from argonfs.store import versions as v
 from argonfs.store.model import View
 from argonfs.store.mongo import Db, translating
-from argonfs.store.names import parse_ref
+from argonfs.store.names import parse_ref, resolve_name
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class Views:
 
     @translating
     def resolve(self, ref: str) -> View:
-        """Resolve a branch, ``branch@SEQ``, a bundle id or a label (tried in that order)."""
+        """Resolve ``branch@SEQ``, ``branch@TIME``, or a name: a bundle id, a branch or a
+        label, in the one order of ``names.resolve_name``."""
         self._check_format()
         spec = parse_ref(ref)
         if spec.time is not None:
@@ -111,19 +112,26 @@ class Views:
             if spec.seq > top:
                 raise NotFound(f"branch {spec.name!r} has no version {spec.seq} (its newest is {top})")
             return View(ref, self._chain(bid, spec.seq), "seq", branch=spec.name)
-        row = self.db["branch_names"].find_one({"_id": ref})
-        if row is not None:
-            return View(ref, self._chain(row["bid"], None), "branch", branch=ref)
-        bundle = self.db["bundles"].find_one({"_id": ref})
-        if bundle is not None:
-            return View(ref, self._chain(bundle["b"], bundle["s"]), "bundle", bundle=ref)
-        label = self.db["labels"].find_one({"_id": ref})
-        if label is not None:
-            bundle = self.db["bundles"].find_one({"_id": label["bundle"]})
-            if bundle is not None:
-                return View(ref, self._chain(bundle["b"], bundle["s"]), "label", bundle=label["bundle"])
-        self.info()
-        raise NotFound(f"unknown ref {ref!r}: no branch, bundle or label has that name")
+        view = resolve_name(ref, bundle=self._bundle_view, branch=self._branch_view, label=self._label_view)
+        if view is None:
+            self.info()
+            raise NotFound(f"unknown ref {ref!r}: no bundle, branch or label has that name")
+        return view
+
+    def _bundle_view(self, name: str) -> View | None:
+        bundle = self.db["bundles"].find_one({"_id": name})
+        return None if bundle is None else View(name, self._chain(bundle["b"], bundle["s"]), "bundle", bundle=name)
+
+    def _branch_view(self, name: str) -> View | None:
+        row = self.db["branch_names"].find_one({"_id": name})
+        return None if row is None else View(name, self._chain(row["bid"], None), "branch", branch=name)
+
+    def _label_view(self, name: str) -> View | None:
+        label = self.db["labels"].find_one({"_id": name})
+        if label is None:
+            return None
+        bundle = self.db["bundles"].find_one({"_id": label["bundle"]})
+        return None if bundle is None else View(name, self._chain(bundle["b"], bundle["s"]), "label", bundle=label["bundle"])
 
     def _view(self, ref: str | View) -> View:
         """A view as given, or the ref resolved."""

@@ -17,7 +17,7 @@ import bson
 import pytest
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
-from argonfs.errors import Corrupt, NotFound, WrongFormat
+from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
 from argonfs.remote import format as f
 from argonfs.remote import gc as remote_gc
 from argonfs.remote.objects import open_store
@@ -149,7 +149,10 @@ def test_a_pull_into_a_new_branch_forks_from_a_close_local_bundle(repo: Reposito
     pull(other, origin, v1.id)
     report = pull(other, origin, v2.id, branch="fresh")  # forked from v1 here: only the change is fetched
     assert (report.downloaded, report.unchanged) == (10, 490)
-    assert other.branch("fresh").parent_name == v1.id
+    pulled = other.bundle(v1.id)
+    fresh = other.branch("fresh")
+    assert (fresh.parent, fresh.fork_seq) == (pulled.branch_id, pulled.seq)
+    assert [b.name for b in other.list_branches()] == ["fresh", "main"]  # a bundle pulled by id has no branch
     assert bodies(other, v2.id) == bodies(repo, v2.id)
 
 
@@ -254,18 +257,122 @@ def _corrupt(origin: f.Remote, key: str, damage) -> None:
     assert origin.store.put_if_absent(key, damage(data))
 
 
+def names(repo: Repository) -> tuple[list[str], list[str], list[str]]:
+    """What a reader can name: branches, bundles, labels."""
+    return [b.name for b in repo.list_branches()], [b.id for b in repo.list_bundles()], [lab["name"] for lab in repo.list_labels()]
+
+
+@pytest.mark.parametrize("how", ["id", "branch", "label"])
 @pytest.mark.parametrize("damage", [lambda d: d[:-7] + bytes(7), lambda d: d[: len(d) // 2]], ids=["flipped", "truncated"])
-def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, other: Repository, origin: f.Remote, damage) -> None:
+def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, other: Repository, origin: f.Remote, damage, how: str) -> None:
     repo.import_documents("main", "people", people(100))
-    bundle = repo.create_bundle("main", "v1")
-    push_bundle(repo, origin, bundle.id)
+    bundle = repo.create_bundle("main", "v1", label="prod")
+    push_bundle(repo, origin, bundle.id, label="prod")
     (pack,) = [o.key for o in origin.store.list("packs/")]
     _corrupt(origin, pack, damage)
+    before = names(other)
+    ref, branch = {"id": (bundle.id, None), "branch": (bundle.id, "pulled"), "label": ("prod", None)}[how]
     with pytest.raises(Corrupt, match="does not match its hash"):
-        pull(other, f.Remote(open_store(origin.url)), bundle.id, branch="pulled")
-    assert other.collections("pulled") == []  # the transaction never committed
-    with pytest.raises(NotFound):
-        other.bundle(bundle.id)
+        pull(other, f.Remote(open_store(origin.url)), ref, branch=branch)
+    assert names(other) == before  # no branch, bundle or label appeared
+    for name in (bundle.id, "pulled", "prod"):
+        with pytest.raises(NotFound):
+            other.resolve(name)
+
+
+def test_a_pulled_bundle_id_means_the_bundle_and_is_read_only(repo: Repository, other: Repository, origin: f.Remote) -> None:
+    repo.import_documents("main", "people", people(5))
+    bundle = repo.create_bundle("main", "v1")
+    push_bundle(repo, origin, bundle.id)
+    report = pull(other, origin, bundle.id)
+    assert report.branch is None
+    assert names(other) == (["main"], [bundle.id], [])  # the bundle, and no branch of its name
+    assert other.resolve(bundle.id).kind == "bundle"
+    with pytest.raises(ReadOnly):
+        other.put(bundle.id, "people", {"_id": 1, "name": "changed"})
+    with pytest.raises(ReadOnly):
+        other.delete(bundle.id, "people", "1")
+    with pytest.raises(InvalidName, match="shape of a bundle id"):
+        other.create_branch(bundle.id)
+    with pytest.raises(InvalidName, match="shape of a bundle id"):
+        pull(other, origin, bundle.id, branch=bundle.id)
+    assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+
+    # pulled again with --branch, its (unnamed) branch gets that name and takes writes
+    again = pull(other, origin, bundle.id, branch="work")
+    assert (again.existed, again.branch, again.downloaded) == (True, "work", 0)
+    other.put("work", "people", {"_id": 1, "name": "changed"})
+    assert bodies(other, bundle.id) == bodies(repo, bundle.id)  # the bundle is still the bundle
+    assert other.get("work", "people", "1").doc["name"] == "changed"
+
+
+def _pull_child(mongo_uri: str, repo: Repository, url: str, ref: str, env: dict[str, str]) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, "--repo", repo.db.name, "pull", url, ref]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _cli(mongo_uri: str, repo: Repository, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, "--repo", repo.db.name, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def _staged_versions(repo: Repository) -> int:
+    """Documents written (and not reclaimed) to branches a pull staged (no name yet)."""
+    staged = [r["_id"] for r in repo.db["branches"].find({"pull": {"$exists": True}}, {"_id": 1})]
+    return repo.db["versions"].count_documents({"b": {"$in": staged}, "op": "put", "gc": {"$exists": False}}) if staged else 0
+
+
+KILL_POINTS = ["staged", "written", "delay-0.5", "delay-1.5", "delay-3"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_pull_killed_at_any_point_leaves_nothing_or_the_whole_bundle(
+    repo: Repository, other: Repository, remote, mongo_uri: str, procs: list[subprocess.Popen], tmp_path: Path, point: str
+) -> None:
+    """SIGKILL of a real ``argonfs pull`` of a label: at points the test sees in the
+    database (the staged branch exists; some of its versions are written) nothing a reader
+    can name may appear; at fixed delays the pull may also have finished its bundle, which
+    is then whole.  gc reclaims the staged versions, and pulling again completes."""
+    origin = f.Remote(open_store(remote.url))
+    repo.import_documents("main", "people", people(3000))
+    bundle = repo.create_bundle("main", "v1", label="prod")
+    push_bundle(repo, origin, bundle.id, label="prod")
+    before = names(other)
+    child = _pull_child(mongo_uri, other, remote.url, "prod", remote.child_env())
+    procs.append(child)
+    deadline = time.monotonic() + 120
+    if point.startswith("delay-"):
+        time.sleep(float(point.split("-")[1]))
+    else:
+        while not (other.db["branches"].count_documents({"pull": bundle.id}) if point == "staged" else _staged_versions(other)):
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, "the pull never reached the kill point"
+            time.sleep(0.01)
+    child.kill()
+    child.wait(timeout=60)
+    after = names(other)
+    whole = bundle.id in after[1]
+    if not point.startswith("delay-"):
+        assert not whole and child.returncode == -9
+    if whole:  # killed after the commit point: the bundle is complete
+        assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+    else:
+        assert after == before
+        exported = _cli(mongo_uri, other, "export", bundle.id, str(tmp_path / "out"))
+        assert exported.returncode == 2 and "unknown ref" in exported.stderr, exported.stderr
+        for args in (["branch", "list"], ["bundle", "list"], ["label", "list"]):
+            listed = _cli(mongo_uri, other, *args)
+            assert listed.returncode == 0 and bundle.id not in listed.stdout and "prod" not in listed.stdout, listed.stdout
+
+    written = _staged_versions(other)
+    report = other.gc(min_age=datetime.timedelta(0), grace=datetime.timedelta(0))
+    assert names(other) == after
+    if written and not whole:
+        assert report.total_records >= written and _staged_versions(other) == 0  # the killed pull's versions are reclaimed
+    done = pull(other, f.Remote(open_store(remote.url)), "prod")
+    assert done.branch == "prod"
+    assert names(other)[0] == ["main", "prod"] and other.label("prod")["bundle"] == bundle.id
+    assert bodies(other, bundle.id) == bodies(repo, bundle.id) == bodies(other, "prod")
 
 
 def test_a_corrupted_chunk_or_descriptor_is_refused(repo: Repository, origin: f.Remote) -> None:
