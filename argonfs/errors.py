@@ -97,3 +97,11 @@ class Corrupt(ArgonError):
 
     errno = errno.EIO
     exit_code = 9
+
+
+class NoSpace(ArgonError):
+    """The disk holding the data (the embedded server's data directory) is full: the
+    write was not made, and freeing space is enough to go on (docs/cli.md, "A full disk")."""
+
+    errno = errno.ENOSPC
+    exit_code = 11

@@ -15,6 +15,15 @@ The server is private to its user and durable:
 - WiredTiger fsyncs its journal at every commit (``sync_on_commit``) before the write is
   acknowledged, so an acknowledged write survives a crash of the server or the machine.
 
+A full disk: WiredTiger panics when a journal write fails (ENOSPC) and answers every
+later operation with ``WT_PANIC``; only a new process recovers, by replaying the journal.
+So the server checks its engine four times a second and exits once it has panicked; the
+next command starts it again, and recovery keeps the acknowledged writes (but, seen with
+SecantusDB 0.7.0b3, possibly the last one before the panic).  A start needs room (a new
+journal file, and recovery writes the replayed journal into the tables): while the disk
+has less than ``START_SPACE`` free, a failed start or a server failure is reported as
+``NoSpace`` (docs/cli.md, "A full disk").
+
 Blocking functions; no trio here.
 """
 
@@ -37,12 +46,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from argonfs.errors import StoreUnavailable
+from argonfs.errors import NoSpace, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
 USER = "argonfs"
+#: Free space below which a failed start or a failing server means a full disk: a start
+#: writes a new journal file and the replayed journal into the tables.
+START_SPACE = 16 * 2**20
+#: The server's exit code after WiredTiger panicked (a journal write failed).
+PANIC_EXIT = 3
+#: Added to SecantusDB's WiredTiger settings (through WiredTiger's own environment variable) so
+#: a full disk can be recovered from: a checkpoint at every 4 MiB of journal (recovery replays
+#: little, and journal files a checkpoint covers are removed, instead of every 60 s) and
+#: journal files extended 1 MiB at a time (instead of to 10 MiB when they are created).
+WIREDTIGER_CONFIG = "checkpoint=(log_size=4MB),file_extend=(log=1MB)"
 
 
 def _paths(home: Path) -> dict[str, Path]:
@@ -139,6 +158,26 @@ def server_info(home: Path) -> dict[str, Any] | None:
         return None
 
 
+def free_space(home: Path) -> int:
+    """Bytes free for this user on the disk holding ``home``."""
+    st = os.statvfs(home)
+    return st.f_bavail * st.f_frsize
+
+
+def no_space(home: Path) -> NoSpace | None:
+    """``NoSpace`` if the disk of ``home`` is too full for the server to work, else None."""
+    try:
+        free = free_space(home)
+    except OSError:
+        return None
+    if free >= START_SPACE:
+        return None
+    return NoSpace(
+        f"no space left on device for the embedded server's data in {home} ({free / 2**20:.1f} MiB free):"
+        " free some space and retry"
+    )
+
+
 def ensure_server(home: Path) -> str:
     """Return the URI (with its credential) of the data directory's server, starting one if needed."""
     try:
@@ -176,6 +215,9 @@ def _spawn(home: Path) -> dict[str, Any]:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            full = no_space(home)
+            if full is not None:
+                raise full
             tail = paths["log"].read_text(errors="replace")[-2000:]
             raise StoreUnavailable(f"the embedded MongoDB server in {home} exited with code {proc.returncode}: {tail.strip()}")
         info = server_info(home)
@@ -252,11 +294,21 @@ def _stop_listening(server: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _panicked(server: Any) -> bool:
+    """True once WiredTiger has panicked: every later operation fails until a new process recovers."""
+    try:
+        server.storage._conn.open_session().close()
+    except Exception as exc:  # WiredTigerError, or anything a broken engine raises
+        return "WT_PANIC" in str(exc)
+    return False
+
+
 def serve(home: Path) -> int:
     """Run the server in this process until SIGTERM or SIGINT."""
     from secantus import SecantusDBServer
 
     os.umask(0o077)  # WiredTiger's files, the journal, and everything else: 0600 / 0700
+    os.environ["WIREDTIGER_CONFIG"] = WIREDTIGER_CONFIG
     paths = _paths(home)
     _private_dir(home)
     with _flock(paths["lock"], blocking=False) as got:
@@ -264,6 +316,7 @@ def serve(home: Path) -> int:
             print(f"another server already serves {home}", file=sys.stderr)
             return 1
         stop = threading.Event()
+        code = 0
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         _make_private(home)
@@ -283,14 +336,17 @@ def serve(home: Path) -> int:
             info = {"uri": server.uri, "port": server.port, "pid": os.getpid(), "data": str(paths["db"])}
             _write_private(paths["info"], info)
             print(f"argonfs embedded server pid {os.getpid()} listening at {server.uri}", flush=True)
-            while not stop.wait(1.0):
-                pass
+            while not stop.wait(0.25):
+                if _panicked(server):
+                    print("WiredTiger panicked (a full disk?): stopping; the next command starts the server again", flush=True)
+                    code = PANIC_EXIT
+                    break
         finally:
             paths["info"].unlink(missing_ok=True)
             _stop_listening(server)
             server.stop()
             print("argonfs embedded server stopped", flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
@@ -27,7 +28,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from argonfs.errors import StoreUnavailable
+from argonfs.errors import NoSpace, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ Coll: TypeAlias = "Collection[Doc]"
 DEFAULT_TIMEOUT_MS = 5000
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 _NO_MAJORITY_READS = 148  # ReadConcernMajorityNotEnabled
+_INTERNAL_ERROR = 1  # what SecantusDB answers once WiredTiger panicked (a full disk among others)
+_OUT_OF_DISK_SPACE = 14031  # mongod's OutOfDiskSpace
 
 _clients: dict[tuple[str, int], Client] = {}
 _clients_lock = threading.Lock()
@@ -153,10 +156,56 @@ def describe(uri: str) -> str:
         return "the configured MongoDB server"
 
 
+def _full_disk(where: str) -> NoSpace | None:
+    """``NoSpace`` if ``where`` is an embedded server whose data directory's disk is full.
+
+    A panicked server answers ``internal server error`` and then exits (embedded.py);
+    a client cannot tell a full disk from that answer, but the disk itself can."""
+    home = _embedded.get(where)
+    if home is None:
+        return None
+    from argonfs.store.embedded import no_space
+
+    return no_space(home)
+
+
+def _stopped_after_panic(home: Path, wait: float = 5.0) -> bool:
+    """Wait a little for an embedded server that answered an internal error to exit (as it
+    does when WiredTiger panicked, embedded.py); True if it did, so it can be started again."""
+    from argonfs.store.embedded import server_running
+
+    deadline = time.monotonic() + wait
+    while server_running(home):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def translate(exc: PyMongoError, where: str) -> Exception:
+    code = exc.code if isinstance(exc, OperationFailure) else None
+    if isinstance(exc, OperationFailure) and code == _OUT_OF_DISK_SPACE:
+        return NoSpace(f"no space left on device: MongoDB at {where}: {(exc.details or {}).get('errmsg', exc)}")
+    if isinstance(exc, ConnectionFailure) or code == _INTERNAL_ERROR:
+        full = _full_disk(where)
+        if full is not None:
+            return full
+    if code == _INTERNAL_ERROR:
+        home = _embedded.get(where)
+        if home is None:
+            return StoreUnavailable(f"MongoDB at {where} answered 'internal server error'")
+        try:
+            revived = _revive(where) if _stopped_after_panic(home) else ""
+        except NoSpace as full:
+            return full
+        return StoreUnavailable(f"MongoDB at {where} answered 'internal server error' (its log: {home / 'server.log'}){revived}")
     if isinstance(exc, ConnectionFailure):
         reason = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
-        return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300] + _revive(where))
+        try:
+            revived = _revive(where)
+        except NoSpace as full:
+            return full
+        return StoreUnavailable(f"cannot reach MongoDB at {where}: {reason}".split("\n")[0][:300] + revived)
     if isinstance(exc, OperationFailure) and exc.code in _AUTH_CODES:
         return StoreUnavailable(f"MongoDB at {where} refused authentication: {(exc.details or {}).get('errmsg', exc)}")
     if isinstance(exc, OperationFailure) and exc.code == _NO_MAJORITY_READS:
