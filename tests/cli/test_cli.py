@@ -334,7 +334,7 @@ def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None:
     assert "format 1 -> 2" in cli("upgrade", "--dry-run")
     assert "upgraded repository" in cli("upgrade")
     assert "nothing to do" in cli("upgrade")
-    assert "format 4" in cli("status")
+    assert "format 5" in cli("status")
 
 
 def test_gc_command(run) -> None:
