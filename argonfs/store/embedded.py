@@ -172,10 +172,7 @@ def no_space(home: Path) -> NoSpace | None:
         return None
     if free >= START_SPACE:
         return None
-    return NoSpace(
-        f"no space left on device for the embedded server's data in {home} ({free / 2**20:.1f} MiB free):"
-        " free some space and retry"
-    )
+    return NoSpace(f"no space left on device for the embedded server's data in {home} ({free / 2**20:.1f} MiB free): free some space and retry")
 
 
 def ensure_server(home: Path) -> str:
