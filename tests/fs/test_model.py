@@ -1,5 +1,6 @@
-"""The mount against a model: a dict of documents per collection, driven by hypothesis
-through ordinary file operations (write, overwrite, invalid write, rename, delete)."""
+"""The mount against a model: a dict of documents per collection, and the bytes each
+file reads as (the bytes written), driven by hypothesis through ordinary file
+operations (write, overwrite, invalid write, rename, delete)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ def test_mount_matches_a_dict_model(repo, mnt, steps):
     base = mnt / "branches/main" / coll
     os.mkdir(base)
     model: dict[int, dict] = {}
+    files: dict[int, bytes] = {}  # what each file reads as: the bytes written (docs/mount.md)
     for op, a, b in steps:
         path = base / f"{a}.json"
         if op == "write":
             path.write_text(json.dumps(b))
             model[a] = {"_id": a, **b}
+            files[a] = json.dumps(b).encode()
         elif op == "invalid":
             try:
                 with open(path, "wb") as f:
@@ -52,13 +55,15 @@ def test_mount_matches_a_dict_model(repo, mnt, steps):
             os.rename(path, target)
             if a != b:
                 model[b] = {**model.pop(a), "_id": b}
+                files[b] = files.pop(a)  # bytes without an _id move with the name
         elif op == "delete" and a in model:
             path.unlink()
             del model[a]
+            del files[a]
         listing = sorted(os.listdir(base))
         assert listing == sorted(f"{k}.json" for k in model)
         for k, doc in model.items():
             data = (base / f"{k}.json").read_bytes()
-            assert json.loads(data) == doc
+            assert data == files[k] and {"_id": k, **json.loads(data)} == doc
             assert (base / f"{k}.json").stat().st_size == len(data)
     assert {e.stem: repo.get("main", coll, e.stem).doc for e in repo.entries("main", coll)} == {str(k): v for k, v in model.items()}

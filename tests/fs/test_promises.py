@@ -224,11 +224,15 @@ def test_rsync_twice_transfers_and_stores_nothing_the_second_time(repo, mnt, tmp
     assert os.stat(dst / "7.json").st_mtime_ns == 1_600_000_000_123_456_796
     assert _transferred(_rsync(src, dst)) == 0
     assert repo.head("main") == head
-    # a source in another layout is sent again, but stores nothing
+    # a source in another layout is sent once, as a version of its bytes (the document is
+    # the same), and then found unchanged: the mount reads back the bytes written
     (src / "7.json").write_text('{"title":"t7","_id":7}')
     os.utime(src / "7.json", ns=(1_600_000_000_123_456_796, 1_600_000_000_123_456_796))
-    _rsync(src, dst)
-    assert repo.head("main") == head
+    assert _transferred(_rsync(src, dst)) == 1
+    assert repo.head("main") == head + 1
+    assert (dst / "7.json").read_bytes() == (src / "7.json").read_bytes()
+    assert _transferred(_rsync(src, dst)) == 0
+    head = repo.head("main")
     # writing identical bytes adds no version either
     (dst / "3.json").write_bytes((dst / "3.json").read_bytes())
     assert repo.head("main") == head
