@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from argonfs.config import data_dir, private_dir, private_fd, write_private
 from argonfs.errors import ArgonError, Conflict, NotFound, ReadOnly
 from argonfs.remote.cache import DEFAULT_SIZE
 
@@ -58,11 +59,7 @@ class MountConfig:
 
 
 def _state_dir() -> Path:
-    from argonfs.config import data_dir
-
-    path = data_dir() / "mounts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(data_dir() / "mounts")
 
 
 def state_file(mountpoint: str) -> Path:
@@ -78,8 +75,6 @@ def log_file(mountpoint: str) -> Path:
 def remote_cache_dir(url: str) -> Path:
     """Where a remote mount caches the remote's chunks and pack blocks, by URL (mounts
     of one remote share it: every entry is immutable and written atomically)."""
-    from argonfs.config import data_dir
-
     return data_dir() / "remote-cache" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
@@ -199,7 +194,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
         raise
     ops.invalidator.start()
     key = "remote" if config.remote is not None else "repo"
-    state.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, key: served.name}))
+    write_private(state, json.dumps({"pid": os.getpid(), "mountpoint": mountpoint, key: served.name}).encode())
     log.info("mounted %s at %s", served.description, mountpoint)
     try:
         trio.run(_main, ops, mountpoint, config, notify_fd)
@@ -286,7 +281,7 @@ def start(config: MountConfig, argv: list[str]) -> int:
     mountpoint = check_mountpoint(config.mountpoint)
     logpath = log_file(mountpoint)
     read_fd, write_fd = os.pipe()
-    with open(logpath, "ab") as logf:
+    with os.fdopen(private_fd(logpath, os.O_WRONLY | os.O_APPEND), "ab") as logf:
         env = dict(os.environ, ARGONFS_NOTIFY_FD=str(write_fd))
         if config.mongo:  # by environment: a URI may carry a password, argv is public
             env["ARGONFS_MONGO_URI"] = config.mongo

@@ -29,3 +29,36 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     monkeypatch.delenv("ARGONFS_AUTHOR", raising=False)
     assert config.data_dir() == tmp_path / "home"
     assert config.default_author() == "from the file"
+
+
+def test_private_paths_whatever_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    def mode(p) -> int:
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    old = os.umask(0)
+    try:
+        deep = config.private_dir(tmp_path / "home" / "a" / "b")
+        assert [mode(p) for p in (tmp_path / "home", deep.parent, deep)] == [0o700] * 3
+        config.write_private(deep / "f.json", b"{}")
+        assert (deep / "f.json").read_bytes() == b"{}" and mode(deep / "f.json") == 0o600
+        assert sorted(os.listdir(deep)) == ["f.json"]  # no temporary left
+        os.close(config.private_fd(deep / "g.log", os.O_WRONLY | os.O_APPEND))
+        assert mode(deep / "g.log") == 0o600
+        # what an earlier argonfs made 0755 / 0644 is restricted when used again
+        legacy = tmp_path / "home" / "mounts"
+        legacy.mkdir(mode=0o755)
+        (legacy / "x.log").write_text("old\n")
+        os.chmod(legacy / "x.log", 0o644)
+        config.private_dir(legacy)
+        os.close(config.private_fd(legacy / "x.log", os.O_WRONLY | os.O_APPEND))
+        assert (mode(legacy), mode(legacy / "x.log")) == (0o700, 0o600)
+        # the data directory itself, when it exists already, is the user's choice
+        chosen = tmp_path / "chosen"
+        chosen.mkdir(mode=0o755)
+        config.private_dir(chosen, restrict=False)
+        assert mode(chosen) == 0o755
+    finally:
+        os.umask(old)

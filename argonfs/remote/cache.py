@@ -5,7 +5,8 @@ hash and the block's number), so an entry is never stale and the cache never nee
 invalidation.  Files are written to a temporary name and renamed, so processes sharing
 one directory never see a partial entry; reading an entry bumps its mtime, and when the
 cache grows past its bound the least recently used files are removed until it is back
-under 90% of it.  A file another process removed is simply fetched again.  Blocking.
+under 90% of it.  A file another process removed is simply fetched again.  Entries are
+0600 in a 0700 directory (argonfs/config.py).  Blocking.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import threading
 from pathlib import Path
+
+from argonfs.config import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class Cache:
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
         self._used = sum(e.stat().st_size for e in os.scandir(root) if e.is_file())
 
     def _path(self, key: str) -> Path:
@@ -50,14 +52,10 @@ class Cache:
     def put(self, key: str, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
-        tmp = self.root / f".tmp-{secrets.token_hex(8)}"
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, self._path(key))
+            write_private(self._path(key), data)
         except OSError as exc:
             log.warning("cache: cannot store %s in %s: %s", key, self.root, exc)
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
             return
         with self._lock:
             self._used += len(data)

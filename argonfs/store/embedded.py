@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from argonfs.config import private_dir, private_fd, write_private
 from argonfs.errors import NoSpace, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,13 @@ def _paths(home: Path) -> dict[str, Path]:
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically by a 0600 JSON file."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` atomically by a 0600 JSON file, fsynced."""
+    write_private(path, json.dumps(data).encode(), sync=True)
 
 
 def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The data directory, created 0700 if missing (an existing one is the user's choice)."""
+    private_dir(path, restrict=False)
 
 
 def _make_private(home: Path) -> None:
@@ -125,7 +121,7 @@ def _client_uri(home: Path, info: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = private_fd(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -199,7 +195,7 @@ def ensure_server(home: Path) -> str:
 def _spawn(home: Path) -> dict[str, Any]:
     paths = _paths(home)
     paths["info"].unlink(missing_ok=True)
-    logfd = os.open(paths["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    logfd = private_fd(paths["log"], os.O_WRONLY | os.O_APPEND)
     with os.fdopen(logfd, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "argonfs.store.embedded", "serve", str(home)],
