@@ -290,6 +290,22 @@ def filename_to_stem(name: str) -> str | None:
     return stem if canonical == stem else None
 
 
+def is_stem(stem: object) -> bool:
+    """Whether ``stem`` is the stem of a document's file name (``filename_to_stem`` of
+    ``stem + SUFFIX`` is ``stem``), quickly for the usual kinds (small decimal integers,
+    ObjectIds, plain strings): a listing read from a remote checks every name."""
+    if type(stem) is not str:
+        return False
+    if _SAFE_STEM.fullmatch(stem) and (len(stem) < 19 or not stem.isdigit()):
+        return True  # a plain string, an ObjectId or an integer of at most 18 digits
+    return filename_to_stem(stem + SUFFIX) == stem
+
+
+#: names that are stems whatever they spell, but an integer of 19 digits or more (which
+#: may not fit in 64 bits): no leading ".", "-" or "~", no "/", "%" or NUL, short
+_SAFE_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+
+
 def is_reserved_name(name: str) -> bool:
     """A name that looks like a document (``*.json``, not a hidden temporary such as
     rsync's ``.x.json.XXXXXX``) but that no document can have: refused when created,

@@ -213,3 +213,23 @@ def test_names_that_are_not_documents(name: str) -> None:
 def test_check_stem_names_the_mismatch() -> None:
     with pytest.raises(InvalidDocument, match=r"does not match the name 'b.json'"):
         codec.check_stem("b", "a")
+
+
+@settings(max_examples=3000)
+@given(
+    st.one_of(
+        st.text(),
+        st.integers().map(str),
+        st.from_regex(r"-?0*[0-9]{1,20}", fullmatch=True),
+        st.from_regex(r"[0-9a-fA-F]{23,25}", fullmatch=True),
+        st.from_regex(r"~[sLxh][0-9a-zA-Z%/_=-]{0,70}", fullmatch=True),
+        st.sampled_from([".", "", "..", "a/b", "a\x00b", "-0", "007", "~L5", "x" * 201]),
+    )
+)
+def test_is_stem_is_what_filename_to_stem_says(stem: str) -> None:
+    """The quick check a remote listing makes of every name agrees with the one rule."""
+    assert codec.is_stem(stem) == (codec.filename_to_stem(stem + codec.SUFFIX) == stem)
+
+
+def test_is_stem_of_what_is_not_a_string() -> None:
+    assert not any(codec.is_stem(value) for value in (7, None, b"7", ["7"]))
