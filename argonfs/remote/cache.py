@@ -5,8 +5,10 @@ hash and the block's number), so an entry is never stale and the cache never nee
 invalidation.  Files are written to a temporary name and renamed, so processes sharing
 one directory never see a partial entry; reading an entry bumps its mtime, and when the
 cache grows past its bound the least recently used files are removed until it is back
-under 90% of it.  A file another process removed is simply fetched again.  Entries are
-0600 in a 0700 directory (argonfs/config.py).  Blocking.
+under 90% of it.  The bound counts files as well as bytes: each file counts at least
+``FILE_COST`` (the 4 KiB block it takes on disk), so a flood of small files fills it as it
+fills the disk, and nothing empty is ever stored.  A file another process removed is
+simply fetched again.  Entries are 0600 in a 0700 directory (argonfs/config.py).  Blocking.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from argonfs.config import private_dir, write_private
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 1 << 30
+#: what a file counts against the bound at least: the block it takes on disk
+FILE_COST = 4096
+
+
+def cost(size: int) -> int:
+    """What a file of ``size`` bytes counts against the cache's bound."""
+    return max(size, FILE_COST)
 
 
 class Cache:
@@ -30,7 +39,7 @@ class Cache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         private_dir(root)
-        self._used = sum(e.stat().st_size for e in os.scandir(root) if e.is_file())
+        self._used = sum(cost(e.stat().st_size) for e in os.scandir(root) if e.is_file())
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -50,7 +59,7 @@ class Cache:
             self._path(key).unlink()
 
     def put(self, key: str, data: bytes) -> None:
-        if len(data) > self.max_bytes:
+        if not data or cost(len(data)) > self.max_bytes:
             return
         try:
             write_private(self._path(key), data)
@@ -58,7 +67,7 @@ class Cache:
             log.warning("cache: cannot store %s in %s: %s", key, self.root, exc)
             return
         with self._lock:
-            self._used += len(data)
+            self._used += cost(len(data))
             if self._used > self.max_bytes:
                 self._evict()
 
@@ -68,13 +77,13 @@ class Cache:
             with contextlib.suppress(FileNotFoundError):
                 st = e.stat()
                 files.append((st.st_mtime, st.st_size, e.path))
-        used = sum(size for _, size, _ in files)
+        used = sum(cost(size) for _, size, _ in files)
         target = self.max_bytes * 9 // 10
         for _mtime, size, path in sorted(files):
             if used <= target:
                 break
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-                used -= size
+                used -= cost(size)
         self._used = used
-        log.debug("cache: evicted down to %d bytes in %s", used, self.root)
+        log.debug("cache: evicted down to %d bytes (files counted at least %d) in %s", used, FILE_COST, self.root)

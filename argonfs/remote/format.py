@@ -22,7 +22,14 @@ into the chunk's own table of pack hashes.
 
 Integrity: a chunk or pack is checked against the hash in its name, a document against
 its content hash, a descriptor and a label slot against the ``check`` they carry; a
-mismatch is ``Corrupt``, never data.  Blocking.
+mismatch is ``Corrupt``, never data.  A remote can write any bytes with valid hashes, so
+everything it says is untrusted input: every object is read up to a bound (``MAX_CHUNK``,
+``MAX_DESCRIPTOR``, ``MAX_SMALL``, ``MAX_BODY``), every field is checked for its type and
+range when it is decoded, a chunk must hold the names and the count its reference says,
+in order, and a document's size and offset are checked against the pack's real length
+as it is read (a block that ends before the document does is ``Corrupt``, never read
+again): nothing a remote says can make a loop or an allocation outgrow what is really
+there.  Blocking.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import re
 import threading
 import zlib
 from collections import OrderedDict
@@ -39,10 +47,11 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
-from argonfs.errors import Corrupt, NotFound, WrongFormat
+from argonfs import codec
+from argonfs.errors import Corrupt, InvalidName, NotFound, WrongFormat
 from argonfs.remote.cache import Cache
 from argonfs.remote.objects import ObjectStore
-from argonfs.snapshot import is_bundle_id, resolve_name
+from argonfs.snapshot import check_label_name, is_bundle_id, resolve_name
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +64,42 @@ BLOCK = 4 << 20
 #: content-defined chunk boundaries: after a name whose hash is 0 mod CHUNK_AVG, within
 #: [CHUNK_MIN, CHUNK_MAX] entries, so similar manifests cut at the same names
 CHUNK_AVG, CHUNK_MIN, CHUNK_MAX = 2048, 256, 8192
+#: no chunk holds more entries than this (a push cuts them at CHUNK_MAX)
+CHUNK_LIMIT = 1 << 20
 #: a delta layer is flattened into a full manifest beyond this many layers
 MAX_LAYERS = 6
+
+# Bounds on what a remote says (anything beyond one is Corrupt, before it is used).
+#: a document's JSON: 1 GiB, beyond any 16 MiB BSON document's rendering (even its
+#: indentation at MongoDB's nesting limit of 100 levels)
+MAX_BODY = 1 << 30
+#: a manifest chunk, compressed and not: CHUNK_MAX entries of at most ~300 bytes each
+#: need about 3 MiB
+MAX_CHUNK = 64 << 20
+#: a bundle descriptor (a few chunk references per collection)
+MAX_DESCRIPTOR = 64 << 20
+#: the marker and a label slot
+MAX_SMALL = 1 << 20
+#: the layers of a collection (a push flattens them beyond MAX_LAYERS)
+MAX_READ_LAYERS = 64
+#: sizes, offsets, times and counts are 64-bit signed integers (what FUSE can show)
+INT64 = 1 << 63
+_DIGEST = re.compile(r"[0-9a-f]{32}")
+#: invalid names logged (each once) before the log stops saying so
+MAX_SKIPS_LOGGED = 1000
 
 
 def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` has the shape of ``digest``'s result (an object's name)."""
+    return type(value) is str and _DIGEST.fullmatch(value) is not None
+
+
+def _is_int(value: object, low: int = 0, high: int = INT64) -> bool:
+    return type(value) is int and low <= value < high
 
 
 def pack_key(h: str) -> str:
@@ -145,12 +184,39 @@ class Descriptor:
         body = _unseal(data, where)
         try:
             collections = {c: [[ChunkRef(*r) for r in layer] for layer in v["layers"]] for c, v in body["collections"].items()}
-            counts = {c: int(v["n"]) for c, v in body["collections"].items()}
+            counts = {c: v["n"] for c, v in body["collections"].items()}
             known = {"format", "bundle", "time_ns", "branch", "message", "author", "collections"}
             extra = {k: v for k, v in body.items() if k not in known}
-            return cls(body["bundle"], body["time_ns"], body["branch"], body["message"], body["author"], collections, counts, extra)
-        except (KeyError, TypeError, ValueError) as exc:
+            desc = cls(body["bundle"], body["time_ns"], body["branch"], body["message"], body["author"], collections, counts, extra)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise Corrupt(f"{where}: not a bundle descriptor ({exc})") from None
+        wrong = desc._wrong()
+        if wrong:
+            raise Corrupt(f"{where}: not a bundle descriptor ({wrong})")
+        return desc
+
+    def _wrong(self) -> str | None:
+        """What is wrong with a descriptor as read (types, ranges, and each layer's chunks
+        sorted and apart), or None.  A collection's name is checked by its reader: the
+        mount skips one it cannot show, a pull refuses it."""
+        if type(self.bundle) is not str:
+            return f"bundle {self.bundle!r:.40} is not a name"
+        if not _is_int(self.time_ns):
+            return f"time_ns {self.time_ns!r} is not a time"
+        for c, layers in self.collections.items():
+            if not _is_int(self.counts[c]):
+                return f"collection {c[:40]!r}: count {self.counts[c]!r} is not a count"
+            if not 1 <= len(layers) <= MAX_READ_LAYERS:
+                return f"collection {c[:40]!r}: {len(layers)} layers (1 to {MAX_READ_LAYERS})"
+            for layer in layers:
+                last = None
+                for r in layer:
+                    if not (is_digest(r.hash) and type(r.first) is str and type(r.last) is str and r.first <= r.last and _is_int(r.n, 1, CHUNK_LIMIT)):
+                        return f"collection {c[:40]!r}: a chunk reference {[r.hash, r.first, r.last, r.n]!r:.200}"
+                    if last is not None and r.first <= last:
+                        return f"collection {c[:40]!r}: chunks out of order at {r.first[:40]!r}"
+                    last = r.last
+        return None
 
 
 @dataclass(frozen=True)
@@ -169,9 +235,12 @@ class LabelSlot:
     def from_bytes(cls, name: str, slot: int, data: bytes, where: str) -> LabelSlot:
         body = _unseal(data, where)
         try:
-            return cls(name, slot, body["op"], body["bundle"], body["time_ns"], body["author"])
+            found = cls(name, slot, body["op"], body["bundle"], body["time_ns"], body["author"])
         except KeyError as exc:
             raise Corrupt(f"{where}: not a label slot ({exc})") from None
+        if not ((found.op, type(found.bundle)) in (("set", str), ("delete", type(None))) and _is_int(found.time_ns)):
+            raise Corrupt(f"{where}: not a label slot (op {found.op!r:.40}, bundle {found.bundle!r:.40}, time_ns {found.time_ns!r:.40})")
+        return found
 
 
 def _sealed(body: dict[str, Any]) -> bytes:
@@ -210,13 +279,59 @@ def encode_chunk(collection: str, entries: list[RemoteEntry | str]) -> bytes:
 
 
 def decode_chunk(data: bytes, where: str) -> list[RemoteEntry | str]:
+    """A chunk's entries, each field checked for its type and range (a size, an offset
+    and an mtime are 64-bit integers, a pack index points into the chunk's table of pack
+    hashes) and the names strictly in order; ``Corrupt`` otherwise.  Inflated up to
+    ``MAX_CHUNK`` bytes, never more."""
     try:
-        body = orjson.loads(zlib.decompress(data))
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(data, MAX_CHUNK)
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise ValueError(f"more than {MAX_CHUNK} bytes" if inflate.unconsumed_tail else "truncated")
+        body = orjson.loads(text)
         packs = body["packs"]
-        make = _new_entry
-        return [row[0] if len(row) == 1 else make(RemoteEntry, (row[0], row[1], row[2], row[3], packs[row[4]], row[5])) for row in body["entries"]]
-    except (zlib.error, orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        rows = body["entries"]
+        if type(packs) is not list or type(rows) is not list or not all(is_digest(p) for p in packs):
+            raise TypeError("packs and entries must be lists, packs of hashes")
+        return _entries(packs, rows)
+    except (zlib.error, orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise Corrupt(f"{where}: not a manifest chunk ({exc})") from None
+
+
+def _entries(packs: list[str], rows: list[Any]) -> list[RemoteEntry | str]:
+    """The rows of a chunk as entries and tombstones, checked (``TypeError`` or
+    ``ValueError`` for the first wrong one).  The loop of every chunk read: names bound once."""
+    make, entry, npacks, top = _new_entry, RemoteEntry, len(packs), INT64
+    out: list[RemoteEntry | str] = []
+    previous = None
+    for row in rows:
+        if type(row) is not list:
+            raise TypeError(f"an entry {row!r:.100}")
+        if len(row) == 6:
+            stem, size, h, mtime, p, offset = row
+            if not (
+                type(stem) is str
+                and type(size) is int
+                and 0 <= size < top
+                and type(h) is str
+                and type(mtime) is int
+                and -top <= mtime < top
+                and type(p) is int
+                and 0 <= p < npacks
+                and type(offset) is int
+                and 0 <= offset < top
+            ):
+                raise ValueError(f"an entry {row!r:.200}")
+            out.append(make(entry, (stem, size, h, mtime, packs[p], offset)))
+        elif len(row) == 1 and type(row[0]) is str:
+            stem = row[0]
+            out.append(stem)
+        else:
+            raise ValueError(f"an entry {row!r:.100}")
+        if previous is not None and not previous < stem:
+            raise ValueError(f"names out of order at {stem[:40]!r}")
+        previous = stem
+    return out
 
 
 #: builds a RemoteEntry from a 6-tuple without the generated ``__new__``'s argument
@@ -291,6 +406,36 @@ class Remote:
         self._blocks: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._checked = False
+        #: what was skipped as invalid and said so in the log (once each, up to a bound)
+        self._skipped: set[str] = set()
+        #: chunks whose names were all found to be documents' names (``shown``)
+        self._shown: set[str] = set()
+
+    def skip(self, what: str, why: str) -> None:
+        """Log that ``what`` (an object, a label, a collection, a document) is skipped,
+        being invalid."""
+        self.warn_once(what, f"skipped: {why}")
+
+    def warn_once(self, what: str, why: str) -> None:
+        """Log a warning about ``what`` once per process, not on every listing, for at
+        most ``MAX_SKIPS_LOGGED`` names (then one line saying so)."""
+        with self._lock:
+            if what in self._skipped or len(self._skipped) > MAX_SKIPS_LOGGED:
+                return
+            self._skipped.add(what)
+            full = len(self._skipped) > MAX_SKIPS_LOGGED
+        if full:
+            log.warning("remote %s: more invalid objects; they are not logged", self.url)
+        else:
+            log.warning("remote %s: %s: %s", self.url, what, why)
+
+    def _get(self, key: str, limit: int) -> bytes:
+        """An object whole, if it is at most ``limit`` bytes (``Corrupt`` otherwise: no
+        more than ``limit`` + 1 bytes are read)."""
+        data = self.store.get_range(key, 0, limit + 1)
+        if len(data) > limit:
+            raise Corrupt(f"remote {self.url}: {key} is larger than {limit} bytes, more than such an object can be")
+        return data
 
     # ---- the marker
 
@@ -299,12 +444,12 @@ class Remote:
         if self._checked:
             return
         try:
-            data = self.store.get(MARKER)
+            data = self._get(MARKER, MAX_SMALL)
         except NotFound:
             if not create:
                 raise NotFound(f"remote {self.url}: not an argonfs remote (no {MARKER}); push a bundle to it first") from None
             self.store.put_if_absent(MARKER, orjson.dumps({"format": FORMAT, "kind": "argonfs-remote"}))
-            data = self.store.get(MARKER)
+            data = self._get(MARKER, MAX_SMALL)
         try:
             version = orjson.loads(data).get("format")
         except (orjson.JSONDecodeError, AttributeError):
@@ -316,8 +461,17 @@ class Remote:
     # ---- bundles
 
     def bundle_ids(self) -> list[str]:
+        """The bundles: the objects ``bundles/<bundle id>.json``; any other object under
+        ``bundles/`` (a nested key, a stray copy) is skipped (and logged once)."""
         self.check_format()
-        return [o.key[len("bundles/") : -len(".json")] for o in self.store.list("bundles/") if o.key.endswith(".json")]
+        ids = []
+        for o in self.store.list("bundles/"):
+            name = o.key[len("bundles/") :]
+            if name.endswith(".json") and is_bundle_id(name[: -len(".json")]):
+                ids.append(name[: -len(".json")])
+            else:
+                self.skip(f"object {o.key[:200]!r}", "not a bundle descriptor (bundles/<bundle id>.json)")
+        return ids
 
     def descriptor(self, bundle_id: str) -> Descriptor:
         found = self._descriptors.get(bundle_id)
@@ -326,7 +480,7 @@ class Remote:
         self.check_format()
         key = bundle_key(bundle_id)
         try:
-            data = self.store.get(key)
+            data = self._get(key, MAX_DESCRIPTOR)
         except NotFound:
             raise NotFound(f"remote {self.url} has no bundle {bundle_id!r}") from None
         desc = Descriptor.from_bytes(data, f"remote {self.url}: {key}")
@@ -373,13 +527,13 @@ class Remote:
         slots = []
         for o in self.store.list(prefix):
             rest = o.key[len(prefix) :]
-            if rest.endswith(".json") and rest[:-5].isdigit():
+            if rest.endswith(".json") and rest[:-5].isascii() and rest[:-5].isdigit():
                 slots.append(int(rest[:-5]))
         return sorted(slots)
 
     def _slot(self, name: str, slot: int) -> LabelSlot:
         key = label_key(name, slot)
-        return LabelSlot.from_bytes(name, slot, self.store.get(key), f"remote {self.url}: {key}")
+        return LabelSlot.from_bytes(name, slot, self._get(key, MAX_SMALL), f"remote {self.url}: {key}")
 
     def label(self, name: str) -> LabelSlot:
         """The label as its newest slot says; NotFound if it never existed or is deleted."""
@@ -393,8 +547,20 @@ class Remote:
         return newest
 
     def label_names(self) -> list[str]:
+        """The labels: names of ``labels/<name>/<slot>.json`` objects that a label may
+        have (``check_label_name``); others are skipped (and logged once)."""
         self.check_format()
-        return sorted({o.key.split("/")[1] for o in self.store.list("labels/") if o.key.count("/") == 2})
+        names = set()
+        for o in self.store.list("labels/"):
+            parts = o.key.split("/")
+            if len(parts) != 3:
+                continue  # not a slot (the label's folder, or deeper)
+            if parts[1] not in names:
+                try:
+                    names.add(check_label_name(parts[1]))
+                except InvalidName as exc:
+                    self.skip(f"label {parts[1][:100]!r}", str(exc))
+        return sorted(names)
 
     def labels(self) -> list[LabelSlot]:
         out = []
@@ -441,7 +607,7 @@ class Remote:
         data = self.cache.get(key.replace("/", "-")) if self.cache is not None else None
         if data is None or digest(data) != ref.hash:
             try:
-                data = self.store.get(key)
+                data = self._get(key, MAX_CHUNK)
             except NotFound:
                 raise Corrupt(f"remote {self.url}: {key} is missing (a bundle refers to it)") from None
             if digest(data) != ref.hash:
@@ -449,39 +615,63 @@ class Remote:
             if self.cache is not None:
                 self.cache.put(key.replace("/", "-"), data)
         entries = decode_chunk(data, f"remote {self.url}: {key}")
+        if len(entries) != ref.n or _stem(entries[0]) != ref.first or _stem(entries[-1]) != ref.last:
+            raise Corrupt(f"remote {self.url}: {key} does not hold the {ref.n} names from {ref.first[:40]!r} to {ref.last[:40]!r} its bundle says")
         with self._lock:
             self._chunks[ref.hash] = entries
             while len(self._chunks) > 256:
                 self._chunks.popitem(last=False)
         return entries
 
-    def _parts(self, layer: list[ChunkRef], after: str) -> Iterator[list[RemoteEntry | str]]:
+    def shown(self, ref: ChunkRef, where: str) -> list[RemoteEntry | str]:
+        """``chunk(ref)`` less the entries whose names no document may have
+        (``codec.is_stem``: ``.``, ``""``, a name with ``/`` or NUL, ...), each skipped and
+        logged once: what a mount lists (a pull takes every entry, and the store refuses
+        such a name).  A chunk's names are checked the first time it is shown."""
+        entries = self.chunk(ref)
+        if ref.hash in self._shown:
+            return entries
+        is_stem = codec.is_stem
+        keep = [e for e in entries if is_stem(_stem(e))]
+        if len(keep) == len(entries):
+            with self._lock:
+                self._shown.add(ref.hash)
+            return entries
+        for e in entries:
+            if not is_stem(_stem(e)):
+                self.skip(f"document {_stem(e)[:100]!r} of {where}", "not a document's name")
+        return keep
+
+    def _parts(self, layer: list[ChunkRef], after: str, shown: str | None) -> Iterator[list[RemoteEntry | str]]:
         """A layer's entries after ``after``, a chunk (or the rest of one) at a time: only
-        the first chunk can hold names up to ``after``, so no other one is filtered."""
+        the first chunk can hold names up to ``after``, so no other one is filtered.
+        ``shown``: what the mount shows of each chunk (``shown``), for that collection."""
         start = bisect.bisect_right([r.last for r in layer], after) if after else 0
         for ref in layer[start:]:
-            entries = self.chunk(ref)
+            entries = self.chunk(ref) if shown is None else self.shown(ref, shown)
             if after and ref.first <= after:
                 entries = entries[bisect.bisect_right([_stem(e) for e in entries], after) :]
             yield entries
 
-    def _layer(self, layer: list[ChunkRef], after: str) -> Iterator[RemoteEntry | str]:
-        for part in self._parts(layer, after):
+    def _layer(self, layer: list[ChunkRef], after: str, shown: str | None) -> Iterator[RemoteEntry | str]:
+        for part in self._parts(layer, after, shown):
             yield from part
 
-    def entries(self, desc: Descriptor, collection: str, after: str = "") -> Iterator[RemoteEntry]:
+    def entries(self, desc: Descriptor, collection: str, after: str = "", *, shown: bool = False) -> Iterator[RemoteEntry]:
         """Live documents of a collection after ``after``, in name order, merging the
-        layers (the newest one decides a name)."""
+        layers (the newest one decides a name).  ``shown``: only those whose names a
+        document may have (``shown``), for a mount."""
         layers = desc.collections.get(collection)
         if layers is None:
             raise NotFound(f"no collection {collection!r} in bundle {desc.bundle}")
+        where = f"{desc.bundle}/{collection}" if shown else None
         if len(layers) == 1:  # no merge: whole chunks, less their tombstones (a full layer has none)
-            for part in self._parts(layers[0], after):
+            for part in self._parts(layers[0], after, where):
                 yield from [e for e in part if not isinstance(e, str)]
             return
-        merged = self._layer(layers[0], after)
+        merged = self._layer(layers[0], after, where)
         for layer in layers[1:]:
-            merged = _overlay(merged, self._layer(layer, after))
+            merged = _overlay(merged, self._layer(layer, after, where))
         for e in merged:
             if not isinstance(e, str):
                 yield e
@@ -513,11 +703,13 @@ class Remote:
                 self._blocks.move_to_end(key)
                 return data
         data = self.cache.get(key) if self.cache is not None else None
-        if data is None:
+        if not data:  # (an empty block is never kept: one in the cache is not believed)
             try:
                 data = self.store.get_range(pack_key(pack), n * BLOCK, BLOCK)
             except NotFound:
                 raise Corrupt(f"remote {self.url}: {pack_key(pack)} is missing (a bundle refers to it)") from None
+            if not data:  # a short read: the pack ends before this block, and no retry makes it longer
+                raise Corrupt(f"remote {self.url}: {pack_key(pack)} ends before byte {n * BLOCK} (a bundle refers past its end)")
             if self.cache is not None:
                 self.cache.put(key, data)
         with self._lock:
@@ -538,10 +730,21 @@ class Remote:
         (4 MiB) at a time; blocks are cached (in memory, and on disk with a cache)."""
         out = []
         for e in entries:
-            first, last = e.offset // BLOCK, (e.offset + e.size - 1) // BLOCK if e.size else e.offset // BLOCK
+            if not (_is_int(e.size, 1, MAX_BODY + 1) and _is_int(e.offset)):
+                raise Corrupt(
+                    f"remote {self.url}: {e.stem[:100]}.json in {pack_key(e.pack)}: {e.size!r:.40} bytes at {e.offset!r:.40} is not a document's place"
+                )
+            first, last = e.offset // BLOCK, (e.offset + e.size - 1) // BLOCK
             parts = []
             for n in range(first, last + 1):
-                parts.append(self._block(e.pack, n))
+                block = self._block(e.pack, n)
+                parts.append(block)
+                if len(block) < BLOCK and n < last:  # the pack's last block, before the document's end
+                    self._forget_block(e.pack, n)
+                    end = n * BLOCK + len(block)
+                    raise Corrupt(
+                        f"remote {self.url}: {e.stem[:100]}.json in {pack_key(e.pack)} ends at byte {e.offset + e.size}, past the pack's end at {end}"
+                    )
             joined = parts[0] if len(parts) == 1 else b"".join(parts)
             start = e.offset - first * BLOCK
             body = joined[start : start + e.size]

@@ -14,6 +14,11 @@ so a label moved by a push shows once the mount's label timeout has passed.
 Listing a collection reads its chunks ``AHEAD`` at a time in parallel, so a listing
 waits for about one object-store round trip per ``AHEAD`` chunks.  Blocking, like the
 rest of remote/; the mount calls it from worker threads.
+
+A remote is untrusted input: a name the mount cannot show (a collection ``..``, a
+document stem ``.``, a name with ``/`` or NUL, any name the store would refuse), a label
+that names no bundle id and an object that is not a bundle's descriptor are skipped, each
+logged once (``Remote.skip``), and the rest is listed; a pull refuses them instead.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from argonfs.errors import Corrupt, NotFound, ReadOnly, WrongFormat
+from argonfs import codec
+from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
 from argonfs.remote.format import ChunkRef, Descriptor, Remote, RemoteEntry
-from argonfs.snapshot import Label, Listed
+from argonfs.snapshot import Label, Listed, check_collection_name, is_bundle_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ class RemoteCatalog:
         except NotFound:
             return None
         except (Corrupt, WrongFormat) as exc:
-            log.warning("remote %s: bundle %s: %s", self.url, bundle_id, exc)
+            self.remote.warn_once(f"bundle {bundle_id}", str(exc))
             return 0
 
     def bundles(self) -> list[tuple[str, int]]:
@@ -93,12 +99,17 @@ class RemoteCatalog:
                 return self.label(name)
             except NotFound:
                 return None  # deleted (its newest slot is a deletion)
+            except (Corrupt, WrongFormat) as exc:
+                self.remote.skip(f"label {name!r}", str(exc))
+                return None
 
         return [lab for lab in self.pool.map(read, self.remote.label_names()) if lab is not None]
 
     def label(self, name: str) -> Label:
         slot = self.remote.label(name)
         assert slot.bundle is not None
+        if not is_bundle_id(slot.bundle):  # its link would point anywhere
+            raise Corrupt(f"remote {self.url}: label {name!r} names {slot.bundle[:40]!r}, which is not a bundle id")
         return Label(name, slot.bundle, slot.time_ns)
 
     def set_label(self, name: str, bundle: str, *, author: str | None) -> None:
@@ -140,7 +151,9 @@ class RemoteSnapshot:
         self.kind = kind
         self.time_ns: int | None = descriptor.time_ns
         seq = descriptor.extra.get("seq")
-        self.seq: int | None = seq if isinstance(seq, int) else 0
+        self.seq: int | None = seq if type(seq) is int and 0 <= seq < 1 << 63 else 0
+        self._collections: list[str] | None = None
+        self._shown: frozenset[str] = frozenset()
 
     @property
     def remote(self) -> Remote:
@@ -150,26 +163,45 @@ class RemoteSnapshot:
         return self  # a bundle never changes (a label's snapshot is the bundle it named)
 
     def collections(self) -> list[str]:
-        return sorted(self.descriptor.collections)
+        """The collections the mount can show: names a collection may have
+        (``check_collection_name``); others are skipped and logged once."""
+        if self._collections is None:
+            shown = []
+            for name in sorted(self.descriptor.collections):
+                try:
+                    shown.append(check_collection_name(name))
+                except InvalidName as exc:
+                    self.remote.skip(f"collection {name[:100]!r} of bundle {self.descriptor.bundle}", str(exc))
+            self._collections, self._shown = shown, frozenset(shown)
+        return self._collections
 
     def collection_exists(self, collection: str) -> bool:
-        return collection in self.descriptor.collections
+        if self._collections is None:
+            self.collections()
+        return collection in self._shown
+
+    def _layers(self, collection: str) -> list[list[ChunkRef]]:
+        if not self.collection_exists(collection):
+            raise NotFound(f"no collection {collection!r} in bundle {self.descriptor.bundle}")
+        return self.descriptor.collections[collection]
 
     def entries(self, collection: str, after: str = "") -> Iterator[RemoteEntry]:
-        layers = self.descriptor.collections.get(collection)
-        if layers is None:
-            raise NotFound(f"no collection {collection!r} in bundle {self.descriptor.bundle}")
-        return self._stream(collection, layers, after)
+        return self._stream(collection, self._layers(collection), after)
 
     def _stream(self, collection: str, layers: list[list[ChunkRef]], after: str) -> Iterator[RemoteEntry]:
+        """The collection's documents whose names a document may have (``Remote.shown``);
+        the others are skipped and logged once."""
         ahead = _Ahead(self.remote, self.catalog.pool, layers, after)
         boundary = ahead.passed(after)
-        for entry in self.remote.entries(self.descriptor, collection, after):
+        for entry in self.remote.entries(self.descriptor, collection, after, shown=True):
             yield entry
             if boundary is not None and entry.stem >= boundary:
                 boundary = ahead.passed(entry.stem)
 
     def stat(self, collection: str, stem: str) -> RemoteEntry:
+        self._layers(collection)
+        if not codec.is_stem(stem):
+            raise NotFound(f"no document {stem[:100]!r} in bundle {self.descriptor.bundle}/{collection}")
         return self.remote.stat(self.descriptor, collection, stem)
 
     def bodies(self, collection: str, entries: list[Listed]) -> list[bytes]:

@@ -26,12 +26,14 @@ from argonfs.daemon import remote_cache_dir
 from argonfs.errors import NotFound, ReadOnly
 from argonfs.fs.base import BRANCH_TIMEOUT
 from argonfs.fs.operations import ArgonOperations
+from argonfs.remote.cache import FILE_COST
 from argonfs.remote.format import Remote, pack_key
 from argonfs.remote.objects import open_store
 from argonfs.remote.push import push_bundle
 from argonfs.remote.snapshots import RemoteCatalog
 from argonfs.runner import ThreadRunner
 from argonfs.store.versions import time_ns
+from tests.remote import crafted
 
 #: what the daemon is given for MongoDB: nothing listens there, so a daemon that tried
 #: to use it would fail to mount
@@ -349,6 +351,82 @@ def test_a_truncated_chunk_answers_eio_on_listing(published, mount_factory, tmp_
     assert oserror(os.stat, papers / "1.json") == errno.EIO
     assert sorted(os.listdir(m / "labels/prod/authors"))[0] == "ada.json"  # other collections still serve
     assert "corrupted or truncated" in wait_for_log(m, "does not match its hash")
+
+
+# ---------------------------------------------------------------------- untrusted input
+
+
+BAD_COLLECTIONS = ("..", ".", "", "a/b", "a\x00b", "system.x")
+BAD_STEMS = (".", "", "a/b", "a\x00b", "-0")
+
+
+@pytest.mark.deadline(90)
+def test_invalid_names_in_a_remote_are_skipped_and_the_rest_is_listed(published, mount_factory):
+    """A stray descriptor copy at ``bundles/sub/X.json``, collections ``..``, ``.``, ``""``,
+    ``a/b``, ``a<NUL>b``, and stems no document may have: each skipped and logged once
+    (however often it is listed), everything else listed and read as it is; the old mount
+    answered EIO for ``ls bundles`` and ``ls`` of the bundle."""
+    repo, bundle = published.repo, published.bundle
+    origin = Remote(open_store(published.url))
+    origin.store.put_if_absent(f"bundles/sub/{bundle}.json", origin.store.get(f"bundles/{bundle}.json"))
+    good = crafted.rows(origin, bundle, "papers")
+    stems = sorted([*BAD_STEMS, *(row[0] for row in good)])
+    source = {stem: good[i % len(good)] for i, stem in enumerate(stems)}  # whose body each name gets
+    papers = [[stem, *source[stem][1:]] for stem in stems]
+    odd = crafted.one_layer(origin, {**{c: good for c in BAD_COLLECTIONS}, "papers": papers})
+    m = mount_remote(mount_factory, published)
+    for _ in range(3):
+        assert sorted(os.listdir(m / "bundles")) == sorted([bundle, odd])
+        assert os.listdir(m / f"bundles/{odd}") == ["papers"]
+        listed = sorted(os.listdir(m / f"bundles/{odd}/papers"))
+        assert listed == sorted(f"{stem}.json" for stem in stems if stem not in BAD_STEMS)
+        for folder in ("bundles", f"bundles/{odd}", f"bundles/{odd}/papers", f"bundles/{odd}/.shards/papers"):
+            ls = subprocess.run(["ls", "-la", str(m / folder)], capture_output=True, text=True, timeout=30)
+            assert ls.returncode == 0, (folder, ls.stderr)
+    for name in listed:
+        assert (m / f"bundles/{odd}/papers/{name}").read_bytes() == repo.get(bundle, "papers", source[name[: -len(".json")]][0]).rendered
+    text = m.log_text()
+    skipped = [line for line in text.splitlines() if "skipped" in line]
+    assert len(skipped) == 1 + len(BAD_COLLECTIONS) + len(BAD_STEMS), skipped
+    assert sum(f"bundles/sub/{bundle}.json" in line for line in skipped) == 1
+    assert "ERROR" not in text and "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.deadline(90)
+def test_a_size_or_offset_past_the_pack_is_eio_at_once_and_the_cache_stays_bounded(published, mount_factory, tmp_path):
+    """A document claiming 9e12 bytes, one past its pack's end and one at an offset past
+    it: ``cat`` fails with EIO at once (the old mount spun, ``cat`` sat in state D and the
+    cache filled with empty block files), a log line says why, the other documents read,
+    and the cache holds no empty file and no more files than its bound allows."""
+    repo, bundle = published.repo, published.bundle
+    origin = Remote(open_store(published.url))
+    good = crafted.rows(origin, bundle, "papers")
+    lying = [list(row) for row in good]
+    lying[1][1] = 9_000_000_000_000
+    lying[2][1] = 40 << 20
+    lying[3][5] = 10**12
+    odd = crafted.one_layer(origin, {"papers": lying})
+    m = mount_remote(mount_factory, published, "--cache-size", "64K", home=tmp_path / "fresh-home")
+    folder = m / f"bundles/{odd}/papers"
+    assert len(os.listdir(folder)) == len(good)
+    assert (folder / f"{lying[1][0]}.json").stat().st_size == 9_000_000_000_000  # what the remote claims; reading it fails
+    for row in lying[1:4]:
+        cat = subprocess.run(["cat", str(folder / f"{row[0]}.json")], capture_output=True, text=True, timeout=30)
+        assert cat.returncode != 0 and "Input/output error" in cat.stderr, (row, cat.stderr)
+    for row in (lying[0], *lying[4:]):
+        assert (folder / f"{row[0]}.json").read_bytes() == repo.get(bundle, "papers", row[0]).rendered
+    text = wait_for_log(m, "is not a document's place")
+    assert "past the pack's end" in text and "ends before byte" in text
+    files = list(remote_cache_dir_of(tmp_path / "fresh-home", published.url).iterdir())
+    assert files and all(p.stat().st_size > 0 for p in files)
+    assert len(files) * FILE_COST <= parse_size("64K")
+
+
+def remote_cache_dir_of(home: Path, url: str) -> Path:
+    """The cache directory of a daemon whose data directory is ``home``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARGONFS_HOME", str(home))
+        return remote_cache_dir(url)
 
 
 # ---------------------------------------------------------------------- the command
