@@ -13,12 +13,9 @@ wherever that version is seen and whose body never changes, so bodies are cached
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
-
-from argonfs.errors import InvalidName
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -139,110 +136,4 @@ class Runner(Protocol):
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
 
-__all__ = [
-    "Branch",
-    "Catalog",
-    "Label",
-    "Listed",
-    "Runner",
-    "Snapshot",
-    "Written",
-    "check_branch_name",
-    "check_bundle_id",
-    "check_collection_name",
-    "check_label_name",
-    "is_bundle_id",
-    "resolve_name",
-]
-
-
-#: a bundle id's shape (model.new_bundle_id): 14 lowercase Crockford base32 characters
-_BUNDLE_ID = re.compile(r"[0-9a-hjkmnp-tv-z]{14}")
-
-
-def is_bundle_id(name: str) -> bool:
-    """Whether a name has a bundle id's shape (14 lowercase Crockford base32 characters).
-    Only bundles have such names: branches and labels are refused them."""
-    return _BUNDLE_ID.fullmatch(name) is not None
-
-
-# The rules for names (the store refuses others; a remote mount skips them): pure, so the
-# daemon of a remote mount checks names without importing the store (and pymongo).
-
-MAX_NAME_BYTES = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _check_common(kind: str, name: str) -> None:
-    if not name:
-        raise InvalidName(f"{kind} name must not be empty")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise InvalidName(f"{kind} name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
-    if "/" in name or _CONTROL.search(name):
-        raise InvalidName(f"{kind} name {name!r} must not contain '/' or control characters")
-    if name.startswith(".") or name.startswith("~"):
-        raise InvalidName(f"{kind} name {name!r} must not start with '.' or '~'")
-
-
-def check_bundle_id(bundle_id: str) -> str:
-    if not is_bundle_id(bundle_id):
-        raise InvalidName(f"{bundle_id[:40]!r} is not a bundle id (14 lowercase Crockford base32 characters)")
-    return bundle_id
-
-
-def _check_not_bundle_id(kind: str, name: str) -> None:
-    if is_bundle_id(name):
-        raise InvalidName(f"{kind} name {name!r} has the shape of a bundle id (14 lowercase Crockford base32 characters), which only bundles may have")
-
-
-def check_branch_name(name: str) -> str:
-    """Branch names: no '/', no '@', not empty, at most 100 bytes, no leading '.', not
-    of a bundle id's shape."""
-    _check_common("branch", name)
-    if "@" in name:
-        raise InvalidName(f"branch name {name!r} must not contain '@' (it introduces a time-travel ref)")
-    _check_not_bundle_id("branch", name)
-    return name
-
-
-def check_label_name(name: str) -> str:
-    _check_common("label", name)
-    if "@" in name:
-        raise InvalidName(f"label name {name!r} must not contain '@'")
-    _check_not_bundle_id("label", name)
-    return name
-
-
-def check_collection_name(name: str) -> str:
-    """MongoDB's rules (no '$', no NUL, not system.*) plus the filesystem's."""
-    _check_common("collection", name)
-    if "$" in name or name.startswith("system."):
-        raise InvalidName(f"collection name {name!r} must not contain '$' or start with 'system.'")
-    if len(name.encode()) > MAX_NAME_BYTES:
-        raise InvalidName(f"collection name {name!r} is too long")
-    return name
-
-
-def resolve_name(
-    name: str,
-    *,
-    bundle: Callable[[str], T | None],
-    branch: Callable[[str], T | None],
-    label: Callable[[str], T | None],
-) -> T | None:
-    """The one order in which a plain name (no ``@``) resolves, first match wins, in the
-    store, the mount, the API, the loaders and a remote (which has no branches):
-
-    1. a bundle id, so that an id always means its bundle (asked only of a name of a
-       bundle id's shape);
-    2. a branch (a pull of label L writes branch L: L names the writable branch);
-    3. a label (its current bundle).
-
-    Branch and label names cannot have a bundle id's shape (``check_branch_name``,
-    ``check_label_name``), so only a branch made before that rule can share a name with
-    a bundle, and the bundle wins.  Each lookup returns None for "no such name"."""
-    for lookup in (bundle, branch, label) if is_bundle_id(name) else (branch, label):
-        found = lookup(name)
-        if found is not None:
-            return found
-    return None
+__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written"]

@@ -17,7 +17,7 @@ import time
 import uuid
 
 from argonfs.store import Repository
-from argonfs.store.mongo import client
+from argonfs.store.db.mongo import client
 
 
 def timed(fn, repeat: int = 3) -> float:

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 from argonfs.ml import pin
 from argonfs.ml.torch import ShardFileDataset, SnapshotDataset
 from argonfs.store import Repository
-from argonfs.store.mongo import client
+from argonfs.store.db.mongo import client
 
 BATCH = 64
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def main() -> None:
         else:
             # a server process of its own (the embedded one), so the loaders in this
             # process do not share its interpreter lock with the server
-            from argonfs.store.embedded import ensure_server, stop_server
+            from argonfs.store.db.embedded import ensure_server, stop_server
 
             home = work / "server"
             try:

@@ -198,7 +198,7 @@ def run(uri: str, n: int, big: int, work: Path, rounds: int) -> dict[str, float]
             with mount("bigchanged") as m:
                 out["ls_l_big_changed_s"] = ls_l(m.mountpoint / "branches/changed/big")
     finally:
-        from argonfs.store.mongo import client
+        from argonfs.store.db.mongo import client
 
         client(uri).drop_database(name)
     return out

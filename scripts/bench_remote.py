@@ -55,7 +55,7 @@ from argonfs.remote.objects import open_store
 from argonfs.remote.pull import pull
 from argonfs.remote.push import push_bundle
 from argonfs.store import Repository
-from argonfs.store.transfer import directory_sources, export_to_directory
+from argonfs.store.repo.transfer import directory_sources, export_to_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from emulators import Emulator
@@ -478,7 +478,7 @@ def main() -> None:
             for emu in emulators.values():
                 emu.stop()
             if src is not None:
-                from argonfs.store.mongo import client
+                from argonfs.store.db.mongo import client
 
                 for name in src.databases:
                     client(src.uri).drop_database(name)

@@ -83,7 +83,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def step_raw(args: argparse.Namespace) -> dict[str, Any]:
-    from argonfs.store.mongo import client
+    from argonfs.store.db.mongo import client
 
     coll = client(args.mongo)[f"{args.repo}_raw"][COLLECTION]
     stream = docs(args.n)

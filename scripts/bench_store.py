@@ -28,7 +28,7 @@ import server_process
 from pymongo.errors import PyMongoError
 
 from argonfs.store import Repository
-from argonfs.store.mongo import client
+from argonfs.store.db.mongo import client
 
 
 def docs(n: int, salt: str = "") -> list[dict]:
@@ -67,7 +67,7 @@ def cli_reimports(uri: str, name: str, payload: list[dict]) -> tuple[float, floa
 
     from argonfs import codec
     from argonfs.cli import main
-    from argonfs.store import transfer
+    from argonfs.store.repo import transfer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "users.jsonl"
@@ -150,7 +150,7 @@ def run(uri: str, small: int, big: int, repeat: int) -> dict[str, float]:
         out["listing_big_s"] = time.perf_counter() - t
         assert listed == big, listed
         # `argonfs import` of the same documents from a file, twice: the second finds the
-        # file as the first left it, and is the quick check alone (store/imports.py)
+        # file as the first left it, and is the quick check alone (store/repo/imports.py)
         out["cli_import_s"], out["cli_reimport_s"] = cli_reimports(uri, names[1], docs(big))
 
         for label, repo in repos.items():

@@ -35,7 +35,7 @@ def mongo_uri() -> Iterator[str]:
 
 @pytest.fixture
 def repo_name(mongo_uri: str) -> Iterator[str]:
-    from argonfs.store.mongo import client
+    from argonfs.store.db.mongo import client
 
     name = f"argonfs_test_{uuid.uuid4().hex[:12]}"
     yield name

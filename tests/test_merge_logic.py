@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from argonfs.store.merge import ADD_ADD, DELETE_MODIFY, FIELD, MergeConflict, merge_document
+from argonfs.store.repo.merge import ADD_ADD, DELETE_MODIFY, FIELD, MergeConflict, merge_document
 
 leaf = st.one_of(st.integers(-3, 3), st.text("ab", max_size=2), st.booleans(), st.none(), st.floats(-2, 2, allow_nan=False))
 value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("xyz"), inner, max_size=3), max_leaves=8)

@@ -32,9 +32,9 @@ from argonfs import codec
 from argonfs.capture import state as st
 from argonfs.capture.events import SourceSpec, apply_update, tx_key
 from argonfs.errors import AlreadyExists, ArgonError, Conflict, NotFound, StoreUnavailable
-from argonfs.store.documents import prepare
-from argonfs.store.model import Change, new_bundle_id, now
-from argonfs.store.versions import DELETE, DROP, PUT
+from argonfs.store.engine.versions import DELETE, DROP, PUT
+from argonfs.store.repo.documents import prepare
+from argonfs.store.repo.model import Change, new_bundle_id, now
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Capture:
     dict per committed batch (and per retry)."""
 
     def __init__(self, repo: Any, spec: SourceSpec, branch: str, options: Options, report: Callable[[dict[str, Any]], None]) -> None:
-        from argonfs.store.mongo import new_client
+        from argonfs.store.db.mongo import new_client
 
         self.repo = repo
         self.spec = spec

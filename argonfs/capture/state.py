@@ -29,9 +29,9 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import Conflict
-from argonfs.store.model import now
-from argonfs.store.mongo import Coll
-from argonfs.store.protect import CAPTURES
+from argonfs.store.db.mongo import Coll
+from argonfs.store.repo.model import now
+from argonfs.store.repo.protect import CAPTURES
 
 COLLECTION = CAPTURES
 #: a capture whose heartbeat is older than this is taken to be gone

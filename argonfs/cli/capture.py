@@ -117,7 +117,7 @@ class _Progress:
 def list_(app: AppContext, as_json: bool) -> None:
     """Each capture: source (no credentials), branch, last applied event time, lag, state."""
     from argonfs.capture import records, running
-    from argonfs.store.model import now
+    from argonfs.store.repo.model import now
 
     at = now()
     rows = []

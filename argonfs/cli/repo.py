@@ -81,8 +81,8 @@ def import_(app: AppContext, source: str, branch: str | None, collection: str | 
     collection, which nothing has written since, is not read at all (as rsync's
     quick check; --checksum reads it).
     """
-    from argonfs.store.model import ImportCounts
-    from argonfs.store.transfer import sources
+    from argonfs.store.repo.model import ImportCounts
+    from argonfs.store.repo.transfer import sources
 
     repo = app.repo
     branch = branch or repo.default_branch
@@ -114,7 +114,7 @@ def import_(app: AppContext, source: str, branch: str | None, collection: str | 
 def export(app: AppContext, ref: str, dest: str, force: bool) -> None:
     """Materialise REF into a MongoDB database (DEST a URI naming the database) or a
     directory (DEST/<collection>/<id>.json)."""
-    from argonfs.store.transfer import export_to_directory, export_to_mongo, is_mongo_uri
+    from argonfs.store.repo.transfer import export_to_directory, export_to_mongo, is_mongo_uri
 
     if is_mongo_uri(dest):
         counts = export_to_mongo(app.repo, ref, dest, force=force)

@@ -17,7 +17,7 @@ def server() -> None:
 def server_status(as_json: bool) -> None:
     """Say whether the embedded server runs, where, and with which pid."""
     from argonfs.config import data_dir
-    from argonfs.store.embedded import server_info
+    from argonfs.store.db.embedded import server_info
 
     home = data_dir()
     info = server_info(home)
@@ -33,8 +33,8 @@ def server_status(as_json: bool) -> None:
 def server_start() -> None:
     """Start the embedded server now (commands also start it on demand)."""
     from argonfs.config import data_dir
-    from argonfs.store.embedded import ensure_server
-    from argonfs.store.mongo import describe
+    from argonfs.store.db.embedded import ensure_server
+    from argonfs.store.db.mongo import describe
 
     click.echo(describe(ensure_server(data_dir())))
 
@@ -43,7 +43,7 @@ def server_start() -> None:
 def server_stop() -> None:
     """Stop the embedded server of this data directory."""
     from argonfs.config import data_dir
-    from argonfs.store.embedded import stop_server
+    from argonfs.store.db.embedded import stop_server
 
     home = data_dir()
     click.echo("stopped" if stop_server(home) else f"no embedded server running for {home}")

@@ -21,7 +21,7 @@ is a write of this daemon that it accounted for**.  A slot it cannot account for
 taken no slot or several: a rename, a rewrite that may store nothing) ends that: what is
 known of the branch is dropped and the store is asked again.
 
-Slots of a branch are dense (store/versions.py: a slot is filled only after the one
+Slots of a branch are dense (store/engine/versions.py: a slot is filled only after the one
 below it), so "every slot in (p, head] is ours" is checked by counting: a ``_Run`` is a
 range of slots all written here, extended as writes return (out of order when several
 are in flight).  The head comes from the mount's head check (at most ``HEAD_TTL`` old),

@@ -8,7 +8,7 @@ A loader then reads a few large files instead of a file per document.
 
 Pure: the layout, the sizes (from a listing's sizes alone, so ``stat`` fetches no body)
 and which bodies a byte range needs.  fs/files.py serves them.  ``.shards`` cannot
-collide with a collection (no collection name starts with ``.``, store/names.py), and a
+collide with a collection (no collection name starts with ``.``, argonfs/naming.py), and a
 shard name has no ``_id``'s meaning: it is never inside a collection directory.
 """
 

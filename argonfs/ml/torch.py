@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from argonfs.ml.snapshot import Snapshot
 
-#: bodies per round trip; a listing page (store/versions.py) is 1000
+#: bodies per round trip; a listing page (store/engine/versions.py) is 1000
 FETCH_SIZE = 512
 #: rendered bytes of bodies a dataset keeps per process
 CACHE_BYTES = 256 << 20

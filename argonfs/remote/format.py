@@ -49,9 +49,9 @@ import orjson
 
 from argonfs import codec
 from argonfs.errors import Corrupt, InvalidName, NotFound, WrongFormat
+from argonfs.naming import check_label_name, is_bundle_id, resolve_name
 from argonfs.remote.cache import Cache
 from argonfs.remote.objects import ObjectStore
-from argonfs.snapshot import check_label_name, is_bundle_id, resolve_name
 
 log = logging.getLogger(__name__)
 

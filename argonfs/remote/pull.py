@@ -23,12 +23,12 @@ from typing import Any
 
 from argonfs import codec
 from argonfs.errors import Conflict, NotFound
+from argonfs.naming import check_branch_name, check_label_name
 from argonfs.remote import format as f
 from argonfs.remote.push import merge_join
 from argonfs.store import Change, Repository
-from argonfs.store.model import Bundle, View
-from argonfs.store.names import check_branch_name, check_label_name
-from argonfs.store.versions import DELETE, DROP, MKCOL, PAGE, PUT
+from argonfs.store.engine.versions import DELETE, DROP, MKCOL, PAGE, PUT
+from argonfs.store.repo.model import Bundle, View
 
 log = logging.getLogger(__name__)
 

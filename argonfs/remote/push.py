@@ -27,7 +27,7 @@ from typing import Any
 from argonfs.errors import Corrupt, NotFound
 from argonfs.remote import format as f
 from argonfs.store import Repository
-from argonfs.store.versions import PAGE, Entry, time_ns
+from argonfs.store.engine.versions import PAGE, Entry, time_ns
 
 log = logging.getLogger(__name__)
 

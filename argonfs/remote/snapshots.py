@@ -32,8 +32,9 @@ from typing import Any
 
 from argonfs import codec
 from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
+from argonfs.naming import check_collection_name, is_bundle_id
 from argonfs.remote.format import ChunkRef, Descriptor, Remote, RemoteEntry
-from argonfs.snapshot import Label, Listed, check_collection_name, is_bundle_id
+from argonfs.snapshot import Label, Listed
 
 log = logging.getLogger(__name__)
 

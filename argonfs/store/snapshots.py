@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from argonfs.snapshot import Label, Listed
-from argonfs.store.mongo import errors
-from argonfs.store.repository import Document, Repository, View
-from argonfs.store.versions import Entry, in_bulk, kept, time_ns
+from argonfs.store.db.mongo import errors
+from argonfs.store.engine.versions import Entry, in_bulk, kept, time_ns
+from argonfs.store.repo.repository import Document, Repository, View
 
 #: a batch of at least this many listed versions of one branch is fetched by the range
 #: of their names on the key index (``_bodies_by_range``) rather than by slot ids

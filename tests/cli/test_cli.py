@@ -114,7 +114,7 @@ def test_writes_to_bundles_are_refused(run) -> None:
 
 
 def test_a_re_import_of_unchanged_files_reads_nothing(run, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from argonfs.store import transfer
+    from argonfs.store.repo import transfer
 
     assert transfer.fingerprint([source / "events.jsonl"]) is None  # just written: too recent to trust
     monkeypatch.setattr(transfer, "RACY_NS", 0)
@@ -148,7 +148,7 @@ def test_import_errors_name_the_file(run, tmp_path: Path) -> None:
 
 
 def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) -> None:
-    from argonfs.store.mongo import client
+    from argonfs.store.db.mongo import client
 
     src_db = repo_name + "_src"
     dst_db = repo_name + "_dst"
@@ -186,7 +186,7 @@ def test_log_command(run, repo) -> None:
 
 
 def test_every_logged_version_of_a_batch_is_read_by_what_log_prints(run, repo) -> None:
-    from argonfs.store.model import Change
+    from argonfs.store.repo.model import Change
 
     repo.put("main", "c", {"_id": "n", "v": 0})
     commit = repo.apply("main", [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(1, 5)], kind="capture")
@@ -317,7 +317,7 @@ def test_protected_branches(run) -> None:
 
 
 def test_init_protect_main_and_upgrade(mongo_uri: str, repo_name: str) -> None:
-    from argonfs.store.mongo import client
+    from argonfs.store.db.mongo import client
 
     runner = CliRunner()
 

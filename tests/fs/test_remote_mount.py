@@ -32,7 +32,7 @@ from argonfs.remote.objects import open_store
 from argonfs.remote.push import push_bundle
 from argonfs.remote.snapshots import RemoteCatalog
 from argonfs.runner import ThreadRunner
-from argonfs.store.versions import time_ns
+from argonfs.store.engine.versions import time_ns
 from tests.remote import crafted
 
 #: what the daemon is given for MongoDB: nothing listens there, so a daemon that tried

@@ -19,7 +19,7 @@ def embedded(tmp_path: Path, repo_name: str, monkeypatch: pytest.MonkeyPatch) ->
     """An embedded data directory with the test repository in it, and the environment a
     mount needs to use it; its server is always stopped afterwards."""
     from argonfs.store import Repository
-    from argonfs.store.embedded import server_info, stop_server
+    from argonfs.store.db.embedded import server_info, stop_server
 
     home = tmp_path / "embedded"
     env = {"ARGONFS_MONGO_URI": "", "ARGONFS_HOME": str(home), "ARGONFS_MONGO_TIMEOUT_MS": "2000"}
@@ -53,7 +53,7 @@ def _eventually_reads(path: Path, expected: bytes) -> None:
 
 def test_mount_serves_after_a_restart_by_someone_else(embedded, mount_factory, repo_name: str) -> None:
     from argonfs.store import Repository
-    from argonfs.store.embedded import ensure_server, stop_server
+    from argonfs.store.db.embedded import ensure_server, stop_server
 
     home, env = embedded
     m = mount_factory(env=env)
@@ -68,7 +68,7 @@ def test_mount_serves_after_a_restart_by_someone_else(embedded, mount_factory, r
 
 def test_mount_restarts_a_killed_server(embedded, mount_factory, repo_name: str) -> None:
     from argonfs.store import Repository
-    from argonfs.store.embedded import server_info
+    from argonfs.store.db.embedded import server_info
 
     home, env = embedded
     m = mount_factory(env=env)

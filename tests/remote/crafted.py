@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from argonfs.remote import format as f
-from argonfs.store.model import new_bundle_id
+from argonfs.store.repo.model import new_bundle_id
 
 
 def rows(remote: f.Remote, bundle: str, collection: str) -> list[list[Any]]:

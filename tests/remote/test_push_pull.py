@@ -38,7 +38,7 @@ def origin(remote_url: str) -> f.Remote:
 @pytest.fixture
 def other(mongo_uri: str):
     """A second repository on the same server (what pulls)."""
-    from argonfs.store.mongo import client
+    from argonfs.store.db.mongo import client
 
     name = f"argonfs_test_{uuid.uuid4().hex[:12]}"
     repo = Repository.open(mongo_uri, name, author="puller")

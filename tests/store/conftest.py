@@ -18,7 +18,7 @@ import pytest
 def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """ARGONFS_HOME in a fresh directory under /tmp whose parents every user may traverse
     (so a test as another uid meets argonfs's own permissions), and no ARGONFS_MONGO_URI."""
-    from argonfs.store.embedded import server_info, stop_server
+    from argonfs.store.db.embedded import server_info, stop_server
 
     parent = Path(tempfile.mkdtemp(prefix="argonfs-embedded-", dir="/tmp"))
     parent.chmod(0o755)

@@ -18,7 +18,7 @@ SIZE = "24m"
 def tmpfs(path: Path, size: str = SIZE) -> Iterator[Path]:
     """Mount a tmpfs of ``size`` at ``path``; in ``finally``, stop the embedded server
     living there (SIGKILL as a last resort) and unmount (lazily if it is still busy)."""
-    from argonfs.store.embedded import server_info, stop_server
+    from argonfs.store.db.embedded import server_info, stop_server
 
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)

@@ -1,4 +1,4 @@
-"""Bulk writes (versions.append_bulk, store/bulk.py): an import's records carry no entry
+"""Bulk writes (versions.append_bulk, store/engine/bulk.py): an import's records carry no entry
 in the key index, and every reader still finds them, by slot and by name."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from argonfs.store import Repository, bulk, imports, packs
-from argonfs.store import checkpoints as cp
-from argonfs.store import documents as d
-from argonfs.store import versions as v
+from argonfs.store import Repository
+from argonfs.store.engine import bulk, packs
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine import versions as v
+from argonfs.store.repo import documents as d
+from argonfs.store.repo import imports
 
 
 def _forget_checkpoints(repo: Repository) -> None:

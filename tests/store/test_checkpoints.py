@@ -1,4 +1,4 @@
-"""Listing checkpoints (store/checkpoints.py): listings through them equal the model of
+"""Listing checkpoints (store/engine/checkpoints.py): listings through them equal the model of
 the repository, whoever wrote them and whatever was written after, and a damaged one is
 an error, never a different listing."""
 
@@ -11,9 +11,9 @@ from pymongo import MongoClient, monitoring
 
 from argonfs.errors import Corrupt, NotFound
 from argonfs.store import Repository
-from argonfs.store import checkpoints as cp
-from argonfs.store import documents as d
-from argonfs.store import reading as r
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine import reading as r
+from argonfs.store.repo import documents as d
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_a_transaction_open_across_a_checkpoint_is_seen_once_it_commits(repo: Re
     """A checkpoint taken while a transaction has records below it but no commit cannot
     show them; once the commit lands, a view that includes it must not use that
     checkpoint (the records are below the slots it reads above it)."""
-    from argonfs.store import versions as v
+    from argonfs.store.engine import versions as v
 
     repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(10)))
     bid = repo.resolve("main").branch_id

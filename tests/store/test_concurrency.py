@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from argonfs.store import Repository, packs
+from argonfs.store import Repository
+from argonfs.store.engine import packs
 
 WRITERS = 4
 WRITES = 25

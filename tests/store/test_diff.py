@@ -8,7 +8,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from argonfs.store.diff import ADDED, MODIFIED, REMOVED, FieldChange, field_diff
+from argonfs.store.engine.diff import ADDED, MODIFIED, REMOVED, FieldChange, field_diff
 
 
 def test_field_diff_paths():
@@ -114,7 +114,7 @@ def test_diff_matches_a_model(repo, before, after):
 
 def test_many_changed_names_are_diffed_by_listings(repo, monkeypatch):
     """Past DIFF_BY_LOOKUP candidates a diff merge-joins listings: same answer."""
-    from argonfs.store import history
+    from argonfs.store.repo import history
 
     repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(30)))
     base = repo.create_bundle("main", "base")

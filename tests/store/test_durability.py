@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from argonfs.store import Repository
-from argonfs.store.embedded import ensure_server, server_info
+from argonfs.store.db.embedded import ensure_server, server_info
 
 _WRITER = """
 import sys

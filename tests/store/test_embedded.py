@@ -23,7 +23,7 @@ from pymongo.errors import OperationFailure
 
 from argonfs.errors import StoreUnavailable
 from argonfs.store import Repository
-from argonfs.store.embedded import ensure_server, server_info, stop_server
+from argonfs.store.db.embedded import ensure_server, server_info, stop_server
 
 
 def _mode(path: Path) -> int:

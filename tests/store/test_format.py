@@ -7,7 +7,7 @@ import pytest
 
 from argonfs.errors import WrongFormat
 from argonfs.store import Repository
-from argonfs.store.format import FORMAT
+from argonfs.store.engine.migrations import FORMAT
 
 
 def _set_format(repo: Repository, n: int) -> None:

@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 
 from argonfs.errors import Conflict, NotFound
-from argonfs.store import Repository, packs
-from argonfs.store import versions as v
+from argonfs.store import Repository
+from argonfs.store.engine import packs
+from argonfs.store.engine import versions as v
 
 NOW = timedelta(0)
 

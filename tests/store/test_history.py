@@ -78,7 +78,7 @@ def test_every_logged_version_of_a_batch_reads_back_by_what_the_log_prints(repo,
     """A batch (``apply``, as a capture writes it) holds several versions of one
     document: each is listed with the seq from which it is visible, which shows it, and
     with its slot, which reads it back, value for value."""
-    from argonfs.store.model import Change
+    from argonfs.store.repo.model import Change
 
     repo.put("main", "c", {"_id": "n", "v": 0})
     changes = [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(1, 6)]
@@ -105,7 +105,7 @@ def test_every_logged_version_of_a_batch_reads_back_by_what_the_log_prints(repo,
 
 
 def test_a_version_of_an_ancestor_is_read_through_its_branch(repo):
-    from argonfs.store.model import Change
+    from argonfs.store.repo.model import Change
 
     repo.apply("main", [Change("put", "c", "n", {"_id": "n", "v": i}) for i in range(3)], kind="capture")
     repo.create_branch("b")

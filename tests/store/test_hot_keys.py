@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from argonfs.store import Repository
-from argonfs.store import reading as r
-from argonfs.store.model import Change
+from argonfs.store.engine import reading as r
+from argonfs.store.repo.model import Change
 
 
 class Counting:

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from argonfs.errors import NotFound, ReadOnly
-from argonfs.store import versions as v
-from argonfs.store.merge import ADD_ADD, DELETE_MODIFY, DROP_MODIFY, FIELD, merge_document
+from argonfs.store.engine import versions as v
+from argonfs.store.repo.merge import ADD_ADD, DELETE_MODIFY, DROP_MODIFY, FIELD, merge_document
 
 
 def docs(repo, ref, collection="c"):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from argonfs.errors import NotFound
 from argonfs.store import Repository
-from argonfs.store.mongo import client
+from argonfs.store.db.mongo import client
 
 BRANCHES = ["main", "a", "b"]
 COLLECTIONS = ["c1", "c2"]

@@ -1,4 +1,4 @@
-"""Packs (store/packs.py): a bulk write's records and documents, many slots to a stored
+"""Packs (store/engine/packs.py): a bulk write's records and documents, many slots to a stored
 row, read by slot, by name and as bodies; gc blanks a packed record in place."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from argonfs.store import Repository, packs
-from argonfs.store import versions as v
+from argonfs.store import Repository
+from argonfs.store.engine import packs
+from argonfs.store.engine import versions as v
 
 NOW = timedelta(0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from argonfs.errors import Protected, ReadOnly
 from argonfs.store import Repository
-from argonfs.store import versions as v
+from argonfs.store.engine import versions as v
 
 WRITERS = 3
 

@@ -6,7 +6,7 @@ import pytest
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
-from argonfs.store import versions as v
+from argonfs.store.engine import versions as v
 
 
 def stems(repo, ref, collection="people"):

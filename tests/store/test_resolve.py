@@ -1,4 +1,4 @@
-"""How names resolve (argonfs.snapshot.resolve_name): a bundle id, then a branch, then a
+"""How names resolve (argonfs.naming.resolve_name): a bundle id, then a branch, then a
 label, and names of a bundle id's shape are only ever bundles."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from argonfs.errors import InvalidName, ReadOnly
 from argonfs.store import Repository
-from argonfs.store.model import new_bundle_id
+from argonfs.store.repo.model import new_bundle_id
 
 
 def test_a_bundle_id_wins_over_a_branch_of_its_name(repo: Repository) -> None:
@@ -52,7 +52,7 @@ def test_a_staged_branch_is_named_only_once_and_gc_reclaims_an_abandoned_one(rep
 
     from argonfs.errors import Conflict
     from argonfs.store import Change
-    from argonfs.store.versions import MKCOL, PUT
+    from argonfs.store.engine.versions import MKCOL, PUT
 
     staged = repo.stage_branch("later", pull=new_bundle_id())
     assert [b.name for b in repo.list_branches()] == ["main"]

@@ -11,8 +11,8 @@ from typing import Any
 
 from pymongo import DESCENDING
 
-from argonfs.store.mongo import translating
-from argonfs.store.views import Views
+from argonfs.store.db.mongo import translating
+from argonfs.store.repo.views import Views
 
 
 class ReadLog(Views):

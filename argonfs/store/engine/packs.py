@@ -23,7 +23,7 @@ exactly as a ``bulk_versions`` row would be, with ``p`` naming its pack.
 A pack is written before the transaction's bulk listing and commit record, so it is
 seen only once the transaction commits, like any record of it.  Nothing in a pack
 changes but gc's marks: gc blanks a record by setting its document to None and its mark
-(store/gc.py); the record stays, so every slot stays filled.  Blocking pymongo code.
+(store/repo/gc.py); the record stays, so every slot stays filled.  Blocking pymongo code.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from bson.codec_options import CodecOptions
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from argonfs.store.mongo import Db
+from argonfs.store.db.mongo import Db
 
 PACKS = "bulk_packs"
 MAX_DOCS = 256

@@ -25,8 +25,8 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from argonfs.errors import Protected
-from argonfs.store import versions as v
-from argonfs.store.mongo import Coll
+from argonfs.store.db.mongo import Coll
+from argonfs.store.engine import versions as v
 
 PROTECT, UNPROTECT = "protect", "unprotect"
 #: the key of protection records; transaction ids (14 base32 characters) never start with "~"

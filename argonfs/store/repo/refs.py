@@ -18,11 +18,11 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import AlreadyExists, Conflict, NotFound, Protected
-from argonfs.store import protect
-from argonfs.store.model import Branch, Bundle, View, new_bundle_id, now
-from argonfs.store.mongo import translating
-from argonfs.store.names import check_branch_name, check_bundle_id, check_label_name
-from argonfs.store.views import Views
+from argonfs.naming import check_branch_name, check_bundle_id, check_label_name
+from argonfs.store.db.mongo import translating
+from argonfs.store.repo import protect
+from argonfs.store.repo.model import Branch, Bundle, View, new_bundle_id, now
+from argonfs.store.repo.views import Views
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Refs(Views):
         bundle frozen).  ``name`` is recorded as the name at creation (what the bundle
         and the log show); ``from_ref`` forks it (default: empty); ``pull`` is the bundle
         it is made for.  ``name_branch`` names it; gc reclaims one that neither got a
-        bundle nor a name once it has been idle for its grace period (store/gc.py)."""
+        bundle nor a name once it has been idle for its grace period (store/repo/gc.py)."""
         parent, fork = None, 0
         if from_ref is not None:
             bid, seq = self._pin(self.resolve(from_ref)).chain[0]

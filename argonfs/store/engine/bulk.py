@@ -4,7 +4,7 @@ A bulk write (an import) appends its records without an entry each in the key in
 (versions.append_bulk): on SecantusDB any secondary index doubles the cost of an insert.
 What the index would give for them, the newest record of each name, the writer stores
 once, before its commit record, as the transaction's *bulk listing*: its entries sorted
-by name, in the chunk format of listing checkpoints (store/checkpoints.py), and a header
+by name, in the chunk format of listing checkpoints (store/engine/checkpoints.py), and a header
 naming the chunks, the collection and the slots the records took.
 
 A reader of a layer ``(branch, limit)`` takes the bulk listings of the branch whose
@@ -30,9 +30,9 @@ from bson.objectid import ObjectId
 from pymongo import ASCENDING
 
 from argonfs.errors import Corrupt
-from argonfs.store import checkpoints as cp
-from argonfs.store.mongo import Coll, Db
-from argonfs.store.versions import PUT, Entry, ranges, slot_id, visible
+from argonfs.store.db.mongo import Coll, Db
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine.versions import PUT, Entry, ranges, slot_id, visible
 
 HEADS = "bulk_listings"
 CHUNKS = "bulk_chunks"

@@ -1,8 +1,8 @@
 """History of a branch: the log of its versions, diffs between two refs, three-way
 merges and reverts.
 
-The log and diffs read version metadata and hashes (store/diff.py finds what changed
-since two chains' common point); a merge (rules in store/merge.py) and a revert append
+The log and diffs read version metadata and hashes (store/engine/diff.py finds what changed
+since two chains' common point); a merge (rules in store/repo/merge.py) and a revert append
 their versions as one transaction, like any atomic write (docs/history.md).
 Blocking (pymongo).
 """
@@ -19,14 +19,14 @@ from pymongo import DESCENDING
 
 from argonfs import codec
 from argonfs.errors import Conflict, InvalidName, NotFound
-from argonfs.store import diff as d
-from argonfs.store import merge as m
-from argonfs.store import protect
-from argonfs.store import reading as r
-from argonfs.store import versions as v
-from argonfs.store.documents import Documents, _payload
-from argonfs.store.model import ADDED, DELETED, UPDATED, Document, LogEntry, MergeResult, View, new_bundle_id, now
-from argonfs.store.mongo import translating, translating_iter
+from argonfs.store.db.mongo import translating, translating_iter
+from argonfs.store.engine import diff as d
+from argonfs.store.engine import reading as r
+from argonfs.store.engine import versions as v
+from argonfs.store.repo import merge as m
+from argonfs.store.repo import protect
+from argonfs.store.repo.documents import Documents, _payload
+from argonfs.store.repo.model import ADDED, DELETED, UPDATED, Document, LogEntry, MergeResult, View, new_bundle_id, now
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class History(Documents):
         and name; for modified ones (with ``fields``) the JSON paths that changed.
 
         When the two share history, only keys written since their common point are
-        compared (see store/diff.py); otherwise every collection is listed on both sides."""
+        compared (see store/engine/diff.py); otherwise every collection is listed on both sides."""
         a = self._pin(self._view(old))
         b = self._pin(self._view(new))
         found = d.changed_keys(self._versions, a.chain, b.chain, collection)
@@ -184,7 +184,7 @@ class History(Documents):
         The base is the newest of: the two refs' common fork point, and the source side of
         the latest earlier merge between the two branches (either direction), so merging
         twice only brings what is new.  Each document changed on either side since the
-        base is merged field by field (store/merge.py); a collection dropped on one side
+        base is merged field by field (store/repo/merge.py); a collection dropped on one side
         and changed on the other is a conflict.  ``strategy``: ``fail`` (nothing changes
         if there is any conflict), ``ours`` or ``theirs`` (conflicts resolved to that
         side).  The writes are applied atomically (versions.append_atomic) and recorded in

@@ -1,6 +1,6 @@
 """Version records: their fields, appending them densely (single writes, batches and
 transactions with their commit records), branch heads, and which records a snapshot can
-see.  Reading a snapshot through a chain of layers is in store/reading.py.
+see.  Reading a snapshot through a chain of layers is in store/engine/reading.py.
 
 Blocking pymongo code; docs/architecture.md explains why it is correct without
 transactions.
@@ -23,8 +23,8 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from argonfs.errors import Conflict
-from argonfs.store import packs
-from argonfs.store.mongo import Coll
+from argonfs.store.db.mongo import Coll
+from argonfs.store.engine import packs
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
 MARKER_KEY = ""
 PAGE = 1000
 _MAX_ATTEMPTS = 1000
-#: a put's kept bytes (store/documents.py, ``kept``): ``w``, the bytes a writer gave
+#: a put's kept bytes (store/repo/documents.py, ``kept``): ``w``, the bytes a writer gave
 #: (zlib-compressed when ``wz`` is 1), present only when they differ from the rendering;
 #: ``wz`` is in every record that keeps bytes, so a projection without them still says so
 KEPT, KEPT_ZLIB = "w", "wz"
@@ -120,7 +120,7 @@ IN_BATCH = 100
 
 def by_ids(versions: Coll, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """The records with these ids (those that exist), ``IN_BATCH`` per query.  A slot a
-    bulk write reserved (``append_bulk``) is read from its pack (store/packs.py) or from
+    bulk write reserved (``append_bulk``) is read from its pack (store/engine/packs.py) or from
     ``BULK``, the others from ``versions``, as the branch's range records known to this
     process say; an id not found where they say is looked for in the other places (and
     the ranges are read again), so the answer never depends on the cache."""
@@ -217,7 +217,7 @@ def _reserved(versions: Coll, ids: list[str]) -> set[str]:
 
 
 def packed(versions: Coll, bid: ObjectId, seqs: Sequence[int]) -> dict[int, str]:
-    """The pack (store/packs.py) holding the record of each of these slots, for those
+    """The pack (store/engine/packs.py) holding the record of each of these slots, for those
     a bulk write packed, as far as this process knows its range records: a slot left
     out is read through ``by_ids``, which does not depend on this."""
     runs = _ranges_of(versions, str(bid)).packs
@@ -494,14 +494,14 @@ def append_bulk(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], gu
     """Append a transaction's records without an entry each in the key index: one
     *range record* takes the next slot and reserves the ``len(records)`` after it
     (``head`` counts them as filled), then the records go to those slots: runs of puts
-    in packs (store/packs.py; the range record lists them as ``pk``), the others to
+    in packs (store/engine/packs.py; the range record lists them as ``pk``), the others to
     ``BULK``.
     Returns the last slot reserved.
 
     Slots stay dense and never shared: the range record is an ordinary append, and no
     writer can compute a head inside a range without finding its record.  The records
     are found by slot through ``by_ids`` and by key through the transaction's bulk
-    listing (store/bulk.py), which the writer stores before its commit record.  A
+    listing (store/engine/bulk.py), which the writer stores before its commit record.  A
     writer that dies between the two leaves reserved slots of a transaction that never
     commits: like any uncommitted record, seen by nobody."""
     layout = packs.runs(records)

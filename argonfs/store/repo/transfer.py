@@ -158,7 +158,7 @@ def mongo_sources(uri: str, only: str | None = None) -> list[Source]:
     """Collections of a MongoDB database: ``mongodb://host/db`` or ``mongodb://host/db.coll``."""
     from pymongo import uri_parser
 
-    from argonfs.store.mongo import client, describe, errors
+    from argonfs.store.db.mongo import client, describe, errors
 
     parsed = uri_parser.parse_uri(uri)
     if not parsed.get("database"):
@@ -222,7 +222,7 @@ def export_to_mongo(repo: Any, ref: str, uri: str, *, force: bool = False, batch
     """Materialise a ref into a MongoDB database (one collection per collection)."""
     from pymongo import uri_parser
 
-    from argonfs.store.mongo import client, describe, errors
+    from argonfs.store.db.mongo import client, describe, errors
 
     parsed = uri_parser.parse_uri(uri)
     if not parsed.get("database"):

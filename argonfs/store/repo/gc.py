@@ -30,15 +30,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bson.objectid import ObjectId
 
-from argonfs.store import packs
-from argonfs.store import versions as v
-
-if TYPE_CHECKING:
-    from argonfs.store.repository import Repository
+from argonfs.store.db.mongo import Db
+from argonfs.store.engine import packs
+from argonfs.store.engine import versions as v
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +68,17 @@ class Report:
         return sum(self.bytes.values())
 
 
-def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEFAULT_MIN_AGE, grace: timedelta = DEFAULT_GRACE) -> Report:
-    from argonfs.store.model import now
+def collect(db: Db, author: str, *, dry_run: bool = False, min_age: timedelta = DEFAULT_MIN_AGE, grace: timedelta = DEFAULT_GRACE) -> Report:
+    from argonfs.store.repo.model import now
 
     t0 = now()
     packs.forget()  # read every pack as it is now, marks included
     report = Report(dry_run)
-    versions = repo.db["versions"]
-    dead: dict[str, list[dict[str, Any]]] = {"transactions": _dead_transactions(repo, t0 - min_age, report, t0), "deleted branches": []}
-    limits, settled = _reachable(repo, t0, grace, report, min_age)
+    versions = db["versions"]
+    dead: dict[str, list[dict[str, Any]]] = {"transactions": _dead_transactions(db, author, t0 - min_age, report, t0), "deleted branches": []}
+    limits, settled = _reachable(db, t0, grace, report, min_age)
     for bid in settled:
-        dead["deleted branches"] += _dead_in_branch(repo, bid, limits.get(bid, set()))
+        dead["deleted branches"] += _dead_in_branch(db, bid, limits.get(bid, set()))
     seen: set[str] = set()
     for reason, recs in dead.items():
         recs = [r for r in recs if r["_id"] not in seen]
@@ -95,7 +93,7 @@ def collect(repo: Repository, *, dry_run: bool = False, min_age: timedelta = DEF
 
 def _blank(versions: Any, recs: list[dict[str, Any]], t0: datetime) -> None:
     """Remove the payloads, keeping every record: the one in-place update argonfs makes
-    (in ``versions``, ``bulk_versions``, or a bulk write's pack, store/packs.py)."""
+    (in ``versions``, ``bulk_versions``, or a bulk write's pack, store/engine/packs.py)."""
     packs.blank(versions.database, [r for r in recs if "p" in r], t0)
     ids = [r["_id"] for r in recs if "p" not in r]
     for start in range(0, len(ids), _CHUNK):
@@ -104,15 +102,15 @@ def _blank(versions: Any, recs: list[dict[str, Any]], t0: datetime) -> None:
             coll.update_many({"_id": {"$in": chunk}, "gc": {"$exists": False}}, {"$unset": {"d": "", "w": "", "wz": ""}, "$set": {"gc": t0}})
 
 
-def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
+def _dead_transactions(db: Db, author: str, idle_before: datetime, report: Report, t0: datetime) -> list[dict[str, Any]]:
     """Versions of transactions that are aborted, or idle since ``idle_before`` and
     aborted now; never those of a committed one.  Two scans of the tagged versions'
     metadata: the first keeps one row per transaction (every imported version is
     tagged, so keeping the versions would hold the repository in memory), the second,
     only when some transaction is dead, collects that one's versions."""
-    versions = repo.db["versions"]
+    versions = db["versions"]
     newest: dict[tuple[ObjectId, str], datetime] = {}
-    for rec in _tagged(repo, {"_id": 0, "b": 1, "x": 1, "t": 1}):
+    for rec in _tagged(db, {"_id": 0, "b": 1, "x": 1, "t": 1}):
         key = (rec["b"], rec["x"])
         if key not in newest or rec["t"] > newest[key]:
             newest[key] = rec["t"]
@@ -126,7 +124,7 @@ def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, 
                 continue  # may still be running
             report.aborted.append(txn)
             if not report.dry_run:
-                v.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": repo.author, "t": t0}])
+                v.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": author, "t": t0}])
                 commit, _ = v.txn_state(versions, bid, txn)
                 if commit is not None:  # it committed just before the abort: it stays
                     report.aborted.remove(txn)
@@ -135,17 +133,17 @@ def _dead_transactions(repo: Repository, idle_before: datetime, report: Report, 
     if not dead:
         return []
     fields = {"b": 1, "s": 1, "x": 1, "t": 1, "z": 1, "op": 1, "p": 1}
-    return [rec for rec in _tagged(repo, fields) if (rec["b"], rec["x"]) in dead and rec["op"] == v.PUT]
+    return [rec for rec in _tagged(db, fields) if (rec["b"], rec["x"]) in dead and rec["op"] == v.PUT]
 
 
-def _tagged(repo: Repository, fields: dict[str, int]) -> Iterable[dict[str, Any]]:
+def _tagged(db: Db, fields: dict[str, int]) -> Iterable[dict[str, Any]]:
     """Every version tagged with a transaction and not yet reclaimed, branch by branch,
     its slots read by id PAGE per round trip.  Not one query over ``versions``: a server
     that materialises a filtered scan before its first batch (SecantusDB) does not
     answer within the socket timeout at a million versions."""
-    versions = repo.db["versions"]
+    versions = db["versions"]
     fields = {**fields, "x": 1, "gc": 1}
-    for row in repo.db["branches"].find({}, {"_id": 1}):
+    for row in db["branches"].find({}, {"_id": 1}):
         bid = row["_id"]
         top = v.head(versions, bid)
         for low in range(0, top, v.PAGE):
@@ -155,10 +153,9 @@ def _tagged(repo: Repository, fields: dict[str, int]) -> Iterable[dict[str, Any]
                     yield rec
 
 
-def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report, min_age: timedelta) -> tuple[Limits, list[ObjectId]]:
+def _reachable(db: Db, t0: datetime, grace: timedelta, report: Report, min_age: timedelta) -> tuple[Limits, list[ObjectId]]:
     """The seq limits at which each branch can still be read (``None``: any, a live
     branch), and the deleted branches past their grace period."""
-    db = repo.db
     records = {r["_id"]: r for r in db["branches"].find({}, {"parent": 1, "fork": 1, "name": 1, "pull": 1, "created": 1})}
     live = {r["bid"] for r in db["branch_names"].find({}, {"bid": 1})}
     deleted = {r["_id"]: r for r in db["deleted_branches"].find()}
@@ -169,10 +166,10 @@ def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report,
         if bid in live:
             continue
         row = deleted.get(bid)
-        if row is None and "pull" in rec:  # staged by a pull (store/refs.py, stage_branch)
+        if row is None and "pull" in rec:  # staged by a pull (store/repo/refs.py, stage_branch)
             if bid in bundled:  # the pulled bundle's own branch, never named: it is the bundle
                 roots.append((bid, None))
-            elif (last := _last_write(repo, bid, rec)) > t0 - max(grace, min_age):  # a pull in flight, or one that just failed
+            elif (last := _last_write(db, bid, rec)) > t0 - max(grace, min_age):  # a pull in flight, or one that just failed
                 roots.append((bid, None))
                 report.waiting.append((f"{rec.get('name')} (a pull in flight or failed)", last))
             else:  # a failed or killed pull's: no name, no bundle, idle past the grace period
@@ -193,10 +190,10 @@ def _reachable(repo: Repository, t0: datetime, grace: timedelta, report: Report,
     return _close(roots, records), settled
 
 
-def _last_write(repo: Repository, bid: ObjectId, rec: dict[str, Any]) -> datetime:
+def _last_write(db: Db, bid: ObjectId, rec: dict[str, Any]) -> datetime:
     """When a branch was last written: the time of its newest slot, else its creation."""
-    top = v.head(repo.db["versions"], bid)
-    newest = next(v.by_ids(repo.db["versions"], [v.slot_id(bid, top)], {"t": 1}), None) if top else None
+    top = v.head(db["versions"], bid)
+    newest = next(v.by_ids(db["versions"], [v.slot_id(bid, top)], {"t": 1}), None) if top else None
     when: datetime = newest["t"] if newest is not None else rec["created"]
     return when
 
@@ -216,14 +213,14 @@ def _close(roots: Iterable[tuple[ObjectId, int | None]], records: dict[ObjectId,
     return limits
 
 
-def _dead_in_branch(repo: Repository, bid: ObjectId, limits: set[int | None]) -> list[dict[str, Any]]:
+def _dead_in_branch(db: Db, bid: ObjectId, limits: set[int | None]) -> list[dict[str, Any]]:
     """The put versions of a deleted branch that no limit in ``limits`` sees."""
-    versions = repo.db["versions"]
+    versions = db["versions"]
     commits = {r["k"]: r["s"] for r in versions.find({"b": bid, "c": v.COMMITS}, {"k": 1, "s": 1, "op": 1}) if r["op"] == v.COMMIT}
     seqs = sorted(s for s in limits if s is not None)
     reserved = v.ranges(versions, bid)
     out = []
-    for c in sorted({r["c"] for r in repo.db["catalog"].find({"b": bid}, {"c": 1})}):
+    for c in sorted({r["c"] for r in db["catalog"].find({"b": bid}, {"c": 1})}):
         recs = list(versions.find({"b": bid, "c": c}, {"d": 0, "w": 0}))
         ids = [v.slot_id(bid, s) for r in reserved if r["rc"] == c for s in range(r["s"] + 1, r["s"] + r["rn"] + 1)]
         recs += list(v.by_ids(versions, ids, v.NO_BODY))

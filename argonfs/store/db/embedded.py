@@ -2,7 +2,7 @@
 
 With no MongoDB URI, argonfs needs a server that every process of the user (a mount
 daemon, many CLI calls) reaches at once, so it cannot live inside one of them.  The
-first process that needs it starts ``python -m argonfs.store.embedded serve DIR`` as a
+first process that needs it starts ``python -m argonfs.store.db.embedded serve DIR`` as a
 detached process; the server holds ``DIR/server.lock`` for its whole life and publishes
 its address in ``DIR/server.json``.  Starting is serialised by ``DIR/start.lock``.
 
@@ -198,7 +198,7 @@ def _spawn(home: Path) -> dict[str, Any]:
     logfd = private_fd(paths["log"], os.O_WRONLY | os.O_APPEND)
     with os.fdopen(logfd, "ab") as logf:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "argonfs.store.embedded", "serve", str(home)],
+            [sys.executable, "-m", "argonfs.store.db.embedded", "serve", str(home)],
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=logf,
@@ -344,7 +344,7 @@ def serve(home: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "serve":
-        print("usage: python -m argonfs.store.embedded serve DATA_DIR", file=sys.stderr)
+        print("usage: python -m argonfs.store.db.embedded serve DATA_DIR", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     raise SystemExit(serve(Path(sys.argv[2])))

@@ -16,7 +16,7 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from argonfs import codec
-from argonfs.store import versions as v
+from argonfs.store.engine import versions as v
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 

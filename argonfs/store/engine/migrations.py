@@ -19,7 +19,7 @@ Format history (docs/formats.md, "Format versions"):
    ``bulk_chunks``.  Format 2 holds none; the migration creates the index of
    ``bulk_listings``.  An argonfs that reads format 2 would not see imported documents.
 4. packs: a bulk write's runs of puts are stored many records to a row of
-   ``bulk_packs`` (store/packs.py), listed by their range record (``pk``); only the
+   ``bulk_packs`` (store/engine/packs.py), listed by their range record (``pk``); only the
    other records of a bulk write are in ``bulk_versions``.  Format 3 holds no packs,
    so nothing is rewritten; an argonfs that reads format 3 would not find packed
    records.
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from argonfs.errors import WrongFormat
-from argonfs.store.mongo import Db
+from argonfs.store.db.mongo import Db
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _to_2(db: Db) -> None:
 
 def _to_3(db: Db) -> None:
     """Nothing to rewrite: format 2 holds no bulk writes."""
-    from argonfs.store import bulk
+    from argonfs.store.engine import bulk
 
     bulk.create_indexes(db)
 

@@ -23,10 +23,10 @@ from typing import Any
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
-from argonfs.store import bulk
-from argonfs.store import checkpoints as cp
-from argonfs.store.mongo import Coll
-from argonfs.store.versions import (
+from argonfs.store.db.mongo import Coll
+from argonfs.store.engine import bulk
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine.versions import (
     IN_BATCH,
     MARKER_KEY,
     MKCOL,
@@ -317,7 +317,7 @@ def _indexed_stream(
 
 
 def _bulk_stream(versions: Coll, bid: ObjectId, limit: int | None, floor: int | None, collection: str, after: str) -> Iterator[dict[str, Any]]:
-    """The newest entry of each name in a layer's bulk listings (store/bulk.py), as
+    """The newest entry of each name in a layer's bulk listings (store/engine/bulk.py), as
     records without bodies, in name order."""
     streams: list[Iterator[dict[str, Any]]] = []
     for listing in bulk.committed(versions, bid, limit, collection):

@@ -60,7 +60,7 @@ def resolve_uri(uri: str | None) -> tuple[str, str]:
     if uri:
         return uri, "external"
     from argonfs.config import data_dir
-    from argonfs.store.embedded import ensure_server
+    from argonfs.store.db.embedded import ensure_server
 
     home = data_dir()
     uri = ensure_server(home)
@@ -77,7 +77,7 @@ def _revive(where: str) -> str:
     home = _embedded.get(where)
     if home is None:
         return ""
-    from argonfs.store.embedded import ensure_server, server_running
+    from argonfs.store.db.embedded import ensure_server, server_running
 
     if server_running(home):
         return ""
@@ -164,7 +164,7 @@ def _full_disk(where: str) -> NoSpace | None:
     home = _embedded.get(where)
     if home is None:
         return None
-    from argonfs.store.embedded import no_space
+    from argonfs.store.db.embedded import no_space
 
     return no_space(home)
 
@@ -172,7 +172,7 @@ def _full_disk(where: str) -> NoSpace | None:
 def _stopped_after_panic(home: Path, wait: float = 5.0) -> bool:
     """Wait a little for an embedded server that answered an internal error to exit (as it
     does when WiredTiger panicked, embedded.py); True if it did, so it can be started again."""
-    from argonfs.store.embedded import server_running
+    from argonfs.store.db.embedded import server_running
 
     deadline = time.monotonic() + wait
     while server_running(home):

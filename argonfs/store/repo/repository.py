@@ -18,7 +18,7 @@ and the values it returns are in model.py (re-exported here).  Every method is b
     meta          one document describing the repository
     branches      immutable records: id, parent id, fork seq (names live elsewhere)
     branch_names  name -> branch id; deleting a branch deletes only this row
-    versions      the version records, see store/versions.py
+    versions      the version records, see store/engine/versions.py
     catalog       which (branch, collection) pairs have ever been written
     bundles       immutable (branch id, seq) snapshots
     labels        name -> bundle, and label_history, every change ever made
@@ -32,26 +32,23 @@ import copy
 import logging
 import os
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import AlreadyExists
-from argonfs.store import bulk
-from argonfs.store import checkpoints as cp
-from argonfs.store import format as fmt
-from argonfs.store import versions as v
-from argonfs.store.documents import prepare
-from argonfs.store.history import History
-from argonfs.store.model import Branch, Bundle, Change, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
-from argonfs.store.mongo import client, describe, resolve_uri, translating
-from argonfs.store.readlog import ReadLog
-from argonfs.store.refs import Refs
-from argonfs.store.remotes import Remotes
-
-if TYPE_CHECKING:
-    from argonfs.store import gc as gc_
+from argonfs.store.db.mongo import client, describe, resolve_uri, translating
+from argonfs.store.engine import bulk
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine import migrations as fmt
+from argonfs.store.engine import versions as v
+from argonfs.store.repo import gc as gc_
+from argonfs.store.repo.documents import prepare
+from argonfs.store.repo.history import History
+from argonfs.store.repo.model import Branch, Bundle, Change, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.repo.readlog import ReadLog
+from argonfs.store.repo.refs import Refs
+from argonfs.store.repo.remotes import Remotes
 
 __all__ = [
     "DEFAULT_BRANCH",
@@ -91,7 +88,7 @@ class Repository(Refs, History, ReadLog, Remotes):
     @classmethod
     def open(cls, uri: str | None = None, name: str | None = None, *, author: str | None = None, check_format: bool = True) -> Repository:
         """Open a repository (no I/O yet).  One of another format is refused with one
-        line on first use (store/format.py); ``check_format=False`` is for ``upgrade``."""
+        line on first use (store/engine/migrations.py); ``check_format=False`` is for ``upgrade``."""
         from argonfs.config import DEFAULT_REPO
 
         uri, server = resolve_uri(uri or os.environ.get("ARGONFS_MONGO_URI"))
@@ -135,18 +132,22 @@ class Repository(Refs, History, ReadLog, Remotes):
 
     @translating
     def upgrade(self, *, dry_run: bool = False) -> list[int]:
-        """Migrate the repository to this argonfs's format (store/format.py); return the
+        """Migrate the repository to this argonfs's format (store/engine/migrations.py); return the
         formats it passed through, empty when it was current."""
         return fmt.upgrade(self.db, self.author, dry_run=dry_run)
 
     @translating
     def gc(self, *, dry_run: bool = False, min_age: timedelta | None = None, grace: timedelta | None = None) -> gc_.Report:
         """Reclaim the payloads of versions no reader can ever see, keeping their slots
-        (store/gc.py); returns a ``gc.Report``.  Safe while others read and write."""
-        from argonfs.store import gc
-
+        (store/repo/gc.py); returns a ``gc.Report``.  Safe while others read and write."""
         self._check_format()
-        return gc.collect(self, dry_run=dry_run, min_age=gc.DEFAULT_MIN_AGE if min_age is None else min_age, grace=gc.DEFAULT_GRACE if grace is None else grace)
+        return gc_.collect(
+            self.db,
+            self.author,
+            dry_run=dry_run,
+            min_age=gc_.DEFAULT_MIN_AGE if min_age is None else min_age,
+            grace=gc_.DEFAULT_GRACE if grace is None else grace,
+        )
 
     @translating
     def stats(self) -> dict[str, int]:

@@ -33,8 +33,8 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from argonfs.errors import Corrupt
-from argonfs.store.mongo import Db
-from argonfs.store.versions import Entry, time_ns
+from argonfs.store.db.mongo import Db
+from argonfs.store.engine.versions import Entry, time_ns
 
 HEADS = "checkpoints"
 CHUNKS = "checkpoint_chunks"

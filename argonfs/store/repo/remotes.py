@@ -11,10 +11,10 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from argonfs.errors import AlreadyExists, InvalidName, NotFound
-from argonfs.store.model import now
-from argonfs.store.mongo import translating
-from argonfs.store.names import check_label_name
-from argonfs.store.views import Views
+from argonfs.naming import check_label_name
+from argonfs.store.db.mongo import translating
+from argonfs.store.repo.model import now
+from argonfs.store.repo.views import Views
 
 
 class Remotes(Views):

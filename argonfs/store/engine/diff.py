@@ -18,9 +18,9 @@ from typing import Any
 
 from bson.objectid import ObjectId
 
-from argonfs.store import reading as r
-from argonfs.store import versions as v
-from argonfs.store.mongo import Coll
+from argonfs.store.db.mongo import Coll
+from argonfs.store.engine import reading as r
+from argonfs.store.engine import versions as v
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"
 

@@ -2,7 +2,7 @@
 bodies in batches, collections) and writing them to a branch (put, rename, delete,
 create and drop a collection, import many), each write through the protection guard.
 
-Every write appends version records (store/versions.py) and never updates one; the
+Every write appends version records (store/engine/versions.py) and never updates one; the
 multi-record ones (rename, import) are one transaction, visible at its commit record.
 Blocking (pymongo).
 """
@@ -22,14 +22,15 @@ from pymongo.errors import PyMongoError
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, InvalidDocument, NotFound
-from argonfs.store import bulk, imports, packs, protect
-from argonfs.store import checkpoints as cp
-from argonfs.store import reading as r
-from argonfs.store import versions as v
-from argonfs.store.model import Change, Document, ImportCounts, View, new_bundle_id, now
-from argonfs.store.mongo import translating, translating_iter
-from argonfs.store.names import check_collection_name
-from argonfs.store.views import Views
+from argonfs.naming import check_collection_name
+from argonfs.store.db.mongo import translating, translating_iter
+from argonfs.store.engine import bulk, packs
+from argonfs.store.engine import checkpoints as cp
+from argonfs.store.engine import reading as r
+from argonfs.store.engine import versions as v
+from argonfs.store.repo import imports, protect
+from argonfs.store.repo.model import Change, Document, ImportCounts, View, new_bundle_id, now
+from argonfs.store.repo.views import Views
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Documents(Views):
     def entries(self, ref: str | View, collection: str, *, after: str = "") -> Iterator[v.Entry]:
         """Live documents of a collection in name order, without bodies, streamed in pages.
         The snapshot is pinned when iteration starts.  A whole listing that had to read
-        many records leaves a checkpoint of that snapshot behind (store/checkpoints.py),
+        many records leaves a checkpoint of that snapshot behind (store/engine/checkpoints.py),
         so the next listing of it or of a later head reads a few chunks instead."""
         view = self._pin(self._view(ref))
         plan = r.plan(self._versions, view.chain, collection)
@@ -326,7 +327,7 @@ class Documents(Views):
         bodies), not a lookup per batch; it costs one hash string per live document.  Atomic: the versions are
         tagged as one transaction and committed at the end (versions.append_atomic), so
         readers see the whole import or none of it, and a failed one leaves nothing.
-        With ``fingerprint`` (of the source's files, store/transfer.py), a successful
+        With ``fingerprint`` (of the source's files, store/repo/transfer.py), a successful
         import records it for ``unchanged_import``."""
         view = self._writable(ref)
         self._catalog(view.branch_id, collection)
@@ -399,7 +400,7 @@ class Documents(Views):
 
     @translating
     def unchanged_import(self, ref: str | View, collection: str, fingerprint: str) -> int | None:
-        """The quick check of a re-import (store/imports.py): the number of documents the
+        """The quick check of a re-import (store/repo/imports.py): the number of documents the
         last import of a source with this fingerprint read into the collection, if
         importing it again would write nothing; None when only the full compare can tell."""
         view = self._writable(ref)

@@ -2,7 +2,7 @@
 into a collection, which nothing has written since, needs no reading at all.
 
 ``argonfs import`` of a file or a directory fingerprints its source (sizes, times and
-inodes, store/transfer.py) the way rsync's quick check and git's index do.  A
+inodes, store/repo/transfer.py) the way rsync's quick check and git's index do.  A
 successful import records, per (branch, collection), that fingerprint, the slot it
 started from (the listing every source document was compared against) and its
 transaction, in ``imports``.  The next import with the same fingerprint is skipped when
@@ -20,8 +20,8 @@ from typing import Any
 
 from bson.objectid import ObjectId
 
-from argonfs.store import versions as v
-from argonfs.store.mongo import Db
+from argonfs.store.db.mongo import Db
+from argonfs.store.engine import versions as v
 
 IMPORTS = "imports"
 #: slots above the recorded one read by id for the check, at most (the import's own bulk

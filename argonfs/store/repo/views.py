@@ -16,12 +16,12 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from argonfs.errors import NotFound, ReadOnly
-from argonfs.store import format as fmt
-from argonfs.store import reading as r
-from argonfs.store import versions as v
-from argonfs.store.model import View
-from argonfs.store.mongo import Db, translating
-from argonfs.store.names import parse_ref, resolve_name
+from argonfs.naming import parse_ref, resolve_name
+from argonfs.store.db.mongo import Db, translating
+from argonfs.store.engine import migrations as fmt
+from argonfs.store.engine import reading as r
+from argonfs.store.engine import versions as v
+from argonfs.store.repo.model import View
 
 log = logging.getLogger(__name__)
 
