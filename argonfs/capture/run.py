@@ -33,8 +33,8 @@ from argonfs.capture import state as st
 from argonfs.capture.events import SourceSpec, apply_update, tx_key
 from argonfs.errors import AlreadyExists, ArgonError, Conflict, NotFound, StoreUnavailable
 from argonfs.store.engine.versions import DELETE, DROP, PUT
-from argonfs.store.repo.documents import prepare
 from argonfs.store.repo.model import Change, new_bundle_id, now
+from argonfs.store.repo.writes import prepare
 
 log = logging.getLogger(__name__)
 

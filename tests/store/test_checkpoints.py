@@ -189,6 +189,7 @@ def test_a_transaction_open_across_a_checkpoint_is_seen_once_it_commits(repo: Re
     """A checkpoint taken while a transaction has records below it but no commit cannot
     show them; once the commit lands, a view that includes it must not use that
     checkpoint (the records are below the slots it reads above it)."""
+    from argonfs.store.engine import commits
     from argonfs.store.engine import versions as v
 
     repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(10)))
@@ -197,14 +198,14 @@ def test_a_transaction_open_across_a_checkpoint_is_seen_once_it_commits(repo: Re
     records = [repo._record(v.PUT, "c", str(i), {"_id": i, "v": "txn"}) for i in (1, 2, 50)]
     for rec in records:
         rec["x"], rec["xk"] = txn, "merge"
-    v.append(repo._versions, bid, records)
+    commits.append(repo._versions, bid, records)
     for i in range(10, 16):  # more writes above, so that a listing leaves a checkpoint
         repo.put("main", "c", {"_id": i, "v": 0})
     before = {e.stem for e in repo.entries("main", "c")}
     assert "50" not in before
     top = repo.db[cp.HEADS].find_one({"b": bid, "c": "c"}, sort=[("s", -1)])
     assert top is not None and top["p"] == [txn] and top["s"] == repo.pin("main").seq
-    v.append_commit(repo._versions, bid, txn, {"kind": "merge", "a": "t", "t": top["t"]}, None)
+    commits.append_commit(repo._versions, bid, txn, {"kind": "merge", "a": "t", "t": top["t"]}, None)
     after = {doc.stem: doc.doc["v"] for doc in repo.documents("main", "c")}
     assert after["1"] == after["2"] == after["50"] == "txn"
     assert {e.stem for e in repo.entries("main", "c")} == before | {"50"}

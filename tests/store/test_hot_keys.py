@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from argonfs.store import Repository
-from argonfs.store.engine import reading as r
+from argonfs.store.engine import lookup
 from argonfs.store.repo.model import Change
 
 
@@ -28,16 +28,16 @@ class Counting:
 
 
 def _lookup(repo: Repository, versions: Any, ref: str, stem: str) -> dict[str, Any] | None:
-    return r.lookup_many(versions, repo.pin(ref).chain, "c", [stem]).get(stem)
+    return lookup.lookup_many(versions, repo.pin(ref).chain, "c", [stem]).get(stem)
 
 
 def test_a_hot_document_costs_its_new_versions_only(repo: Repository, mongo_uri: str) -> None:
-    for i in range(r.HOT * 3):
+    for i in range(lookup.HOT * 3):
         repo.put("main", "c", {"_id": "hot", "i": i})
     versions = Counting(repo.db["versions"])
-    assert _lookup(repo, versions, "main", "hot")["d"]["i"] == r.HOT * 3 - 1
+    assert _lookup(repo, versions, "main", "hot")["d"]["i"] == lookup.HOT * 3 - 1
     first = versions.returned
-    assert first >= r.HOT * 3  # the first lookup reads the document's whole history
+    assert first >= lookup.HOT * 3  # the first lookup reads the document's whole history
     other = Repository.open(mongo_uri, repo.db.name, author="other")  # another writer
     for i in range(3):
         other.put("main", "c", {"_id": "hot", "i": 1000 + i})
@@ -46,24 +46,24 @@ def test_a_hot_document_costs_its_new_versions_only(repo: Repository, mongo_uri:
         assert versions.returned - before <= 2  # the new version (and nothing older)
     repo.delete("main", "c", "hot")
     assert _lookup(repo, versions, "main", "hot") is None
-    assert _lookup(repo, versions, f"main@{r.HOT}", "hot")["d"]["i"] == r.HOT - 1  # an older view reads as before
+    assert _lookup(repo, versions, f"main@{lookup.HOT}", "hot")["d"]["i"] == lookup.HOT - 1  # an older view reads as before
 
 
 def test_a_transaction_on_a_hot_document_shows_from_its_commit(repo: Repository) -> None:
-    for i in range(r.HOT + 1):
+    for i in range(lookup.HOT + 1):
         repo.put("main", "c", {"_id": "hot", "i": i})
     versions = repo.db["versions"]
     head = repo.head("main")
-    assert _lookup(repo, versions, "main", "hot")["d"]["i"] == r.HOT
+    assert _lookup(repo, versions, "main", "hot")["d"]["i"] == lookup.HOT
 
     def changes() -> Any:
         yield Change("put", "c", "hot", {"_id": "hot", "i": "txn"})
         # the process looks the document up while the transaction's version is in, uncommitted
-        assert _lookup(repo, versions, "main", "hot")["d"]["i"] == r.HOT
-        assert _lookup(repo, versions, f"main@{head + 1}", "hot")["d"]["i"] == r.HOT
+        assert _lookup(repo, versions, "main", "hot")["d"]["i"] == lookup.HOT
+        assert _lookup(repo, versions, f"main@{head + 1}", "hot")["d"]["i"] == lookup.HOT
 
     slot = repo.apply("main", changes(), kind="test", batch_size=1)
     assert slot is not None
-    assert _lookup(repo, versions, f"main@{slot - 1}", "hot")["d"]["i"] == r.HOT
+    assert _lookup(repo, versions, f"main@{slot - 1}", "hot")["d"]["i"] == lookup.HOT
     assert _lookup(repo, versions, "main", "hot")["d"]["i"] == "txn"
     assert _lookup(repo, versions, f"main@{slot}", "hot")["d"]["i"] == "txn"

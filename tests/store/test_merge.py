@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from argonfs.errors import NotFound, ReadOnly
+from argonfs.store.engine import commits
 from argonfs.store.engine import versions as v
 from argonfs.store.repo.merge import ADD_ADD, DELETE_MODIFY, DROP_MODIFY, FIELD, merge_document
 
@@ -132,11 +133,11 @@ def test_merge_is_atomic_for_readers_bundles_and_forks(repo):
     for rec in recs:
         rec["x"] = "crashed"
     base = repo.head("main")
-    v.append(repo._versions, bid, recs, base)
+    commits.append(repo._versions, bid, recs, base)
     assert repo.head("main") == base + 3 and sum(1 for _ in repo.entries("main", "c")) == 300
     inside = repo.create_bundle(f"main@{base + 2}", "inside")
-    v.append(repo._versions, bid, [{"c": v.COMMITS, "k": "crashed", "op": v.COMMIT, "a": "tester", "t": recs[0]["t"]}], base + 3)
-    time.sleep(v.PENDING_RECHECK)  # a transaction seen uncommitted is re-checked after this long
+    commits.append(repo._versions, bid, [{"c": v.COMMITS, "k": "crashed", "op": v.COMMIT, "a": "tester", "t": recs[0]["t"]}], base + 3)
+    time.sleep(commits.PENDING_RECHECK)  # a transaction seen uncommitted is re-checked after this long
     assert sum(1 for _ in repo.entries("main", "c")) == 303
     assert sum(1 for _ in repo.entries(inside.id, "c")) == 300
     with pytest.raises(ReadOnly):

@@ -6,6 +6,7 @@ import pytest
 
 from argonfs import codec
 from argonfs.errors import AlreadyExists, Conflict, InvalidDocument, InvalidName, NotFound, ReadOnly
+from argonfs.store.engine import commits
 from argonfs.store.engine import versions as v
 
 
@@ -286,7 +287,7 @@ def test_batch_that_collides_part_way_keeps_its_prefix(repo) -> None:
     # a writer that last saw head 0 places its batch at 1.. and collides at once; one
     # that saw head 2 places nothing either; neither leaves a gap
     records = [{"c": "c", "k": f"mine{i}", "op": "del", "a": "me", "t": None} for i in range(6)]
-    assert v.append(versions, bid, records, guess=2) == 11
+    assert commits.append(versions, bid, records, guess=2) == 11
     assert sorted(r["s"] for r in versions.find({"b": bid})) == list(range(1, 12))
     assert [r["k"] for r in versions.find({"b": bid, "s": {"$gt": 5}}).sort("s", 1)] == [f"mine{i}" for i in range(6)]
 
@@ -306,7 +307,7 @@ def test_batch_interrupted_by_a_concurrent_slot_places_the_rest_above_it(repo, m
 
     monkeypatch.setattr(versions, "insert_many", racing_insert_many)
     records = [{"c": "c", "k": f"mine{i}", "op": "del", "a": "me", "t": None} for i in range(5)]
-    assert v.append(versions, bid, records, guess=0) == 6
+    assert commits.append(versions, bid, records, guess=0) == 6
     assert calls == [[1, 2, 3, 4, 5], [4, 5, 6]]
     assert [r["k"] for r in versions.find({"b": bid}).sort("s", 1)] == ["mine0", "mine1", "theirs", "mine2", "mine3", "mine4"]
 

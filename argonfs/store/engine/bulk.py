@@ -32,7 +32,8 @@ from pymongo import ASCENDING
 from argonfs.errors import Corrupt
 from argonfs.store.db.mongo import Coll, Db
 from argonfs.store.engine import checkpoints as cp
-from argonfs.store.engine.versions import PUT, Entry, ranges, slot_id, visible
+from argonfs.store.engine.commits import visible
+from argonfs.store.engine.versions import PUT, Entry, ranges, slot_id
 
 HEADS = "bulk_listings"
 CHUNKS = "bulk_chunks"

@@ -19,7 +19,7 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from argonfs.store.db.mongo import Coll
-from argonfs.store.engine import reading as r
+from argonfs.store.engine import lookup
 from argonfs.store.engine import versions as v
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"
@@ -85,7 +85,7 @@ def shared_point(a: v.Chain, b: v.Chain) -> tuple[int, int, int] | None:
 
 
 def _records(versions: Coll, bid: ObjectId, top: int, floor: int) -> Iterator[dict[str, Any]]:
-    for rec in r.slots_desc(versions, bid, top):
+    for rec in lookup.slots_desc(versions, bid, top):
         if rec["s"] <= floor:
             return
         yield rec

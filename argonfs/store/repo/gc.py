@@ -35,7 +35,7 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from argonfs.store.db.mongo import Db
-from argonfs.store.engine import packs
+from argonfs.store.engine import commits, packs
 from argonfs.store.engine import versions as v
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _dead_transactions(db: Db, author: str, idle_before: datetime, report: Repor
             newest[key] = rec["t"]
     dead: set[tuple[ObjectId, str]] = set()
     for (bid, txn), last in newest.items():
-        commit, abort = v.txn_state(versions, bid, txn)
+        commit, abort = commits.txn_state(versions, bid, txn)
         if commit is not None:
             continue
         if abort is None:
@@ -124,8 +124,8 @@ def _dead_transactions(db: Db, author: str, idle_before: datetime, report: Repor
                 continue  # may still be running
             report.aborted.append(txn)
             if not report.dry_run:
-                v.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": author, "t": t0}])
-                commit, _ = v.txn_state(versions, bid, txn)
+                commits.append(versions, bid, [{"c": v.COMMITS, "k": txn, "op": v.ABORT, "kind": "gc", "a": author, "t": t0}])
+                commit, _ = commits.txn_state(versions, bid, txn)
                 if commit is not None:  # it committed just before the abort: it stays
                     report.aborted.remove(txn)
                     continue

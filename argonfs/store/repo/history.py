@@ -20,13 +20,14 @@ from pymongo import DESCENDING
 from argonfs import codec
 from argonfs.errors import Conflict, InvalidName, NotFound
 from argonfs.store.db.mongo import translating, translating_iter
+from argonfs.store.engine import commits, lookup
 from argonfs.store.engine import diff as d
-from argonfs.store.engine import reading as r
 from argonfs.store.engine import versions as v
 from argonfs.store.repo import merge as m
 from argonfs.store.repo import protect
-from argonfs.store.repo.documents import Documents, _payload
+from argonfs.store.repo.documents import payload
 from argonfs.store.repo.model import ADDED, DELETED, UPDATED, Document, LogEntry, MergeResult, View, new_bundle_id, now
+from argonfs.store.repo.writes import Writes
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 DIFF_BY_LOOKUP = 2000
 
 
-class History(Documents):
+class History(Writes):
     """Log, diff, merge and revert; see ``Repository``."""
 
     @translating_iter
@@ -58,9 +59,9 @@ class History(Documents):
         for bid, limit in view.chain:
             name = self._branch_record(bid)["name"]
             if collection is None:
-                records: Iterable[dict[str, Any]] = r.slots_desc(self._versions, bid, limit or 0)
+                records: Iterable[dict[str, Any]] = lookup.slots_desc(self._versions, bid, limit or 0)
             else:
-                records = r.key_history(self._versions, bid, limit, collection, stem)
+                records = lookup.key_history(self._versions, bid, limit, collection, stem)
             for rec in records:
                 if rec["op"] == v.RANGE:
                     continue  # a bulk write's slot reservation: its records follow it
@@ -70,7 +71,7 @@ class History(Documents):
                     txn = rec["k"] if rec["op"] == v.ABORT else None
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None, slot=rec["s"])
                 else:  # a transaction's version is listed at its slot, with the seq it is visible from
-                    seq = v.visible_from(self._versions, rec) or rec["s"]
+                    seq = commits.visible_from(self._versions, rec) or rec["s"]
                     yield LogEntry(
                         name, seq, rec["t"], rec["a"], rec["op"], rec["c"], rec["k"] or None, rec.get("z"), rec.get("x"), rec.get("xk"), slot=rec["s"]
                     )
@@ -85,9 +86,9 @@ class History(Documents):
         bid, limit = view.chain[0]
         name = f"{stem + codec.SUFFIX!r} in {view.ref}/{collection}"
         rec = v.slot_record(self._versions, bid, slot) if 0 < slot <= (limit or 0) else None
-        if rec is None or rec.get("op") != v.PUT or rec.get("c") != collection or rec.get("k") != stem or not v.visible(self._versions, rec, limit):
+        if rec is None or rec.get("op") != v.PUT or rec.get("c") != collection or rec.get("k") != stem or not commits.visible(self._versions, rec, limit):
             raise NotFound(f"no version in slot {slot} of {name}")
-        return Document(collection, stem, _payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), bid, raw=v.kept(rec))
+        return Document(collection, stem, payload(rec), rec["s"], rec["z"], rec["h"], rec["t"], rec["a"], rec.get("mt"), bid, raw=v.kept(rec))
 
     @translating
     def diff(self, old: str | View, new: str | View, collection: str | None = None, *, fields: bool = True) -> list[d.DocChange]:
@@ -125,13 +126,13 @@ class History(Documents):
         same = set()
         for c, chunk in d.chunks_by_collection(changes, v.PAGE):
             stems = [ch.stem for ch in chunk]
-            old = r.lookup_many(self._versions, a.chain, c, stems, bodies=fields)
-            new = r.lookup_many(self._versions, b.chain, c, stems, bodies=fields)
+            old = lookup.lookup_many(self._versions, a.chain, c, stems, bodies=fields)
+            new = lookup.lookup_many(self._versions, b.chain, c, stems, bodies=fields)
             if not fields:
                 kept = [k for k in stems if v.KEPT_ZLIB in old[k] or v.KEPT_ZLIB in new[k]]
                 if kept:
-                    old.update(r.lookup_many(self._versions, a.chain, c, kept))
-                    new.update(r.lookup_many(self._versions, b.chain, c, kept))
+                    old.update(lookup.lookup_many(self._versions, a.chain, c, kept))
+                    new.update(lookup.lookup_many(self._versions, b.chain, c, kept))
             for ch in chunk:
                 o, n = old[ch.stem], new[ch.stem]
                 if (v.KEPT_ZLIB in o or v.KEPT_ZLIB in n) and _same_doc(o["d"], n["d"]):
@@ -144,8 +145,8 @@ class History(Documents):
         out = []
         for start in range(0, len(stems), v.PAGE):
             chunk = stems[start : start + v.PAGE]
-            ra = r.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
-            rb = r.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
+            ra = lookup.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
+            rb = lookup.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
             for stem in chunk:
                 change = _compare(ra.get(stem), rb.get(stem))
                 if change:
@@ -205,7 +206,7 @@ class History(Documents):
                 continue
             for start in range(0, len(stems), v.PAGE):
                 chunk = stems[start : start + v.PAGE]
-                sides = [r.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
+                sides = [lookup.lookup_many(self._versions, view.chain, collection, chunk) for view in (base, tgt, src)]
                 for stem in chunk:
                     b, o, t = (side[stem]["d"] if stem in side else None for side in sides)
                     merged, conflicts = m.merge_document(b, o, t)
@@ -232,7 +233,7 @@ class History(Documents):
                 self._catalog(tgt.branch_id, rec["c"])
         txn = new_bundle_id()
         commit = {"kind": "merge", "source": source, "sb": src.branch_id, "ss": src.seq, "t": now(), "a": self.author, "message": message}
-        last = v.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, commit)
+        last = commits.append_atomic(self._versions, tgt.branch_id, records, tgt.seq, txn, commit)
         self._heads[tgt.branch_id] = last
         self.db["merges"].insert_one(
             {"_id": txn, "sb": src.branch_id, "ss": src.seq, "tb": tgt.branch_id, "ts": last, "t": commit["t"], "a": self.author, "message": message}
@@ -261,7 +262,7 @@ class History(Documents):
                 records.append(self._record(v.MKCOL, c, v.MARKER_KEY))
         changes = [ch for ch in self.diff(current, old, fields=False) if ch.collection not in result.dropped]
         for c, chunk in d.chunks_by_collection(changes, v.PAGE):
-            bodies = r.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
+            bodies = lookup.lookup_many(self._versions, old.chain, c, [ch.stem for ch in chunk if ch.change != d.REMOVED])
             for ch in chunk:
                 if ch.change == d.REMOVED:
                     records.append(self._record(v.DELETE, c, ch.stem))
@@ -274,7 +275,7 @@ class History(Documents):
         for rec in records:
             self._catalog(current.branch_id, rec["c"])
         commit = {"kind": "revert", "to": ref, "t": now(), "a": self.author, "message": message}
-        last = v.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), commit)
+        last = commits.append_atomic(self._versions, current.branch_id, records, current.seq, new_bundle_id(), commit)
         self._heads[current.branch_id] = last
         result.seq = last
         return result

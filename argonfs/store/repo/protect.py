@@ -26,6 +26,7 @@ from bson.objectid import ObjectId
 
 from argonfs.errors import Protected
 from argonfs.store.db.mongo import Coll
+from argonfs.store.engine import commits
 from argonfs.store.engine import versions as v
 
 PROTECT, UNPROTECT = "protect", "unprotect"
@@ -38,7 +39,7 @@ _lock = threading.Lock()
 
 
 def _markers(versions: Coll, bid: ObjectId) -> list[dict[str, Any]]:
-    return [r for r in v.control_records(versions, bid, KEY) if r["op"] in (PROTECT, UNPROTECT)]
+    return [r for r in commits.control_records(versions, bid, KEY) if r["op"] in (PROTECT, UNPROTECT)]
 
 
 def newest(versions: Coll, bid: ObjectId, at: int | None = None) -> dict[str, Any] | None:
@@ -126,6 +127,6 @@ def set_protected(versions: Coll, bid: ObjectId, protected: bool, author: str, t
     current = newest(versions, bid)
     if (current is not None and current["op"] == PROTECT) == protected:
         return None
-    slot = v.append(versions, bid, [record(PROTECT if protected else UNPROTECT, author, t)], guess)
+    slot = commits.append(versions, bid, [record(PROTECT if protected else UNPROTECT, author, t)], guess)
     _remember(versions, bid, slot, protected)
     return slot

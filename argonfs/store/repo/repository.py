@@ -6,7 +6,9 @@ noun, each a base class of it:
 
     views.py      shared state, the format check, refs resolved to views
     refs.py       branches, bundles, labels, branch protection
-    documents.py  reading and writing documents and collections, import
+    documents.py  reading documents and collections
+    writes.py     writing them: put, rename, delete, collections, apply
+    imports.py    importing many, and the quick check of a re-import
     history.py    log, diff, merge, revert
     readlog.py    the read log of mounts
     remotes.py    the remotes it pushes to and pulls from (name -> URL)
@@ -43,12 +45,13 @@ from argonfs.store.engine import checkpoints as cp
 from argonfs.store.engine import migrations as fmt
 from argonfs.store.engine import versions as v
 from argonfs.store.repo import gc as gc_
-from argonfs.store.repo.documents import prepare
 from argonfs.store.repo.history import History
+from argonfs.store.repo.imports import Imports
 from argonfs.store.repo.model import Branch, Bundle, Change, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.repo.readlog import ReadLog
 from argonfs.store.repo.refs import Refs
 from argonfs.store.repo.remotes import Remotes
+from argonfs.store.repo.writes import prepare
 
 __all__ = [
     "DEFAULT_BRANCH",
@@ -73,7 +76,7 @@ FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"
 
 
-class Repository(Refs, History, ReadLog, Remotes):
+class Repository(Refs, History, Imports, ReadLog, Remotes):
     """A versioned repository.  Use ``Repository.open(uri, name)``."""
 
     #: the MongoDB URI it was opened with (``open``), for ``reopen``

@@ -18,8 +18,8 @@ from bson.objectid import ObjectId
 from argonfs.errors import NotFound, ReadOnly
 from argonfs.naming import parse_ref, resolve_name
 from argonfs.store.db.mongo import Db, translating
+from argonfs.store.engine import lookup
 from argonfs.store.engine import migrations as fmt
-from argonfs.store.engine import reading as r
 from argonfs.store.engine import versions as v
 from argonfs.store.repo.model import View
 
@@ -104,7 +104,7 @@ class Views:
             bid = self._branch_id(spec.name)
             if spec.time < self._branch_record(bid)["created"]:
                 raise NotFound(f"branch {spec.name!r} did not exist yet at {spec.time.isoformat()}Z")
-            seq = r.seq_at(self._versions, bid, self._head(bid), spec.time)
+            seq = lookup.seq_at(self._versions, bid, self._head(bid), spec.time)
             return View(ref, self._chain(bid, seq), "seq", branch=spec.name)
         if spec.seq is not None:
             bid = self._branch_id(spec.name)
