@@ -65,14 +65,14 @@ def start(
     if batch_size < 1 or batch_time <= 0:
         raise click.BadParameter("--batch-size and --batch-time must be positive")
     spec = parse_source(source, collections)
-    progress = _Progress(spec.label, branch, as_json)
+    progress = _CaptureProgress(spec.label, branch, as_json)
     job = Capture(app.repo, spec, branch, Options(batch_size, batch_time, once, resync), progress)
     click.echo(f"capture: {spec.label} -> branch {branch}", err=True)
     job.run()
     progress.summary()
 
 
-class _Progress:
+class _CaptureProgress:
     """A JSON line per batch on stdout (--json), and a line on stderr at most every few
     seconds, and for every copy and retry."""
 

@@ -31,7 +31,7 @@ def _ns(value: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value / 1e9))
 
 
-class _Progress:
+class _TransferProgress:
     """Bytes moved so far, on one line of stderr, at most five times a second."""
 
     def __init__(self, verb: str) -> None:
@@ -177,7 +177,7 @@ def push(app: AppContext, name_or_url: str, refs: tuple[str, ...], as_json: bool
             except NotFound:
                 bundle_id = repo.create_bundle(ref, f"pushed to {name_or_url}").id
                 click.echo(f"bundled {ref} as {bundle_id}", err=True)
-        progress = _Progress(f"push {bundle_id}")
+        progress = _TransferProgress(f"push {bundle_id}")
         report = push_bundle(repo, r, bundle_id, label=label, progress=progress if sys.stderr.isatty() else None)
         progress.finish()
         reports.append(report.as_dict())
@@ -206,7 +206,7 @@ def pull(app: AppContext, name_or_url: str, ref: str, branch: str | None, as_jso
     keeping the bundle's id."""
     from argonfs.remote.pull import pull as pull_
 
-    progress = _Progress(f"pull {ref}")
+    progress = _TransferProgress(f"pull {ref}")
     report = pull_(app.repo, _remote(app, name_or_url), ref, branch=branch, progress=progress if sys.stderr.isatty() else None)
     progress.finish()
     if as_json:

@@ -20,7 +20,7 @@ import datasets
 from bson import Binary, Decimal128, ObjectId, Regex, Timestamp
 from datasets.fingerprint import Hasher
 
-from argonfs.ml.snapshot import Snapshot, pin
+from argonfs.ml.pinning import Pin, pin
 
 if TYPE_CHECKING:
     from argonfs.store import Repository
@@ -50,14 +50,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def fingerprint(snapshot: Snapshot, collection: str, transform: Callable[[dict[str, Any]], Row] | None = None) -> str:
+def fingerprint(snapshot: Pin, collection: str, transform: Callable[[dict[str, Any]], Row] | None = None) -> str:
     """32 hex characters naming the dataset: the digest, the collection, the transform."""
     how = PLAIN_VERSION if transform is None else Hasher.hash(transform)
     return hashlib.sha256(f"{snapshot.digest}\0{collection}\0{how}".encode()).hexdigest()[:32]
 
 
 def to_dataset(
-    source: Snapshot | str,
+    source: Pin | str,
     collection: str,
     *,
     transform: Callable[[dict[str, Any]], Row] | None = None,
@@ -79,8 +79,8 @@ def to_dataset(
     return datasets.Dataset.from_generator(rows, cache_dir=cache_dir, keep_in_memory=keep_in_memory, fingerprint=fingerprint(snapshot, collection, transform))
 
 
-def _snapshot(source: Snapshot | str, repo: Repository | None) -> Snapshot:
-    if isinstance(source, Snapshot):
+def _snapshot(source: Pin | str, repo: Repository | None) -> Pin:
+    if isinstance(source, Pin):
         return source
     if repo is None:
         from argonfs.store import Repository

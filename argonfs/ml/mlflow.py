@@ -24,14 +24,14 @@ from mlflow.tracking import MlflowClient
 
 from argonfs.errors import NotFound
 from argonfs.ml.mlflow_source import SOURCE_TYPE, ArgonfsDatasetSource
-from argonfs.ml.snapshot import Snapshot
+from argonfs.ml.pinning import Pin
 
 DEFAULT_CONTEXT = "training"
 #: MLflow stores a dataset digest in 36 characters: the digest's hex, shortened
 _MLFLOW_DIGEST_CHARS = 32
 
 
-def dataset(snapshot: Snapshot, name: str | None = None) -> MetaDataset:
+def dataset(snapshot: Pin, name: str | None = None) -> MetaDataset:
     """An MLflow dataset for ``snapshot``: its source, a name (default
     ``REPOSITORY@BUNDLE``) and the digest (shortened to what MLflow stores)."""
     digest = snapshot.digest.split(":")[-1][:_MLFLOW_DIGEST_CHARS]
@@ -43,7 +43,7 @@ def _prefix(context: str) -> str:
     return "argonfs." if context == DEFAULT_CONTEXT else f"argonfs.{context}."
 
 
-def tags(snapshot: Snapshot, context: str = DEFAULT_CONTEXT) -> dict[str, str]:
+def tags(snapshot: Pin, context: str = DEFAULT_CONTEXT) -> dict[str, str]:
     p = _prefix(context)
     out = {
         f"{p}bundle": snapshot.bundle,
@@ -61,7 +61,7 @@ def tags(snapshot: Snapshot, context: str = DEFAULT_CONTEXT) -> dict[str, str]:
     return out
 
 
-def log_snapshot(snapshot: Snapshot, *, context: str = DEFAULT_CONTEXT, name: str | None = None) -> MetaDataset:
+def log_snapshot(snapshot: Pin, *, context: str = DEFAULT_CONTEXT, name: str | None = None) -> MetaDataset:
     """Log ``snapshot`` to the active run (``mlflow.start_run``) as an input of
     ``context`` and as tags; returns the logged dataset."""
     ds = dataset(snapshot, name)
@@ -70,7 +70,7 @@ def log_snapshot(snapshot: Snapshot, *, context: str = DEFAULT_CONTEXT, name: st
     return ds
 
 
-def snapshot_of_run(run_id: str, *, context: str = DEFAULT_CONTEXT, client: MlflowClient | None = None) -> Snapshot:
+def snapshot_of_run(run_id: str, *, context: str = DEFAULT_CONTEXT, client: MlflowClient | None = None) -> Pin:
     """The snapshot a run logged for ``context``, rebuilt from its dataset input through
     the registered source (``mlflow.data.get_source``), not connected until used."""
     run = (client or MlflowClient()).get_run(run_id)

@@ -11,7 +11,7 @@ order with one page of bodies in memory, for collections larger than memory.
 docs/mount.md): a few large files, no client at all.
 
 Both are safe with ``DataLoader(num_workers>0)``: a worker, forked or spawned, opens a
-client of its own on first use (``Snapshot.repo``); none is ever shared.  Each worker
+client of its own on first use (``Pin.repo``); none is ever shared.  Each worker
 has its own cache, so keep workers across epochs (``persistent_workers=True``) for the
 cache to pay off.  Blocking (pymongo).
 """
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
-from argonfs.ml.snapshot import Snapshot
+from argonfs.ml.pinning import Pin
 
 #: bodies per round trip; a listing page (store/engine/versions.py) is 1000
 FETCH_SIZE = 512
@@ -46,7 +46,7 @@ class SnapshotDataset(Dataset[Any]):
     """
 
     def __init__(
-        self, snapshot: Snapshot, collection: str, *, transform: Transform | None = None, fetch_size: int = FETCH_SIZE, cache_bytes: int = CACHE_BYTES
+        self, snapshot: Pin, collection: str, *, transform: Transform | None = None, fetch_size: int = FETCH_SIZE, cache_bytes: int = CACHE_BYTES
     ) -> None:
         self.snapshot = snapshot
         self.collection = collection
@@ -122,7 +122,7 @@ class SnapshotIterableDataset(IterableDataset[Any]):
     worker ``w`` yields pages ``w, w+N, ...``, so a ``DataLoader`` whose ``batch_size``
     equals ``page_size`` keeps the listing order."""
 
-    def __init__(self, snapshot: Snapshot, collection: str, *, transform: Transform | None = None, page_size: int = FETCH_SIZE) -> None:
+    def __init__(self, snapshot: Pin, collection: str, *, transform: Transform | None = None, page_size: int = FETCH_SIZE) -> None:
         if collection not in snapshot.collections:
             snapshot.entries(collection)  # raises NotFound
         self.snapshot = snapshot

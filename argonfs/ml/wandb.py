@@ -2,7 +2,7 @@
 that references it.  Needs ``argonfs[wandb]``; works in offline mode.
 
 The config gets ``argonfs`` (or ``argonfs_<context>``): the snapshot's identity
-(``Snapshot.to_dict``).  The artifact, of type ``dataset`` and named
+(``Pin.to_dict``).  The artifact, of type ``dataset`` and named
 ``argonfs-REPOSITORY-BUNDLE``, holds one reference per collection, ``argonfs://...``
 URLs carrying the digest (W&B stores references of schemes it does not know as they
 are, without downloading anything), and the identity as metadata.  An online run
@@ -17,12 +17,12 @@ from typing import Any
 
 import wandb
 
-from argonfs.ml.snapshot import SCHEME, Snapshot
+from argonfs.ml.pinning import SCHEME, Pin
 
 DEFAULT_CONTEXT = "training"
 
 
-def artifact(snapshot: Snapshot) -> wandb.Artifact:
+def artifact(snapshot: Pin) -> wandb.Artifact:
     """The dataset artifact of ``snapshot``: references and identity, no data."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"argonfs-{snapshot.repository}-{snapshot.bundle}")
     art = wandb.Artifact(
@@ -34,7 +34,7 @@ def artifact(snapshot: Snapshot) -> wandb.Artifact:
     return art
 
 
-def log_snapshot(snapshot: Snapshot, run: Any = None, *, context: str = DEFAULT_CONTEXT) -> wandb.Artifact:
+def log_snapshot(snapshot: Pin, run: Any = None, *, context: str = DEFAULT_CONTEXT) -> wandb.Artifact:
     """Record ``snapshot`` in ``run`` (default: ``wandb.run``): its identity in the
     config, and its artifact used (online) or logged (offline).  Returns the artifact."""
     run = run or wandb.run
@@ -50,18 +50,18 @@ def log_snapshot(snapshot: Snapshot, run: Any = None, *, context: str = DEFAULT_
     return art
 
 
-def snapshot_of_artifact(art: wandb.Artifact) -> Snapshot:
+def snapshot_of_artifact(art: wandb.Artifact) -> Pin:
     """The snapshot an artifact made by ``artifact`` describes (not connected until used)."""
     identity = (art.metadata or {}).get("argonfs")
     if identity is None:
         raise ValueError(f"artifact {art.name!r} was not made by argonfs.ml.wandb")
-    return Snapshot.from_dict(identity)
+    return Pin.from_dict(identity)
 
 
-def snapshot_of_config(config: Any, *, context: str = DEFAULT_CONTEXT) -> Snapshot:
+def snapshot_of_config(config: Any, *, context: str = DEFAULT_CONTEXT) -> Pin:
     """The snapshot recorded in a run's config (``run.config`` or the dict)."""
     key = "argonfs" if context == DEFAULT_CONTEXT else f"argonfs_{context}"
     identity = dict(config).get(key)
     if identity is None:
         raise ValueError(f"the run's config has no {key!r}")
-    return Snapshot.from_dict(dict(identity))
+    return Pin.from_dict(dict(identity))

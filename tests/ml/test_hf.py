@@ -8,7 +8,7 @@ import datetime
 import pytest
 from bson import Decimal128, ObjectId
 
-from argonfs.ml import Snapshot, pin
+from argonfs.ml import Pin, pin
 from argonfs.ml.hf import fingerprint, plain, to_dataset
 from tests.ml.conftest import people
 
@@ -30,7 +30,7 @@ def test_rows_fingerprint_and_cache_reuse(filled, tmp_path, monkeypatch) -> None
         raise AssertionError("the cache should have been used")
 
     with monkeypatch.context() as m:
-        m.setattr(Snapshot, "documents", no_reads)
+        m.setattr(Pin, "documents", no_reads)
         again = to_dataset(same, "people", cache_dir=str(tmp_path))
     assert again._fingerprint == ds._fingerprint and again.cache_files == ds.cache_files
 

@@ -40,7 +40,7 @@ CHUNKS = "bulk_chunks"
 
 
 @dataclass(frozen=True)
-class Listing:
+class BulkListing:
     """The header of one transaction's bulk listing of one collection."""
 
     txn: str
@@ -67,7 +67,7 @@ def write(db: Db, bid: ObjectId, txn: str, collection: str, builder: cp.Builder,
     listing: chunks first, then the header.  Must complete before the transaction's
     commit."""
     firsts, chunks = builder.sealed()
-    header = Listing(txn, collection, lo, hi, builder.count, tuple(firsts), builder.last)
+    header = BulkListing(txn, collection, lo, hi, builder.count, tuple(firsts), builder.last)
     rows = [{"_id": header.chunk_id(i), "e": Binary(data)} for i, data in enumerate(chunks)]
     for start in range(0, len(rows), 64):
         cp.insert_absent(db, CHUNKS, rows[start : start + 64])
@@ -80,7 +80,7 @@ _HEADERS: dict[tuple[str, ObjectId], tuple[int, list[dict[str, Any]]]] = {}
 _LOCK = threading.Lock()
 
 
-def committed(versions: Coll, bid: ObjectId, limit: int | None, collection: str) -> list[Listing]:
+def committed(versions: Coll, bid: ObjectId, limit: int | None, collection: str) -> list[BulkListing]:
     """The bulk listings of a branch's collection whose transaction is visible at
     ``limit``.  A header is written before its commit, so a query made once slot
     ``limit`` exists finds every header committed at or below it: the answer is cached
@@ -95,7 +95,7 @@ def committed(versions: Coll, bid: ObjectId, limit: int | None, collection: str)
     else:
         rows = cached[1]
     return [
-        Listing(row["x"], row["c"], row["lo"], row["hi"], row["n"], tuple(row["f"]), row.get("l"))
+        BulkListing(row["x"], row["c"], row["lo"], row["hi"], row["n"], tuple(row["f"]), row.get("l"))
         for row in rows
         if row["c"] == collection and visible(versions, {"b": bid, "x": row["x"]}, limit)
     ]
@@ -113,7 +113,7 @@ _CACHED_CHUNKS = 16
 _FETCH = 8
 
 
-def _chunk(db: Db, listing: Listing, i: int) -> tuple[list[str], list[Entry]]:
+def _chunk(db: Db, listing: BulkListing, i: int) -> tuple[list[str], list[Entry]]:
     """One chunk's names and entries, decoded once per process (a few recently used)."""
     key = (db.name, listing.chunk_id(i))
     with _LOCK:
@@ -133,7 +133,7 @@ def _chunk(db: Db, listing: Listing, i: int) -> tuple[list[str], list[Entry]]:
     return value
 
 
-def lookup(db: Db, listing: Listing, stems: Iterable[str]) -> dict[str, Entry]:
+def lookup(db: Db, listing: BulkListing, stems: Iterable[str]) -> dict[str, Entry]:
     """The entries of these names in a listing (those it has): one chunk each, none for
     a name outside the listing's first and last names."""
     found = {}
@@ -150,7 +150,7 @@ def lookup(db: Db, listing: Listing, stems: Iterable[str]) -> dict[str, Entry]:
     return found
 
 
-def iter_entries(db: Db, listing: Listing, after: str = "") -> Iterator[Entry]:
+def iter_entries(db: Db, listing: BulkListing, after: str = "") -> Iterator[Entry]:
     """A listing's entries in name order, those after ``after`` only; a few chunks per
     round trip."""
     first = max(0, bisect.bisect_right(listing.firsts, after) - 1) if after else 0
@@ -165,7 +165,7 @@ def iter_entries(db: Db, listing: Listing, after: str = "") -> Iterator[Entry]:
                     yield e
 
 
-def as_record(e: Entry, collection: str, listing: Listing | None = None) -> dict[str, Any]:
+def as_record(e: Entry, collection: str, listing: BulkListing | None = None) -> dict[str, Any]:
     """A bulk entry in the shape of a version record without its body (with the
     transaction of its ``listing``, when given)."""
     rec = {

@@ -1,4 +1,4 @@
-"""Listing checkpoints: the whole listing of a collection at one snapshot, stored once.
+"""Checkpoints of listings: the whole listing of a collection at one snapshot, stored once.
 
 A snapshot ``(branch, seq)`` never changes (docs/architecture.md, "The dense per-branch
 sequence"), so neither does its listing of a collection.  A *checkpoint* stores that

@@ -145,7 +145,7 @@ class Imports(Writes):
             mine.add(records, reserved=records[0]["s"] - 1)
             written += len(records)
 
-        with _Ahead() as ahead:
+        with _Pipeline() as ahead:
             for raw in docs:
                 doc = prepare(raw, None)
                 stem = codec.id_to_stem(doc["_id"])
@@ -219,7 +219,7 @@ class Imports(Writes):
         self._write_checkpoint(builder, View(start.ref, ((bid, slot), *start.chain[1:]), start.kind, start.branch, start.bundle), collection, pending)
 
 
-class _Ahead:
+class _Pipeline:
     """One step at a time on a thread of its own, so that an import renders and hashes
     its next batch while the server stores the last one.  Steps run in the order given,
     each after the one before has finished (appends stay sequential), and ``after``
@@ -242,7 +242,7 @@ class _Ahead:
             if after is not None:
                 after()
 
-    def __enter__(self) -> _Ahead:
+    def __enter__(self) -> _Pipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:

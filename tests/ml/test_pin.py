@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from argonfs.errors import Corrupt, NotFound
-from argonfs.ml import Snapshot, pin
+from argonfs.ml import Pin, pin
 from tests.ml.conftest import people
 
 
@@ -59,19 +59,29 @@ def test_digest_covers_names_and_the_chosen_collections(filled) -> None:
 
 def test_identity_round_trips_and_reconnects(filled) -> None:
     snap = pin("main", repo=filled)
-    again = Snapshot.from_dict(snap.to_dict())
+    again = Pin.from_dict(snap.to_dict())
     assert again == snap and "_opened" not in snap.to_dict()
     assert [d.doc for d in again.documents("people")] == people(10)  # opened from the recorded server
     unpickled = pickle.loads(pickle.dumps(snap))
     assert unpickled == snap and unpickled.repo() is not filled
-    assert Snapshot.from_url(snap.url, repo=filled).bundle == snap.bundle
+    assert Pin.from_url(snap.url, repo=filled).bundle == snap.bundle
 
 
 def test_verify_catches_a_snapshot_of_other_data(filled) -> None:
     snap = pin("main", repo=filled)
     assert snap.verify() is snap
-    forged = Snapshot.from_dict({**snap.to_dict(), "digest": "sha256-v1:" + "0" * 64})
+    forged = Pin.from_dict({**snap.to_dict(), "digest": "sha256-v1:" + "0" * 64})
     with pytest.raises(Corrupt):
         forged.verify()
     with pytest.raises(Corrupt):
-        Snapshot.from_url(forged.url, repo=filled)
+        Pin.from_url(forged.url, repo=filled)
+
+
+def test_the_old_name_of_pin_still_works_with_a_warning() -> None:
+    import argonfs.ml
+
+    with pytest.warns(DeprecationWarning, match="argonfs.ml.Pin"):
+        old = argonfs.ml.Snapshot
+    assert old is Pin
+    with pytest.raises(AttributeError):
+        argonfs.ml.NoSuchThing  # noqa: B018

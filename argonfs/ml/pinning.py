@@ -33,7 +33,7 @@ SCHEME = "argonfs"
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Pin:
     """The identity of an immutable snapshot: what a run records and loads again.
 
     ``server`` is where the repository was, without credentials (None: the embedded
@@ -63,7 +63,7 @@ class Snapshot:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+    def from_dict(cls, data: dict[str, Any]) -> Pin:
         known = {k: data[k] for k in ("repository", "server", "bundle", "branch", "seq", "count", "digest", "ref", "label") if k in data}
         return cls(collections=tuple(data["collections"]), **known)
 
@@ -74,7 +74,7 @@ class Snapshot:
         return f"{SCHEME}://{self.repository}/{self.bundle}?collections={','.join(self.collections)}&digest={self.digest}"
 
     @classmethod
-    def from_url(cls, url: str, *, repo: Repository | None = None) -> Snapshot:
+    def from_url(cls, url: str, *, repo: Repository | None = None) -> Pin:
         """The snapshot a ``url`` names, pinned again (its digest checked)."""
         parts = urlsplit(url)
         if parts.scheme != SCHEME or not parts.netloc or not parts.path.strip("/"):
@@ -119,7 +119,7 @@ class Snapshot:
         self._check(collection)
         return self.repo().documents(self.bundle, collection)
 
-    def verify(self) -> Snapshot:
+    def verify(self) -> Pin:
         """Recompute the digest from the bundle's listings; ``Corrupt`` if it differs
         (the bundle is not the data that was pinned, e.g. another repository's)."""
         digest, count = compute_digest(self.repo(), self.bundle, self.collections)
@@ -165,7 +165,7 @@ def compute_digest(repo: Repository, ref: str, collections: Iterable[str]) -> tu
     return f"sha256-{DIGEST_VERSION}:{h.hexdigest()}", count
 
 
-def pin(ref: str, collections: Iterable[str] | None = None, *, repo: Repository | None = None) -> Snapshot:
+def pin(ref: str, collections: Iterable[str] | None = None, *, repo: Repository | None = None) -> Pin:
     """Resolve ``ref`` to an immutable snapshot and return its identity.
 
     A bundle id or a label is used as it is; a branch or ``branch@SEQ``/``branch@TIME``
@@ -186,7 +186,7 @@ def pin(ref: str, collections: Iterable[str] | None = None, *, repo: Repository 
         log.info("pinned %s as bundle %s (%s@%d)", ref, bundle.id, bundle.branch, bundle.seq)
     names = tuple(sorted(set(collections))) if collections is not None else tuple(repo.collections(bundle.id))
     digest, count = compute_digest(repo, bundle.id, names)
-    snap = Snapshot(
+    snap = Pin(
         repository=repo.db.name,
         server=None if repo.server.startswith("embedded") else repo.where,
         bundle=bundle.id,
