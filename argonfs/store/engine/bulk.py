@@ -1,7 +1,7 @@
 """Bulk listings: how readers find, by name, the records of a bulk write.
 
 A bulk write (an import) appends its records without an entry each in the key index
-(versions.append_bulk): on SecantusDB any secondary index doubles the cost of an insert.
+(commits.append_bulk): on SecantusDB any secondary index doubles the cost of an insert.
 What the index would give for them, the newest record of each name, the writer stores
 once, before its commit record, as the transaction's *bulk listing*: its entries sorted
 by name, in the chunk format of listing checkpoints (store/engine/checkpoints.py), and a header

@@ -4,7 +4,7 @@ SecantusDB's cost of an insert is mostly per stored document: a row holding 256 
 and their documents goes in at about five times the records per second of one row each,
 and comes back in about 1 ms, where reading 256 rows by ``_id`` takes about 40 ms (0.3
 ms per id in an ``$in`` of 100; an ``_id`` range is a collection scan).  So a bulk write
-(versions.append_bulk: an import, a capture's runs of puts) stores the puts of each run
+(commits.append_bulk: an import, a capture's runs of puts) stores the puts of each run
 of up to ``MAX_DOCS`` consecutive slots (at most ``MAX_BYTES`` of rendered JSON) as one
 row of ``bulk_packs``, under the id of the run's first slot:
 

@@ -33,7 +33,7 @@ Bounds = tuple[ObjectId, "int | None", "int | None"]
 PUT, DELETE, DROP, MKCOL = "put", "del", "drop", "mkcol"
 MARKER_KEY = ""
 PAGE = 1000
-#: a put's kept bytes (store/repo/documents.py, ``kept``): ``w``, the bytes a writer gave
+#: a put's kept bytes (store/repo/writes.py, ``kept_bytes``): ``w``, the bytes a writer gave
 #: (zlib-compressed when ``wz`` is 1), present only when they differ from the rendering;
 #: ``wz`` is in every record that keeps bytes, so a projection without them still says so
 KEPT, KEPT_ZLIB = "w", "wz"

@@ -7,7 +7,7 @@ What is reclaimed (docs/architecture.md, "Garbage collection", has the argument)
 
 - versions of transactions that never committed: gc first appends an ``abort`` record
   for a transaction idle longer than ``min_age``, then looks for its commit below that
-  record; a commit is refused once an abort exists (``versions.append_commit``), so an
+  record; a commit is refused once an abort exists (``commits.append_commit``), so an
   aborted transaction can never become visible;
 - in branches deleted longer than ``grace`` ago, and in branches a pull staged
   (``Repository.stage_branch``) that got neither a name nor a bundle and were last
@@ -234,7 +234,7 @@ def _dead_in_branch(db: Db, bid: ObjectId, limits: set[int | None]) -> list[dict
 def _seen_at(recs: list[dict[str, Any]], commits: dict[str, int], limit: int) -> set[str]:
     """Ids of the put versions of one collection of one layer a reader at ``limit``
     sees: the newest visible record of each key above the newest visible marker (the
-    rules of reading.lookup_many, applied to records already in hand)."""
+    rules of lookup.lookup_many, applied to records already in hand)."""
     newest: dict[str, dict[str, Any]] = {}
     for r in recs:
         txn = r.get("x")

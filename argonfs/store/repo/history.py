@@ -188,7 +188,7 @@ class History(Writes):
         base is merged field by field (store/repo/merge.py); a collection dropped on one side
         and changed on the other is a conflict.  ``strategy``: ``fail`` (nothing changes
         if there is any conflict), ``ours`` or ``theirs`` (conflicts resolved to that
-        side).  The writes are applied atomically (versions.append_atomic) and recorded in
+        side).  The writes are applied atomically (commits.append_atomic) and recorded in
         ``merges``."""
         if strategy not in ("fail", "ours", "theirs"):
             raise InvalidName(f"unknown merge strategy {strategy!r}: use fail, ours or theirs")

@@ -99,7 +99,7 @@ class Imports(Writes):
         so re-running an import only writes what differs.  "Unchanged" is decided
         against one listing of the target taken at the start (sizes and hashes, no
         bodies), not a lookup per batch; it costs one hash string per live document.  Atomic: the versions are
-        tagged as one transaction and committed at the end (versions.append_atomic), so
+        tagged as one transaction and committed at the end (commits.append_atomic), so
         readers see the whole import or none of it, and a failed one leaves nothing.
         With ``fingerprint`` (of the source's files, store/repo/transfer.py), a successful
         import records it for ``unchanged_import``."""

@@ -202,7 +202,7 @@ class Writes(Documents):
     ) -> int | None:
         """Write a stream of changes to several collections as one transaction: appended
         in batches as they come, tagged with one transaction id, and visible together at
-        the commit record (versions.append_atomic's argument), so a crash part way
+        the commit record (commits.append_atomic's argument), so a crash part way
         leaves nothing visible.  Returns the commit slot, or None when there was nothing
         to write.  Used by ``pull`` and ``capture``; the caller decides what differs.
 
@@ -211,7 +211,7 @@ class Writes(Documents):
         ``commit`` adds fields to the commit record (a capture's resume point);
         ``direct=False`` appends past branch protection, as merges do (a capture writes
         the branch it protects).  With ``bulk_min``, a run of at least that many puts of one
-        collection in a batch is a bulk write (versions.append_bulk: no key index entry
+        collection in a batch is a bulk write (commits.append_bulk: no key index entry
         per record), and the transaction's bulk listing of each such collection is
         stored before its commit, as an import does; runs keep the order of the changes,
         so a later change of a name always takes a higher slot."""
