@@ -16,6 +16,7 @@ from argonfs.store.engine import checkpoints as cp
 from argonfs.store.engine import versions as v
 from argonfs.store.repo import documents as d
 from argonfs.store.repo import imports
+from argonfs.store.repo.model import Change
 
 
 def _forget_checkpoints(repo: Repository) -> None:
@@ -128,7 +129,7 @@ def test_apply_with_bulk_runs_reads_as_without(repo: Repository, mongo_uri: str,
 
     def as_changes(part):
         for op, c, i, val in part:
-            yield d.Change(op, c, str(i), {"_id": i, "v": val}) if op == v.PUT else d.Change(op, c, str(i) if op == v.DELETE else "")
+            yield Change(op, c, str(i), {"_id": i, "v": val}) if op == v.PUT else Change(op, c, str(i) if op == v.DELETE else "")
 
     for part in (changes[:split], changes[split:]):
         repo.apply(plain, as_changes(part), kind="test", batch_size=4)
