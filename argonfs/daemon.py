@@ -147,8 +147,8 @@ def _open(config: MountConfig) -> _Served:
     remote is missing, unreachable or in another format."""
     if config.remote is not None:
         from argonfs.remote.cache import Cache
-        from argonfs.remote.format import Remote
         from argonfs.remote.objects import open_store
+        from argonfs.remote.reading import Remote
         from argonfs.remote.snapshots import RemoteCatalog
 
         if config.read_log:

@@ -50,10 +50,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argonfs.remote.format import PACK_TARGET, Remote
+from argonfs.remote.format import PACK_TARGET
 from argonfs.remote.objects import open_store
 from argonfs.remote.pull import pull
 from argonfs.remote.push import push_bundle
+from argonfs.remote.reading import Remote
 from argonfs.store import Repository
 from argonfs.store.repo.transfer import directory_sources, export_to_directory
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from argonfs.capture.batches import Options, Stopped
 from argonfs.capture.events import SourceSpec, apply_update, parse_source
-from argonfs.capture.run import Capture, Options, Stopped
+from argonfs.capture.run import Capture
 from argonfs.capture.state import COLLECTION, running
 
 

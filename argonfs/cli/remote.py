@@ -20,8 +20,8 @@ def _is_url(text: str) -> bool:
 
 
 def _remote(app: AppContext, name_or_url: str) -> Any:
-    from argonfs.remote.format import Remote
     from argonfs.remote.objects import open_store
+    from argonfs.remote.reading import Remote
 
     url = name_or_url if _is_url(name_or_url) else app.repo.remote(name_or_url)
     return Remote(open_store(url))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argonfs.remote import format as f
+from argonfs.remote import reading
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class GcReport:
         return {k: v for k, v in self.__dict__.items() if k != "keys"}
 
 
-def collect(remote: f.Remote, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
+def collect(remote: reading.Remote, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
     report = GcReport(dry_run=dry_run)
     remote.check_format()
     # list the candidates first: an object written after this listing is not a candidate,

@@ -15,6 +15,7 @@ credentials or a server that stays down after the client's own retries.  Blockin
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -83,26 +84,37 @@ class Clients(Generic[C]):
             return client
 
 
+#: URL scheme -> the backend that serves it, as "module:class": imported on first use, so
+#: a directory remote never imports google-cloud-storage or boto3, and no backend's
+#: import of this module (for ``ObjectInfo`` and ``Clients``) comes back to it
+BACKENDS = {
+    "gs": "argonfs.remote.gcs:GcsStore",
+    "s3": "argonfs.remote.s3:S3Store",
+    "file": "argonfs.remote.local:LocalStore",
+    "": "argonfs.remote.local:LocalStore",
+}
+_BAD_URL = "a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path"
+
+
+def _backend(scheme: str) -> Callable[..., ObjectStore]:
+    """The class of the backend for ``scheme`` (a key of ``BACKENDS``), its module imported."""
+    module, _, name = BACKENDS[scheme].partition(":")
+    backend: Callable[..., ObjectStore] = getattr(importlib.import_module(module), name)
+    return backend
+
+
 def open_store(url: str) -> ObjectStore:
     """The backend a remote URL names: ``gs://bucket[/prefix]``, ``s3://bucket[/prefix]``,
     ``file:///path`` or a plain path."""
     parsed = urlparse(url)
-    if parsed.scheme == "gs":
-        from argonfs.remote.gcs import GcsStore
-
-        return GcsStore(url, parsed.netloc, parsed.path.strip("/"))
-    if parsed.scheme == "s3":
-        from argonfs.remote.s3 import S3Store
-
-        return S3Store(url, parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme in ("gs", "s3"):
+        return _backend(parsed.scheme)(url, parsed.netloc, parsed.path.strip("/"))
     if parsed.scheme in ("file", ""):
-        from argonfs.remote.local import LocalStore
-
         path = parsed.path if parsed.scheme == "file" else url
         if not path:
             raise InvalidName(f"{url!r}: a remote URL needs a path")
-        return LocalStore(url, path)
-    raise InvalidName(f"{url!r}: a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path")
+        return _backend(parsed.scheme)(url, path)
+    raise InvalidName(f"{url!r}: {_BAD_URL}")
 
 
 def check_url(url: str) -> str:
@@ -110,6 +122,6 @@ def check_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme in ("gs", "s3") and not parsed.netloc:
         raise InvalidName(f"{url!r}: no bucket")
-    if parsed.scheme not in ("gs", "s3", "file", ""):
-        raise InvalidName(f"{url!r}: a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path")
+    if parsed.scheme not in BACKENDS:
+        raise InvalidName(f"{url!r}: {_BAD_URL}")
     return url

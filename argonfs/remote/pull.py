@@ -25,6 +25,7 @@ from argonfs import codec
 from argonfs.errors import Conflict, NotFound
 from argonfs.naming import check_branch_name, check_label_name
 from argonfs.remote import format as f
+from argonfs.remote import reading
 from argonfs.remote.push import merge_join
 from argonfs.store import Change, Repository
 from argonfs.store.engine.versions import DELETE, DROP, MKCOL, PAGE, PUT
@@ -52,12 +53,12 @@ class PullReport:
         return dict(self.__dict__)
 
 
-def resolve(remote: f.Remote, ref: str) -> tuple[str, str | None]:
+def resolve(remote: reading.Remote, ref: str) -> tuple[str, str | None]:
     """(bundle id, label or None) for a bundle id or a label of the remote (``Remote.resolve``)."""
     return remote.resolve(ref)
 
 
-def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = None, progress: Callable[[int], None] | None = None) -> PullReport:
+def pull(repo: Repository, remote: reading.Remote, ref: str, *, branch: str | None = None, progress: Callable[[int], None] | None = None) -> PullReport:
     """Pull a bundle (by id or label) into branch ``branch`` (default: the label's name;
     none for a bundle pulled by id).  Nothing of a pull a reader can name appears before
     its data is complete and verified: a new branch is written while it has no name
@@ -90,7 +91,7 @@ def pull(repo: Repository, remote: f.Remote, ref: str, *, branch: str | None = N
 
 
 def _fill(
-    repo: Repository, remote: f.Remote, bundle_id: str, name: str | None, label: str | None, report: PullReport, progress: Callable[[int], None] | None
+    repo: Repository, remote: reading.Remote, bundle_id: str, name: str | None, label: str | None, report: PullReport, progress: Callable[[int], None] | None
 ) -> None:
     """Write the bundle's documents and freeze them as the local bundle."""
     desc = remote.descriptor(bundle_id)
@@ -153,7 +154,7 @@ def _close_bundle(repo: Repository, label: str | None, desc: f.Descriptor) -> st
 
 
 def _changes(
-    repo: Repository, remote: f.Remote, desc: f.Descriptor, view: View, report: PullReport, progress: Callable[[int], None] | None
+    repo: Repository, remote: reading.Remote, desc: f.Descriptor, view: View, report: PullReport, progress: Callable[[int], None] | None
 ) -> Iterator[Change]:
     """What turns the branch into the bundle, bodies fetched a page at a time."""
     pinned = repo.pin(view)
@@ -164,7 +165,7 @@ def _changes(
         local = repo.entries(pinned, collection) if collection in have else iter(())
         if collection not in have:
             yield Change(MKCOL, collection)
-        need: list[f.RemoteEntry] = []
+        need: list[reading.RemoteEntry] = []
         for mine, theirs in merge_join(local, remote.entries(desc, collection)):
             if theirs is None:
                 assert mine is not None
@@ -182,7 +183,9 @@ def _changes(
         yield from _fetched(remote, collection, need, report, progress)
 
 
-def _fetched(remote: f.Remote, collection: str, need: list[f.RemoteEntry], report: PullReport, progress: Callable[[int], None] | None) -> Iterator[Change]:
+def _fetched(
+    remote: reading.Remote, collection: str, need: list[reading.RemoteEntry], report: PullReport, progress: Callable[[int], None] | None
+) -> Iterator[Change]:
     for entry, body in zip(need, remote.bodies(need), strict=True):
         report.downloaded += 1
         report.bytes_downloaded += len(body)

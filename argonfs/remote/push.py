@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argonfs.errors import Corrupt, NotFound
+from argonfs.remote import chunks, reading
 from argonfs.remote import format as f
 from argonfs.store import Repository
 from argonfs.store.engine.versions import PAGE, Entry, time_ns
@@ -62,7 +63,7 @@ Progress = Callable[[int], None]
 class _Uploader:
     """Create-if-absent uploads that skip objects the remote already holds."""
 
-    def __init__(self, remote: f.Remote, report: PushReport, progress: Progress | None) -> None:
+    def __init__(self, remote: reading.Remote, report: PushReport, progress: Progress | None) -> None:
         self.store = remote.store
         self.report = report
         self.progress = progress
@@ -127,7 +128,7 @@ class _Packer:
         self.uploads = []
 
 
-def _choose_base(remote: f.Remote, repo: Repository, label: str | None, branch: str, bundle_id: str) -> f.Descriptor | None:
+def _choose_base(remote: reading.Remote, repo: Repository, label: str | None, branch: str, bundle_id: str) -> f.Descriptor | None:
     if label is not None:
         try:
             return remote.descriptor(remote.label(label).bundle or "")
@@ -142,7 +143,7 @@ def _choose_base(remote: f.Remote, repo: Repository, label: str | None, branch: 
     return None
 
 
-def merge_join(local: Iterator[Entry], base: Iterator[f.RemoteEntry]) -> Iterator[tuple[Entry | None, f.RemoteEntry | None]]:
+def merge_join(local: Iterator[Entry], base: Iterator[reading.RemoteEntry]) -> Iterator[tuple[Entry | None, reading.RemoteEntry | None]]:
     """Merge-join two listings in name order: (local, base) pairs, either side None."""
     end = object()
     a: Any = next(local, end)
@@ -165,12 +166,12 @@ def _pack(packer: _Packer, collection: str, row: list[Any], body: bytes) -> None
     packer.add(row, body)
 
 
-def _entry(row: list[Any]) -> f.RemoteEntry:
+def _entry(row: list[Any]) -> reading.RemoteEntry:
     stem, size, h, pack, offset, mtime = row
-    return f.RemoteEntry(stem, size, h, mtime, pack, offset)
+    return reading.RemoteEntry(stem, size, h, mtime, pack, offset)
 
 
-def push_bundle(repo: Repository, remote: f.Remote, bundle_id: str, *, label: str | None = None, progress: Progress | None = None) -> PushReport:
+def push_bundle(repo: Repository, remote: reading.Remote, bundle_id: str, *, label: str | None = None, progress: Progress | None = None) -> PushReport:
     """Upload a bundle of ``repo`` (incrementally over a base), then, with ``label``,
     append the label's new value to its history on the remote."""
     report = PushReport(bundle_id, label)
@@ -190,7 +191,7 @@ def push_bundle(repo: Repository, remote: f.Remote, bundle_id: str, *, label: st
     return report
 
 
-def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, report: PushReport, progress: Progress | None) -> None:
+def _upload(repo: Repository, remote: reading.Remote, bundle: Any, label: str | None, report: PushReport, progress: Progress | None) -> None:
     base = _choose_base(remote, repo, label, bundle.branch, bundle.id)
     report.base = base.bundle if base is not None else None
     uploader = _Uploader(remote, report, progress)
@@ -220,7 +221,7 @@ def _upload(repo: Repository, remote: f.Remote, bundle: Any, label: str | None, 
 
 def _write(
     repo: Repository,
-    remote: f.Remote,
+    remote: reading.Remote,
     bundle: Any,
     base: f.Descriptor | None,
     report: PushReport,
@@ -296,8 +297,8 @@ def _write(
         kept = list(base.collections.get(collection, [])) if base is not None else []
         for layer in new_layers:
             refs = []
-            for chunk in f.split_chunks(r if isinstance(r, str) else _entry(r) for r in layer):
-                data = f.encode_chunk(collection, chunk)
+            for chunk in chunks.split_chunks(r if isinstance(r, str) else _entry(r) for r in layer):
+                data = chunks.encode_chunk(collection, chunk)
                 h = f.digest(data)
                 pending.append((f.chunk_key(h), data))
                 stems = [e if isinstance(e, str) else e.stem for e in chunk]
@@ -315,7 +316,7 @@ def _without(desc: f.Descriptor, collection: str) -> f.Descriptor:
     return f.Descriptor(desc.bundle, desc.time_ns, desc.branch, desc.message, desc.author, collections, desc.counts, desc.extra)
 
 
-def _check_present(remote: f.Remote, keys: list[str]) -> None:
+def _check_present(remote: reading.Remote, keys: list[str]) -> None:
     """Before the descriptor makes them reachable, make sure every object the bundle
     uses is there: one it reused may have been an orphan that ``remote gc`` removed."""
     present = {o.key for prefix in ("packs/", "chunks/") for o in remote.store.list(prefix)}

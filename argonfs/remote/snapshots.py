@@ -2,7 +2,7 @@
 
 ``RemoteCatalog`` shows a remote's bundles and labels; a bundle id or a label resolves
 to a ``RemoteSnapshot``, a read-only view of one bundle's descriptor whose listings
-and bodies are read lazily through ``Remote`` (remote/format.py: chunks and pack blocks,
+and bodies are read lazily through ``Remote`` (remote/reading.py: chunks and pack blocks,
 each checked against its hash and kept in the on-disk cache).  The filesystem serves
 it exactly as it serves a MongoDB bundle.
 
@@ -33,7 +33,9 @@ from typing import Any
 from argonfs import codec
 from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
 from argonfs.naming import check_collection_name, is_bundle_id
-from argonfs.remote.format import ChunkRef, Descriptor, Remote, RemoteEntry
+from argonfs.remote.chunks import RemoteEntry
+from argonfs.remote.format import ChunkRef, Descriptor
+from argonfs.remote.reading import Remote
 from argonfs.snapshot import Label, Listed
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,10 @@ from argonfs.errors import NotFound, ReadOnly
 from argonfs.fs.base import BRANCH_TIMEOUT
 from argonfs.fs.operations import ArgonOperations
 from argonfs.remote.cache import FILE_COST
-from argonfs.remote.format import Remote, pack_key
+from argonfs.remote.format import pack_key
 from argonfs.remote.objects import open_store
 from argonfs.remote.push import push_bundle
+from argonfs.remote.reading import Remote
 from argonfs.remote.snapshots import RemoteCatalog
 from argonfs.runner import ThreadRunner
 from argonfs.store.engine.versions import time_ns

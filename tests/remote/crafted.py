@@ -11,15 +11,16 @@ from typing import Any
 import orjson
 
 from argonfs.remote import format as f
+from argonfs.remote import reading
 from argonfs.store.repo.model import new_bundle_id
 
 
-def rows(remote: f.Remote, bundle: str, collection: str) -> list[list[Any]]:
+def rows(remote: reading.Remote, bundle: str, collection: str) -> list[list[Any]]:
     """A collection's manifest entries as rows ``[stem, size, hash, mtime_ns, pack, offset]``."""
     return [[e.stem, e.size, e.hash, e.mtime_ns, e.pack, e.offset] for e in remote.entries(remote.descriptor(bundle), collection)]
 
 
-def chunk(remote: f.Remote, collection: str, entries: list[list[Any]], *, n: int | None = None, raw: bytes | None = None) -> f.ChunkRef:
+def chunk(remote: reading.Remote, collection: str, entries: list[list[Any]], *, n: int | None = None, raw: bytes | None = None) -> f.ChunkRef:
     """A chunk of ``entries`` as given (a pack hash becomes an index into the chunk's
     table; an int is kept as the index it claims to be), stored under its own hash; its
     reference says ``n`` entries (default: the true count).  ``raw``: these bytes instead."""
@@ -32,7 +33,7 @@ def chunk(remote: f.Remote, collection: str, entries: list[list[Any]], *, n: int
     return f.ChunkRef(h, stems[0], stems[-1], len(entries) if n is None else n)
 
 
-def bundle(remote: f.Remote, layers: dict[str, list[list[f.ChunkRef]]], *, counts: dict[str, Any] | None = None, **fields: Any) -> str:
+def bundle(remote: reading.Remote, layers: dict[str, list[list[f.ChunkRef]]], *, counts: dict[str, Any] | None = None, **fields: Any) -> str:
     """A descriptor of these collections under a new bundle id (sealed: its check is
     valid); ``counts`` as it claims them (default: the refs' counts), ``fields`` override
     the descriptor's own."""
@@ -44,6 +45,6 @@ def bundle(remote: f.Remote, layers: dict[str, list[list[f.ChunkRef]]], *, count
     return bundle_id
 
 
-def one_layer(remote: f.Remote, collections: dict[str, list[list[Any]]]) -> str:
+def one_layer(remote: reading.Remote, collections: dict[str, list[list[Any]]]) -> str:
     """A bundle whose collections are one chunk each, of these rows."""
     return bundle(remote, {c: [[chunk(remote, c, entries)]] if entries else [[]] for c, entries in collections.items()})

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from argonfs.remote import format as f
+from argonfs.remote import reading
 from argonfs.remote.objects import ObjectStore, open_store
 from argonfs.remote.push import push_bundle
 from argonfs.store import Repository
@@ -51,7 +52,7 @@ def main() -> None:
     if "ARGONFS_TEST_PACK_TARGET" in os.environ:
         f.PACK_TARGET = int(os.environ["ARGONFS_TEST_PACK_TARGET"])
     repo = Repository.open(mongo_uri, repo_name, author="pusher")
-    report = push_bundle(repo, f.Remote(Interrupting(open_store(url))), bundle, label=label)
+    report = push_bundle(repo, reading.Remote(Interrupting(open_store(url))), bundle, label=label)
     print(report.label_slot)
 
 

@@ -20,6 +20,7 @@ from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Rege
 from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
 from argonfs.remote import format as f
 from argonfs.remote import gc as remote_gc
+from argonfs.remote import reading
 from argonfs.remote.objects import open_store
 from argonfs.remote.pull import pull
 from argonfs.remote.push import push_bundle
@@ -30,9 +31,9 @@ SMALL_PACKS = 4096
 
 
 @pytest.fixture
-def origin(remote_url: str) -> f.Remote:
+def origin(remote_url: str) -> reading.Remote:
     """The remote under test, as the bundle format reads it."""
-    return f.Remote(open_store(remote_url))
+    return reading.Remote(open_store(remote_url))
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ EVERY_TYPE = {
 IDS = [ObjectId("65a1b2c3d4e5f60718293a4c"), 42, Int64(3), "plain", "42", "a/b", 1.5, datetime.datetime(2021, 5, 6), {"k": 1}, True, "x" * 300]
 
 
-def test_every_bson_type_round_trips_through_push_and_pull(repo: Repository, other: Repository, origin: f.Remote) -> None:
+def test_every_bson_type_round_trips_through_push_and_pull(repo: Repository, other: Repository, origin: reading.Remote) -> None:
     docs = [{"_id": i, **EVERY_TYPE} for i in IDS]
     repo.import_documents("main", "types", docs)
     repo.put("main", "types", {"_id": "touched", "v": 1}, mtime=1_600_000_000_123_456_789)
@@ -109,7 +110,7 @@ def test_every_bson_type_round_trips_through_push_and_pull(repo: Repository, oth
     assert other.stat(bundle.id, "types", "touched").mtime_ns == 1_600_000_000_123_456_789
 
 
-def test_incremental_push_uploads_only_the_changed_share(repo: Repository, other: Repository, origin: f.Remote) -> None:
+def test_incremental_push_uploads_only_the_changed_share(repo: Repository, other: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(2000))
     first = push_bundle(repo, origin, repo.create_bundle("main", "v1", label="prod").id, label="prod")
     assert first.uploaded_documents == 2000 and first.base is None
@@ -138,7 +139,7 @@ def test_incremental_push_uploads_only_the_changed_share(repo: Repository, other
     assert bodies(other, first.bundle) == bodies(repo, first.bundle)  # the first pull's bundle is intact
 
 
-def test_a_pull_into_a_new_branch_forks_from_a_close_local_bundle(repo: Repository, other: Repository, origin: f.Remote) -> None:
+def test_a_pull_into_a_new_branch_forks_from_a_close_local_bundle(repo: Repository, other: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(500))
     v1 = repo.create_bundle("main", "v1")
     push_bundle(repo, origin, v1.id)
@@ -156,7 +157,7 @@ def test_a_pull_into_a_new_branch_forks_from_a_close_local_bundle(repo: Reposito
     assert bodies(other, v2.id) == bodies(repo, v2.id)
 
 
-def test_a_pushed_bundle_is_pushed_once(repo: Repository, origin: f.Remote) -> None:
+def test_a_pushed_bundle_is_pushed_once(repo: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(50))
     bundle = repo.create_bundle("main", "v1")
     push_bundle(repo, origin, bundle.id)
@@ -171,13 +172,13 @@ def _push_child(mongo_uri: str, repo: Repository, url: str, bundle: str, label: 
 
 @pytest.mark.parametrize("kill_after", [2, 6])
 def test_a_push_killed_part_way_leaves_nothing_visible_and_completes_when_run_again(
-    repo: Repository, other: Repository, origin: f.Remote, remote_url: str, mongo_uri: str, kill_after: int, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, other: Repository, origin: reading.Remote, remote_url: str, mongo_uri: str, kill_after: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo.import_documents("main", "people", people(300))
     bundle = repo.create_bundle("main", "v1", label="prod")
     child = _push_child(mongo_uri, repo, remote_url, bundle.id, "prod", ARGONFS_TEST_KILL_AFTER=str(kill_after))
     assert child.wait(timeout=120) == -9, child.stderr.read() if child.stderr else ""
-    fresh = f.Remote(open_store(remote_url))
+    fresh = reading.Remote(open_store(remote_url))
     assert fresh.bundle_ids() == []
     with pytest.raises(NotFound):
         fresh.label("prod")
@@ -203,7 +204,7 @@ def test_two_processes_pushing_one_label_both_land_in_order(repo: Repository, re
         assert child.returncode == 0, err.decode()
         slots.append(int(out.decode().strip()))
     assert sorted(slots) == [1, 2]
-    remote = f.Remote(open_store(remote_url))
+    remote = reading.Remote(open_store(remote_url))
     history = remote.label_history("prod")
     assert [s.slot for s in history] == [2, 1]
     assert {s.bundle for s in history} == {one.id, two.id}
@@ -215,7 +216,7 @@ def test_remote_gc_spares_a_push_in_flight_and_deletes_old_orphans(
 ) -> None:
     repo.import_documents("main", "people", people(200))
     kept = repo.create_bundle("main", "kept")
-    push_bundle(repo, f.Remote(open_store(remote_url)), kept.id)
+    push_bundle(repo, reading.Remote(open_store(remote_url)), kept.id)
 
     repo.put("main", "people", {"_id": 1, "name": "in flight"})
     flying = repo.create_bundle("main", "in flight")
@@ -226,7 +227,7 @@ def test_remote_gc_spares_a_push_in_flight_and_deletes_old_orphans(
         while not Path(str(pause) + ".reached").exists():
             assert child.poll() is None and time.monotonic() < deadline, "the push never reached its descriptor"
             time.sleep(0.05)
-        report = remote_gc.collect(f.Remote(open_store(remote_url)))  # the default grace: 1 hour
+        report = remote_gc.collect(reading.Remote(open_store(remote_url)))  # the default grace: 1 hour
         assert report.deleted == 0 and report.kept_young > 0
         pause.touch()
         assert child.wait(timeout=60) == 0
@@ -240,17 +241,17 @@ def test_remote_gc_spares_a_push_in_flight_and_deletes_old_orphans(
     orphaned = repo.create_bundle("main", "orphaned")
     killed = _push_child(mongo_uri, repo, remote_url, orphaned.id, ARGONFS_TEST_KILL_AFTER="1")
     assert killed.wait(timeout=60) == -9
-    report = remote_gc.collect(f.Remote(open_store(remote_url)), grace=0)
+    report = remote_gc.collect(reading.Remote(open_store(remote_url)), grace=0)
     assert report.deleted >= 1 and report.bundles == 2
-    again = remote_gc.collect(f.Remote(open_store(remote_url)), grace=0)
+    again = remote_gc.collect(reading.Remote(open_store(remote_url)), grace=0)
     assert again.deleted == 0
-    remote = f.Remote(open_store(remote_url))
+    remote = reading.Remote(open_store(remote_url))
     for bundle in (kept, flying):
         pull(other, remote, bundle.id)
         assert bodies(other, bundle.id) == bodies(repo, bundle.id)
 
 
-def _corrupt(origin: f.Remote, key: str, damage) -> None:
+def _corrupt(origin: reading.Remote, key: str, damage) -> None:
     """Replace an object with damaged bytes through the backend itself."""
     data = origin.store.get(key)
     origin.store.delete(key)
@@ -264,7 +265,7 @@ def names(repo: Repository) -> tuple[list[str], list[str], list[str]]:
 
 @pytest.mark.parametrize("how", ["id", "branch", "label"])
 @pytest.mark.parametrize("damage", [lambda d: d[:-7] + bytes(7), lambda d: d[: len(d) // 2]], ids=["flipped", "truncated"])
-def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, other: Repository, origin: f.Remote, damage, how: str) -> None:
+def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, other: Repository, origin: reading.Remote, damage, how: str) -> None:
     repo.import_documents("main", "people", people(100))
     bundle = repo.create_bundle("main", "v1", label="prod")
     push_bundle(repo, origin, bundle.id, label="prod")
@@ -273,14 +274,14 @@ def test_a_corrupted_pack_fails_the_pull_and_leaves_nothing(repo: Repository, ot
     before = names(other)
     ref, branch = {"id": (bundle.id, None), "branch": (bundle.id, "pulled"), "label": ("prod", None)}[how]
     with pytest.raises(Corrupt, match="does not match its hash"):
-        pull(other, f.Remote(open_store(origin.url)), ref, branch=branch)
+        pull(other, reading.Remote(open_store(origin.url)), ref, branch=branch)
     assert names(other) == before  # no branch, bundle or label appeared
     for name in (bundle.id, "pulled", "prod"):
         with pytest.raises(NotFound):
             other.resolve(name)
 
 
-def test_a_pulled_bundle_id_means_the_bundle_and_is_read_only(repo: Repository, other: Repository, origin: f.Remote) -> None:
+def test_a_pulled_bundle_id_means_the_bundle_and_is_read_only(repo: Repository, other: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(5))
     bundle = repo.create_bundle("main", "v1")
     push_bundle(repo, origin, bundle.id)
@@ -333,7 +334,7 @@ def test_a_pull_killed_at_any_point_leaves_nothing_or_the_whole_bundle(
     database (the staged branch exists; some of its versions are written) nothing a reader
     can name may appear; at fixed delays the pull may also have finished its bundle, which
     is then whole.  gc reclaims the staged versions, and pulling again completes."""
-    origin = f.Remote(open_store(remote.url))
+    origin = reading.Remote(open_store(remote.url))
     repo.import_documents("main", "people", people(3000))
     bundle = repo.create_bundle("main", "v1", label="prod")
     push_bundle(repo, origin, bundle.id, label="prod")
@@ -369,37 +370,37 @@ def test_a_pull_killed_at_any_point_leaves_nothing_or_the_whole_bundle(
     assert names(other) == after
     if written and not whole:
         assert report.total_records >= written and _staged_versions(other) == 0  # the killed pull's versions are reclaimed
-    done = pull(other, f.Remote(open_store(remote.url)), "prod")
+    done = pull(other, reading.Remote(open_store(remote.url)), "prod")
     assert done.branch == "prod"
     assert names(other)[0] == ["main", "prod"] and other.label("prod")["bundle"] == bundle.id
     assert bodies(other, bundle.id) == bodies(repo, bundle.id) == bodies(other, "prod")
 
 
-def test_a_corrupted_chunk_or_descriptor_is_refused(repo: Repository, origin: f.Remote) -> None:
+def test_a_corrupted_chunk_or_descriptor_is_refused(repo: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(10))
     bundle = repo.create_bundle("main", "v1")
     push_bundle(repo, origin, bundle.id)
     (chunk,) = [o.key for o in origin.store.list("chunks/")]
     _corrupt(origin, chunk, lambda d: d[:-1])
-    fresh = f.Remote(open_store(origin.url))
+    fresh = reading.Remote(open_store(origin.url))
     with pytest.raises(Corrupt, match="does not match its hash"):
         list(fresh.entries(fresh.descriptor(bundle.id), "people"))
     _corrupt(origin, f.bundle_key(bundle.id), lambda d: d.replace(b'"v1"', b'"v2"'))
     with pytest.raises(Corrupt, match="check"):
-        f.Remote(open_store(origin.url)).descriptor(bundle.id)
+        reading.Remote(open_store(origin.url)).descriptor(bundle.id)
 
 
-def test_a_remote_of_another_format_is_refused(repo: Repository, origin: f.Remote) -> None:
+def test_a_remote_of_another_format_is_refused(repo: Repository, origin: reading.Remote) -> None:
     repo.import_documents("main", "people", people(3))
     push_bundle(repo, origin, repo.create_bundle("main", "v1").id)
     _corrupt(origin, f.MARKER, lambda d: d.replace(b'"format":1', b'"format":99'))
     with pytest.raises(WrongFormat, match="format 99"):
-        f.Remote(open_store(origin.url)).bundle_ids()
+        reading.Remote(open_store(origin.url)).bundle_ids()
     empty = origin.url.rstrip("/") + "-empty"
     if empty.startswith("file://"):
         Path(urlparse(empty).path).mkdir()  # (a directory remote must exist, as a bucket must)
     with pytest.raises(NotFound, match="not an argonfs remote"):
-        f.Remote(open_store(empty)).bundle_ids()
+        reading.Remote(open_store(empty)).bundle_ids()
 
 
 def test_cli_remotes_push_pull_ls_log_gc(repo: Repository, other: Repository, remote_url: str, mongo_uri: str) -> None:
@@ -448,7 +449,7 @@ def test_a_missing_bucket_is_one_clear_line(remote, mongo_uri: str) -> None:
         assert len(lines) == 1 and url.split("/prefix")[0].split("/")[-1] in lines[0], done.stderr
 
 
-def test_kept_bytes_survive_push_and_pull(repo: Repository, other: Repository, origin: f.Remote) -> None:
+def test_kept_bytes_survive_push_and_pull(repo: Repository, other: Repository, origin: reading.Remote) -> None:
     """Kept bytes travel: the pushed bundle holds the bytes its versions keep, a pull
     keeps them (same sizes and hashes), and pulling again downloads nothing."""
     pretty = {i: f'{{\n    "n": {i},\n    "_id": {i}\n}}'.encode() for i in range(40)}

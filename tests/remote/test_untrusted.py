@@ -21,6 +21,7 @@ import trio
 
 from argonfs.errors import ArgonError, Corrupt, NotFound
 from argonfs.remote import format as f
+from argonfs.remote import reading
 from argonfs.remote.cache import FILE_COST, Cache
 from argonfs.remote.objects import open_store
 from argonfs.remote.pull import pull
@@ -47,21 +48,21 @@ def within(fn: Callable[[], T], seconds: float = DEADLINE) -> T:
 
 
 @pytest.fixture
-def source(repo: Repository, remote: Remote) -> tuple[f.Remote, str]:
+def source(repo: Repository, remote: Remote) -> tuple[reading.Remote, str]:
     """A remote of each backend holding one real bundle (label ``prod``): 30 documents."""
     repo.import_documents("main", "papers", ({"_id": i, "title": f"paper {i}", "body": "x" * (i * 37 % 500)} for i in range(30)))
     bundle = repo.create_bundle("main", "v1", label="prod")
-    origin = f.Remote(open_store(remote.url))
+    origin = reading.Remote(open_store(remote.url))
     push_bundle(repo, origin, bundle.id, label="prod")
     return origin, bundle.id
 
 
 @pytest.fixture
-def local_source(repo: Repository, make_remote: Callable[..., Remote]) -> tuple[f.Remote, str]:
+def local_source(repo: Repository, make_remote: Callable[..., Remote]) -> tuple[reading.Remote, str]:
     """The same on a directory remote (what a test of the format alone needs)."""
     repo.import_documents("main", "papers", ({"_id": i, "title": f"paper {i}"} for i in range(10)))
     bundle = repo.create_bundle("main", "v1", label="prod")
-    origin = f.Remote(open_store(make_remote("local").url))
+    origin = reading.Remote(open_store(make_remote("local").url))
     push_bundle(repo, origin, bundle.id, label="prod")
     return origin, bundle.id
 
@@ -75,7 +76,7 @@ def _cli_pull(mongo_uri: str, repo: Repository, remote: Remote, ref: str) -> sub
 
 
 def test_a_size_or_offset_past_the_pack_is_corrupt_at_once(
-    repo: Repository, remote: Remote, source: tuple[f.Remote, str], tmp_path: Path, mongo_uri: str
+    repo: Repository, remote: Remote, source: tuple[reading.Remote, str], tmp_path: Path, mongo_uri: str
 ) -> None:
     """A size of 9e12 bytes, a size past the pack's end, an offset past it or at it:
     ``Corrupt`` after at most a block or two, never a loop over blocks past the end (the
@@ -95,7 +96,7 @@ def test_a_size_or_offset_past_the_pack_is_corrupt_at_once(
         bent[3][1], bent[3][5] = size, offset
         bundle_id = crafted.one_layer(origin, {"papers": bent})
         cache = Cache(tmp_path / f"cache-{len(case)}", 16 * FILE_COST)
-        reader = f.Remote(open_store(remote.url), cache)
+        reader = reading.Remote(open_store(remote.url), cache)
         entries = list(reader.entries(reader.descriptor(bundle_id), "papers"))
         with pytest.raises(Corrupt, match=message):
             within(lambda: reader.bodies([entries[3]]))  # noqa: B023 (called at once)
@@ -114,11 +115,11 @@ def test_a_size_or_offset_past_the_pack_is_corrupt_at_once(
 # ---------------------------------------------------------------------- counts and fields
 
 
-def _papers(origin: f.Remote, bundle: str) -> list[list[Any]]:
+def _papers(origin: reading.Remote, bundle: str) -> list[list[Any]]:
     return [list(row) for row in crafted.rows(origin, bundle, "papers")]
 
 
-def _descriptor_lies(origin: f.Remote, bundle: str) -> dict[str, str]:
+def _descriptor_lies(origin: reading.Remote, bundle: str) -> dict[str, str]:
     """Bundles whose descriptor lies (a bundle id each), by what the lie is."""
     good = _papers(origin, bundle)
     ref = crafted.chunk(origin, "papers", good)
@@ -142,7 +143,7 @@ def _descriptor_lies(origin: f.Remote, bundle: str) -> dict[str, str]:
     }
 
 
-def _chunk_lies(origin: f.Remote, bundle: str) -> dict[str, str]:
+def _chunk_lies(origin: reading.Remote, bundle: str) -> dict[str, str]:
     """Bundles with one chunk that lies (a bundle id each), by what the lie is."""
     good = _papers(origin, bundle)
     pack = good[0][4]
@@ -177,16 +178,16 @@ def _chunk_lies(origin: f.Remote, bundle: str) -> dict[str, str]:
     return {case: crafted.bundle(origin, {"papers": [[ref]]}) for case, ref in chunks.items()}
 
 
-def test_counts_and_fields_that_lie_are_corrupt(local_source: tuple[f.Remote, str]) -> None:
+def test_counts_and_fields_that_lie_are_corrupt(local_source: tuple[reading.Remote, str]) -> None:
     """A descriptor or chunk whose counts, types or order lie is ``Corrupt`` when it is
     read (the old code took a count of ``"10"`` or 2**63, a pack index of -1, a size as
     a string, names out of order, and failed later, or silently read the wrong thing)."""
     origin, bundle = local_source
     wrong = {}
     for case, bundle_id in _descriptor_lies(origin, bundle).items():
-        wrong[case] = _not_corrupt(lambda: f.Remote(open_store(origin.url)).descriptor(bundle_id), "not a bundle descriptor")  # noqa: B023
+        wrong[case] = _not_corrupt(lambda: reading.Remote(open_store(origin.url)).descriptor(bundle_id), "not a bundle descriptor")  # noqa: B023
     for case, bundle_id in _chunk_lies(origin, bundle).items():
-        reader = f.Remote(open_store(origin.url))
+        reader = reading.Remote(open_store(origin.url))
         desc = reader.descriptor(bundle_id)
         wrong[case] = _not_corrupt(lambda: list(reader.entries(desc, "papers")), "not a manifest chunk|does not hold")  # noqa: B023
     assert {case: what for case, what in wrong.items() if what} == {}
@@ -203,25 +204,25 @@ def _not_corrupt(read: Callable[[], object], match: str) -> str | None:
     return "read without an error"
 
 
-def test_objects_larger_than_they_can_be_are_not_read_whole(local_source: tuple[f.Remote, str]) -> None:
+def test_objects_larger_than_they_can_be_are_not_read_whole(local_source: tuple[reading.Remote, str]) -> None:
     """A label slot (or a marker) of more than MAX_SMALL bytes is Corrupt, read no further."""
     origin, _bundle = local_source
     slot = origin.label("prod")
     big = f.LabelSlot("prod", 0, "set", slot.bundle, 1, "x" * f.MAX_SMALL).to_bytes()  # sealed: only its size is wrong
     origin.store.put_if_absent(f.label_key("prod", 2), big)
     with pytest.raises(Corrupt, match="larger than"):
-        within(lambda: f.Remote(open_store(origin.url)).label("prod"))
+        within(lambda: reading.Remote(open_store(origin.url)).label("prod"))
     wrong = f.LabelSlot("prod", 0, "rename", slot.bundle, 1, "x").to_bytes()
     origin.store.put_if_absent(f.label_key("prod", 3), wrong)
     with pytest.raises(Corrupt, match="not a label slot"):
-        within(lambda: f.Remote(open_store(origin.url)).label("prod"))
+        within(lambda: reading.Remote(open_store(origin.url)).label("prod"))
 
 
 # ---------------------------------------------------------------------- names
 
 
 def test_names_a_remote_may_not_give_are_skipped_once_or_refused(
-    repo: Repository, local_source: tuple[f.Remote, str], caplog: pytest.LogCaptureFixture
+    repo: Repository, local_source: tuple[reading.Remote, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Objects under bundles/ that are not ``bundles/<bundle id>.json`` (a stray copy in a
     nested key) and labels no label may be called are skipped, each logged once; a pull
@@ -233,8 +234,8 @@ def test_names_a_remote_may_not_give_are_skipped_once_or_refused(
     slot = origin.store.get(f.label_key("prod", 1))
     for name in ("~x", ".hidden", bundle, "a@b"):
         origin.store.put_if_absent(f.label_key(name, 1), slot)
-    caplog.set_level(logging.WARNING, logger="argonfs.remote.format")
-    reader = f.Remote(open_store(origin.url))
+    caplog.set_level(logging.WARNING, logger="argonfs.remote.reading")
+    reader = reading.Remote(open_store(origin.url))
     for _ in range(3):
         assert reader.bundle_ids() == [bundle]
         assert reader.label_names() == ["prod"]
@@ -254,7 +255,7 @@ def test_names_a_remote_may_not_give_are_skipped_once_or_refused(
     ):
         bundle_id = crafted.one_layer(origin, collections)
         with pytest.raises(ArgonError) as info:
-            within(lambda: pull(repo, f.Remote(open_store(origin.url)), bundle_id))  # noqa: B023
+            within(lambda: pull(repo, reading.Remote(open_store(origin.url)), bundle_id))  # noqa: B023
         assert info.value.exit_code == 4, (collections.keys(), info.value)
         with pytest.raises(NotFound):
             repo.bundle(bundle_id)
