@@ -1,0 +1,1 @@
+"""The FUSE mount: pyfuse3 handlers over snapshots (fs/operations.py puts them together)."""

@@ -11,19 +11,10 @@ from typing import Any
 import pyfuse3
 
 from argonfs.errors import NotFound
-from argonfs.fs.base import (
-    CAPACITY,
-    MAX_FILES,
-    NAME_MAX,
-    USAGE_TTL,
-    _fail,
-    _name,
-    _resize,
-    fuse_op,
-    log,
-)
-from argonfs.fs.files import Files
+from argonfs.fs.files import Files, _resize
+from argonfs.fs.limits import CAPACITY, MAX_FILES, NAME_MAX, USAGE_TTL
 from argonfs.fs.nodes import FILE, LABELS, TOP, is_dir, kind_of, max_depth
+from argonfs.fs.seam import _fail, _name, fuse_op, log
 
 
 class Attributes(Files):

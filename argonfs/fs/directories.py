@@ -16,8 +16,9 @@ import trio
 
 from argonfs import codec
 from argonfs.fs.absent import name_hash
-from argonfs.fs.base import BRANCH_TIMEOUT, FROZEN_TIMEOUT, PAGE, FsBase, _branch, _fail, _name, fuse_op, log
+from argonfs.fs.base import FsBase, _branch
 from argonfs.fs.handles import DirHandle, Item
+from argonfs.fs.limits import BRANCH_TIMEOUT, FROZEN_TIMEOUT, PAGE
 from argonfs.fs.nodes import (
     BRANCHES,
     BUNDLES,
@@ -34,6 +35,8 @@ from argonfs.fs.nodes import (
     kind_of,
     read_only_ref,
 )
+from argonfs.fs.refresh import Refresh
+from argonfs.fs.seam import _fail, _name, fuse_op, log
 from argonfs.fs.shards import shard_name
 from argonfs.snapshot import Listed, Snapshot
 
@@ -82,7 +85,7 @@ class _Ahead:
         return self._outcome.unwrap()
 
 
-class Directories(FsBase):
+class Directories(Refresh):
     @fuse_op
     async def opendir(self, inode: int, ctx: Any = None) -> int:
         node = self.inodes[inode]

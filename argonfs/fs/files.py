@@ -1,11 +1,10 @@
-"""Open files: open, read, write, and the commit of a file's buffer at close.
+"""Open files: open, create, read, write, flush, fsync, release, and the read log.
 
 A file's bytes belong to its node (fs/nodes.py): writers share one buffer, a commit goes
-to the node's current name, and a document's writers use direct I/O so readers keep
-reading the committed version until the commit.  Bodies of listed documents are fetched
-in batches ahead of the reader (``_prefetch``, ``_read_ahead``); a batch holding a
-document that fails its check (``Corrupt``, from a remote) is fetched one by one, so only
-that document answers EIO.
+to the node's current name (fs/commit.py), and a document's writers use direct I/O so
+readers keep reading the committed version until the commit.  Bodies come from
+fs/bodies.py; a shard of a frozen state is opened and read here from its documents'
+bodies.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import errno
 import os
 import stat
 import time
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -21,111 +21,34 @@ import pyfuse3
 import trio
 
 from argonfs import codec
-from argonfs.errors import ArgonError, Corrupt, InvalidDocument, ReadOnly
-from argonfs.fs.base import (
-    HOT_TTL,
-    MAX_FILE,
-    PREFETCH,
-    SHARD_LISTINGS,
-    FsBase,
-    _branch,
-    _check_new_name,
-    _fail,
-    _is_document,
-    _name,
-    _now,
-    _slot,
-    fuse_op,
-    log,
-)
+from argonfs.errors import ArgonError, Corrupt, ReadOnly
+from argonfs.fs.base import _check_new_name, _is_document
+from argonfs.fs.bodies import Bodies, _slot
+from argonfs.fs.commit import Commits
 from argonfs.fs.handles import FileHandle, ShardHandle, now_ns
+from argonfs.fs.limits import HOT_TTL, MAX_FILE, SHARD_LISTINGS
 from argonfs.fs.nodes import COLLDIR, FILE, SHARD, Node, Path, Scratch, is_dir, read_only_ref
+from argonfs.fs.seam import _fail, _name, fuse_op, log
 from argonfs.fs.shards import Layout, shard_number
-from argonfs.snapshot import Listed, Snapshot, Written
+from argonfs.snapshot import Listed
 
 
-def _each_body(view: Snapshot, collection: str, entries: list[Listed]) -> list[bytes | None]:
-    """Bodies fetched one at a time, None for each one that fails its check (``Corrupt``),
-    which its reader then fetches alone and gets EIO for."""
-    out: list[bytes | None] = []
-    for entry in entries:
-        try:
-            out.append(view.bodies(collection, [entry])[0])
-        except Corrupt:
-            out.append(None)
-    return out
+def _now() -> datetime:
+    """Wall-clock time at MongoDB's millisecond precision, naive UTC (the read log)."""
+    t = datetime.now(UTC).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-class Files(FsBase):
-    async def _body(self, node: Node) -> bytes:
-        """The bytes of a document (those it was written with, or its rendering): its
-        attributes name its version slot, whose body comes from the cache, with its
-        listing neighbours, or alone."""
-        await self._refresh(node)
-        path = node.path
-        slot, entry = node.info["slot"], node.info["entry"]
-        data = self.bodies.get(slot)
-        if data is None and slot in self._inflight:
-            await self._inflight[slot].wait()
-            data = self.bodies.get(slot)
-        if data is None:
-            await self._prefetch(slot)
-            data = self.bodies.get(slot)
-        if data is None:
-            view = await self._view(path)
-            data = (await self.runner.run(view.bodies, path[2], [entry]))[0]
-            self.bodies.put(slot, data)
-        if len(data) != entry.size:
-            log.warning("/%s: stored size %d differs from rendered size %d", "/".join(path), entry.size, len(data))
-        self._read_ahead(slot)
-        return data
+def _resize(data: bytearray, size: int) -> None:
+    if size > MAX_FILE:
+        raise _fail(errno.EFBIG)
+    if size < len(data):
+        del data[size:]
+    else:
+        data.extend(bytes(size - len(data)))
 
-    async def _prefetch(self, slot: Any) -> None:
-        """Fetch the bodies of ``slot`` and the documents listed after it, in one query."""
-        listed = self._listed.following(slot, PREFETCH)
-        if listed is None:
-            return
-        (view, collection), entries = listed
-        wanted = [e for e in entries if _slot(e) not in self.bodies and _slot(e) not in self._inflight]
-        if not wanted:
-            return
-        done = trio.Event()
-        for e in wanted:
-            self._inflight[_slot(e)] = done
 
-        try:
-            try:
-                bodies: list[bytes | None] = list(await self.runner.run(view.bodies, collection, wanted))
-            except Corrupt as exc:
-                # one document failed its check: its neighbours are good, fetch them alone
-                log.warning("%s: fetching the %d documents of its batch one by one", exc, len(wanted))
-                bodies = await self.runner.run(_each_body, view, collection, wanted)
-            for e, data in zip(wanted, bodies, strict=True):
-                if data is not None:
-                    self.bodies.put(_slot(e), data)
-        finally:
-            for e in wanted:
-                self._inflight.pop(_slot(e), None)
-            done.set()
-
-    def _read_ahead(self, slot: Any) -> None:
-        """Reading in listing order: fetch the next window in the background while the
-        reader works through this one, so it rarely waits for MongoDB."""
-        if self.nursery is None:
-            return
-        listed = self._listed.following(slot, PREFETCH // 2 + 1)
-        if listed is None or len(listed[1]) <= PREFETCH // 2:
-            return
-        ahead = _slot(listed[1][-1])
-        if ahead not in self.bodies and ahead not in self._inflight:
-            self.nursery.start_soon(self._prefetch_in_background, ahead)
-
-    async def _prefetch_in_background(self, slot: Any) -> None:
-        try:
-            await self._prefetch(slot)
-        except Exception as exc:  # a reader that needs it will fetch it itself and see the error
-            log.debug("read-ahead from %s failed: %s", slot, exc)
-
+class Files(Bodies, Commits):
     @fuse_op
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         node = self.inodes[inode]
@@ -368,111 +291,6 @@ class Files(FsBase):
             if handle.writable and node.writers == 0:
                 self._settle(node)
             self.inodes.release(node)
-
-    async def _commit_node(self, node: Node, author: str | None, *, others: bool) -> None:
-        """Commit a node's buffer as one version, to the node's current name.  Bad
-        content leaves the previous version and fails the close with EINVAL, unless
-        other writers still have the file open: they may be half-way through writing
-        it, so the last of them commits (or fails)."""
-        if not node.dirty or node.unlinked or node.data is None:
-            return
-        if not _is_document(node.path):
-            node.dirty = False  # a temporary: nothing to store
-            return
-        if node.scratch is not None and not node.data:
-            return  # a new document with no content yet stays a scratch file
-        node.dirty = False
-        try:
-            await self._commit(node, bytes(node.data), author, node.mtime_ns)
-        except InvalidDocument:
-            if others:
-                node.dirty = True
-                return
-            if node.scratch is not None:  # nothing was ever stored: the new name goes away
-                self._remove_scratch(node)
-            else:
-                self.invalidator.inode(node.ino)  # the kernel cached the rejected bytes
-            raise
-        except ArgonError:
-            node.dirty = True
-            raise
-
-    def _settle(self, node: Node) -> None:
-        """The last writer closed: a stored document's bytes leave memory (reads are
-        served from the store again), and the kernel forgets pages that differ from the
-        committed rendering."""
-        if node.scratch is not None or node.data is None:
-            return
-        node.data = None
-        node.dirty = False
-        node.mtime_ns = None
-        node.former_stems = ()
-        if node.unlinked:
-            return
-        if node.info.get("served") != node.info.get("slot"):
-            self.invalidator.inode(node.ino)  # a new version: the kernel's size and pages are the old one's
-
-    async def _commit(self, node: Node, data: bytes, author: str | None, mtime: int | None = None, *, path: Path | None = None) -> Written:
-        """Store ``data`` as the document the node's name (or ``path``, for a rename) says;
-        no new version when the content and time are unchanged."""
-        path = path or node.path
-        stem = codec.filename_to_stem(path[3])
-        if stem is None:
-            raise InvalidDocument(f"{path[3]!r} is not a document name")
-        branch = _branch(await self._view(path))
-        try:
-            doc = codec.parse(data)
-            if node.former_stems and "_id" in doc and codec.id_to_stem(doc["_id"]) in node.former_stems and not codec.is_hashed_stem(stem):
-                doc["_id"] = codec.stem_to_id(stem)  # renamed while open: the id follows the name, as mv does
-            # a file created at this name (cp, a new document) is new: no need to ask
-            # whether it repeats the stored version, which costs a lookup per file
-            fresh = node.scratch is not None and node.scratch.fresh and path == node.path
-            if not fresh and self.absent.knows(branch.key, path[2]):  # e.g. rsync's temporary renamed onto a new name
-                fresh = self.absent.absent(branch.key, path[2], stem, await self._head(branch))
-            # the bytes written are kept when they are JSON of this document (a filesystem
-            # returns what was written: cmp, checksums and rsync's quick check agree)
-            written, head = await self._write(branch.key, branch.put, path[2], doc, stem=stem, author=author, mtime=mtime, if_changed=not fresh, raw=data)
-        except InvalidDocument as exc:
-            log.error("write to /%s rejected, the previous version stays: %s", "/".join(path), exc)
-            raise
-        if fresh:  # always one new slot
-            self._wrote(branch.key, head)
-        else:  # perhaps no new slot (the content was unchanged), and then ``head`` is not one
-            self._note_head(branch.key, head)
-        self.absent.wrote(branch.key, path[2], stem, head if fresh else None)
-        self._set_written(node, written, head)
-        if node.scratch is not None:  # a new document: the store holds it now
-            if written.rendered == data:
-                # the kernel's pages of a scratch file are the bytes written to it, which
-                # are this version's: nothing to invalidate at the last close (``_settle``)
-                node.info["served"] = written.version
-            node.scratch = None
-            if self.scratch.get(node.path) is node:
-                del self.scratch[node.path]
-        if node.data is None and node.scratch is None:
-            self.invalidator.inode(node.ino)  # written by path (truncate, touch): the kernel cached the old version
-        return written
-
-    def _set_written(self, node: Node, written: Written, head: int) -> None:
-        self._set_doc_info(node, written, head)
-        # the kernel's pages and size may not be this version's, even when it is the one
-        # they were filled from (an O_TRUNC open shortens the cached size): ``_settle``
-        # invalidates unless the commit says otherwise
-        node.info.pop("served", None)
-        self.bodies.put(written.version, written.rendered)
-
-    def _remove_scratch(self, node: Node) -> None:
-        if self.scratch.get(node.path) is node:
-            del self.scratch[node.path]
-        parent = self.inodes.find(node.path[:-1])
-        if parent is not None:
-            self.invalidator.entry(parent.ino, node.path[-1])
-        self.inodes.detach(node)
-
-    def unsaved(self) -> list[Path]:
-        """Files open for writing with changes not committed (reported at unmount)."""
-        nodes = {id(h.node): h.node for h in self._handles.values() if isinstance(h, FileHandle) and h.writable}
-        return [n.path for n in nodes.values() if n.dirty and not n.unlinked and _is_document(n.path)]
 
     def _note_read(self, path: Path, ctx: Any) -> None:
         if self.read_log:

@@ -12,18 +12,11 @@ import pyfuse3
 
 from argonfs import codec
 from argonfs.errors import NotFound
-from argonfs.fs.base import (
-    _branch,
-    _check_new_name,
-    _fail,
-    _is_document,
-    _name,
-    fuse_op,
-    log,
-)
+from argonfs.fs.base import _branch, _check_new_name, _is_document
 from argonfs.fs.files import Files
 from argonfs.fs.handles import now_ns
 from argonfs.fs.nodes import COLLDIR, FILE, LABEL, LABELS, Path, Scratch, kind_of
+from argonfs.fs.seam import _fail, _name, fuse_op, log
 
 
 class Names(Files):

@@ -20,7 +20,7 @@ import trio
 
 from argonfs import codec
 from argonfs.fs.absent import AbsentNames, name_hash
-from argonfs.fs.base import BRANCH_TIMEOUT, HEAD_TTL
+from argonfs.fs.limits import BRANCH_TIMEOUT, HEAD_TTL
 from argonfs.fs.operations import ArgonOperations
 from argonfs.runner import ThreadRunner
 from argonfs.store.snapshots import MongoCatalog

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from argonfs import codec
-from argonfs.fs.base import HEAD_TTL
+from argonfs.fs.limits import HEAD_TTL
 from argonfs.fs.operations import ArgonOperations
 from argonfs.store.snapshots import MongoCatalog
 from tests.fs.test_absent import CountingRunner

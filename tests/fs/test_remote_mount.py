@@ -24,7 +24,7 @@ import pytest
 from argonfs.cli.mount import parse_size
 from argonfs.daemon import remote_cache_dir
 from argonfs.errors import NotFound, ReadOnly
-from argonfs.fs.base import BRANCH_TIMEOUT
+from argonfs.fs.limits import BRANCH_TIMEOUT
 from argonfs.fs.operations import ArgonOperations
 from argonfs.remote.cache import FILE_COST
 from argonfs.remote.format import pack_key
