@@ -2,7 +2,7 @@
 
 The filesystem never sees MongoDB: the daemon hands it a ``Catalog`` (refs, branch,
 bundle and label names), which resolves a ref to a ``Snapshot`` (read-only: a bundle, a
-``BRANCH@SEQ`` view) or a ``Branch`` (a snapshot that moves, and takes writes).
+``BRANCH@SEQ`` view) or a ``BranchHead`` (a branch as it moves: a snapshot that takes writes).
 store/snapshots.py implements them over MongoDB; remote/snapshots.py implements
 ``Catalog`` and ``Snapshot`` alone over a remote (bundles in a bucket, read-only).  Every
 method blocks: the mount calls them through ``Runner.run`` in a worker thread.
@@ -79,7 +79,7 @@ class Snapshot(Protocol):
         ...
 
 
-class Branch(Snapshot, Protocol):
+class BranchHead(Snapshot, Protocol):
     """A snapshot that moves: its head, and writes to it."""
 
     #: the branch's identity (stable across renames of nothing: a key for caches)
@@ -107,7 +107,7 @@ class Branch(Snapshot, Protocol):
 class Catalog(Protocol):
     """The names a mount shows at its top: branches, bundles, labels."""
 
-    def resolve(self, ref: str) -> Snapshot | Branch:
+    def resolve(self, ref: str) -> Snapshot | BranchHead:
         """A name in the order of ``resolve_name`` (bundle id, branch, label), or
         ``BRANCH@SEQ``/``BRANCH@TIME``; raises NotFound for an unknown ref."""
         ...
@@ -136,4 +136,4 @@ class Runner(Protocol):
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
 
-__all__ = ["Branch", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written"]
+__all__ = ["BranchHead", "Catalog", "Label", "Listed", "Runner", "Snapshot", "Written"]

@@ -33,7 +33,7 @@ from argonfs.fs.limits import BRANCH_TIMEOUT, HEAD_TTL
 from argonfs.fs.nodes import BRANCHES, BUNDLES, LABELS, InodeTable, Listing, Node, Path, read_only_ref
 from argonfs.fs.seam import log
 from argonfs.fs.shards import SHARDS, Shard
-from argonfs.snapshot import Branch, Catalog, Listed, Runner, Snapshot
+from argonfs.snapshot import BranchHead, Catalog, Listed, Runner, Snapshot
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,11 +47,11 @@ def _user(uid: int) -> str:
         return f"uid:{uid}"
 
 
-def _branch(view: Snapshot) -> Branch:
+def _branch(view: Snapshot) -> BranchHead:
     """The branch a writable path lives in (``_check_writable`` has refused the rest)."""
     if view.kind != "branch":
         raise ReadOnly(f"{view.ref!r} is a read-only {view.kind}")
-    return cast(Branch, view)
+    return cast(BranchHead, view)
 
 
 class FsBase(pyfuse3.Operations):

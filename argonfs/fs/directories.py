@@ -50,7 +50,7 @@ class _Page(NamedTuple):
     hashes: list[int] | None
 
 
-class _Ahead:
+class _PageAhead:
     """A listing page fetched in a worker thread in the background (the mount's
     nursery), while readdir hands out the page before it; ``result`` waits for it."""
 
@@ -64,7 +64,7 @@ class _Ahead:
             fs.nursery.start_soon(self._run)
 
     @classmethod
-    def done(cls, page: _Page) -> _Ahead:
+    def done(cls, page: _Page) -> _PageAhead:
         """A page at hand already (from memory)."""
         ahead = cls(None, lambda: page)
         ahead._outcome = outcome.Value(page)
@@ -151,7 +151,7 @@ class Directories(Refresh):
             # the stems' hashes, for a listing from the start of a branch's collection
             keys: array[int] | None = array("q") if bid is not None and head is not None and not after else None
             position = after  # the next page starts after this name
-            ahead: _Ahead | None = None
+            ahead: _PageAhead | None = None
 
             def page(start: str) -> _Page | None:
                 """In the worker thread: the next page, with what readdir and the caches
@@ -169,18 +169,18 @@ class Directories(Refresh):
                 hashes = [name_hash(e.stem) for e in entries] if keys is not None else None
                 return _Page(Listing(path, entries, head, inos, encoded), slots, hashes)
 
-            def upcoming() -> _Ahead:
+            def upcoming() -> _PageAhead:
                 nonlocal stream
                 known = self.pages.get((state, position)) if state is not None else None
                 if known is not None:
                     stream = None  # not where the stream stands: reopened after a miss
-                    return _Ahead.done(_Page(known, None, None))
+                    return _PageAhead.done(_Page(known, None, None))
                 start = position
 
                 def next_page() -> _Page | None:
                     return page(start)
 
-                return _Ahead(self, next_page)
+                return _PageAhead(self, next_page)
 
             async def fetch() -> Listing | None:
                 nonlocal keys, ahead, position

@@ -194,7 +194,7 @@ class RemoteSnapshot:
     def _stream(self, collection: str, layers: list[list[ChunkRef]], after: str) -> Iterator[RemoteEntry]:
         """The collection's documents whose names a document may have (``Remote.shown``);
         the others are skipped and logged once."""
-        ahead = _Ahead(self.remote, self.catalog.pool, layers, after)
+        ahead = _ChunksAhead(self.remote, self.catalog.pool, layers, after)
         boundary = ahead.passed(after)
         for entry in self.remote.entries(self.descriptor, collection, after, shown=True):
             yield entry
@@ -214,7 +214,7 @@ class RemoteSnapshot:
         return self.remote.bodies(listed)
 
 
-class _Ahead:
+class _ChunksAhead:
     """Keeps the next ``AHEAD`` chunks of each layer of a listing on their way, and
     waits for the one the listing reads next, so ``Remote.entries`` finds each chunk
     fetched (and in memory) instead of fetching it a second time."""
