@@ -87,22 +87,24 @@ def _check_not_bundle_id(kind: str, name: str) -> None:
         raise InvalidName(f"{kind} name {name!r} has the shape of a bundle id (14 lowercase Crockford base32 characters), which only bundles may have")
 
 
+def _check_ref_name(kind: str, name: str, at: str = "") -> str:
+    """The rules a name a ref can start with keeps: the common ones, no '@' (``at`` says
+    why), and not a bundle id's shape."""
+    _check_common(kind, name)
+    if "@" in name:
+        raise InvalidName(f"{kind} name {name!r} must not contain '@'{at}")
+    _check_not_bundle_id(kind, name)
+    return name
+
+
 def check_branch_name(name: str) -> str:
     """Branch names: no '/', no '@', not empty, at most 100 bytes, no leading '.', not
     of a bundle id's shape."""
-    _check_common("branch", name)
-    if "@" in name:
-        raise InvalidName(f"branch name {name!r} must not contain '@' (it introduces a time-travel ref)")
-    _check_not_bundle_id("branch", name)
-    return name
+    return _check_ref_name("branch", name, " (it introduces a time-travel ref)")
 
 
 def check_label_name(name: str) -> str:
-    _check_common("label", name)
-    if "@" in name:
-        raise InvalidName(f"label name {name!r} must not contain '@'")
-    _check_not_bundle_id("label", name)
-    return name
+    return _check_ref_name("label", name)
 
 
 def check_collection_name(name: str) -> str:
