@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up a development environment in .venv: system packages (Debian/Ubuntu, as root or
-# with sudo) and argonfs with its test extras, which include every ML integration's
-# library (the "ml" extra: MLflow, wandb, CPU torch, datasets, dvc; about 1.3 GB and
-# 90 s more).  Safe to re-run.
+# with sudo) and argonfs with its console and test extras; the test extras include every
+# ML integration's library (the "ml" extra: MLflow, wandb, CPU torch, datasets, dvc;
+# about 1.3 GB and 90 s more).  Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in fuse3 libfuse3-dev pkg-config gcc rsync; do
+# chromium and chromium-driver: the console's browser tests (tests/console/test_browser.py)
+for pkg in fuse3 libfuse3-dev pkg-config gcc rsync chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -34,10 +34,16 @@ router = APIRouter(include_in_schema=False)
 HISTORY = 50
 
 
+def segment(value: object) -> str:
+    """A name as one path segment of a URL: percent-encoded, except ``@`` and ``:``,
+    which a segment may hold (so ``main@42`` reads as itself in the address bar)."""
+    return quote(str(value), safe="@:")
+
+
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["seg"] = lambda value: quote(str(value), safe="")
+    env.filters["seg"] = segment
     return env
 
 
@@ -95,7 +101,7 @@ def document_page(repo: Repo, ref: str, collection: str, name: str, slot: Annota
             "json": doc.rendered.decode("utf-8", "replace"),
             "history": versions,
             "more_history": more,
-            "api_path": f"/refs/{quote(ref, safe='')}/collections/{quote(collection, safe='')}/documents/{quote(stem, safe='')}",
+            "api_path": f"/refs/{segment(ref)}/collections/{segment(collection)}/documents/{segment(stem)}",
         },
     )
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.console.helpers import make_client
+from tests.console.processes import env, serve  # noqa: F401  (real `argonfs serve` processes)
 
 DEADLINE = 120.0
 
