@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from argonfs.console.auth import repository
-from argonfs.console.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, page_of
+from argonfs.console.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Signer, page_of, signer
 from argonfs.console.schemas import BranchOut, BundleOut, BundlesPage, Change, LabelChange, LabelOut, Problem, iso
 from argonfs.store import Branch, Bundle, Repository
 
@@ -21,6 +21,7 @@ router = APIRouter()
 Repo = Annotated[Repository, Depends(repository)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many items")]
 CursorArg = Annotated[str | None, Query(description="the `next` cursor of the previous page")]
+Signed = Annotated[Signer, Depends(signer)]
 
 #: the error answers an endpoint lists in the OpenAPI schema (every error has Problem's shape)
 Responses = dict[int | str, dict[str, Any]]
@@ -66,11 +67,11 @@ def get_branch(repo: Repo, name: str) -> BranchOut:
 
 
 @router.get("/bundles", response_model=BundlesPage, tags=["bundles"])
-def list_bundles(repo: Repo, limit: Limit = DEFAULT_LIMIT, cursor: CursorArg = None) -> BundlesPage:
+def list_bundles(repo: Repo, signed: Signed, limit: Limit = DEFAULT_LIMIT, cursor: CursorArg = None) -> BundlesPage:
     """Bundles newest first, a page at a time."""
-    before = Cursor.decode(cursor, BUNDLES).after if cursor is not None else None
+    before = Cursor.decode(cursor, BUNDLES, signed).after if cursor is not None else None
     bundles, more = page_of(repo.list_bundles(limit + 1, before=before), limit)
-    nxt = Cursor(BUNDLES, "", "", bundles[-1].id).encode() if more else None
+    nxt = Cursor(BUNDLES, "", "", bundles[-1].id).encode(signed) if more else None
     return BundlesPage(items=[bundle_out(b) for b in bundles], next=nxt)
 
 

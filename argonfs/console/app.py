@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argonfs.console import api, documents, pages
 from argonfs.console.auth import Policy
+from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
 from argonfs.errors import ArgonError
 from argonfs.store import Repository
@@ -77,6 +78,7 @@ def create_app(repo: Repository, policy: Policy) -> FastAPI:
     )
     app.state.repo = repo
     app.state.policy = policy
+    app.state.signer = Signer.for_secret(policy.token.secret)
     app.include_router(api.router, prefix=API)
     app.include_router(documents.router, prefix=API)
     app.include_router(pages.router)

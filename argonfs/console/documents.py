@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from argonfs import codec
-from argonfs.console.api import NOT_FOUND, CursorArg, Limit, Repo, Responses
+from argonfs.console.api import NOT_FOUND, CursorArg, Limit, Repo, Responses, Signed
 from argonfs.console.auth import writer
 from argonfs.console.paging import DEFAULT_LIMIT, page_of, pinned_name, snapshot
 from argonfs.console.schemas import CollectionsOut, DocumentOut, DocumentsPage, EntryOut, HistoryPage, Problem, VersionOut, WriteOut, iso
@@ -79,6 +79,7 @@ def list_collections(repo: Repo, ref: str) -> CollectionsOut:
 @router.get(DOCS, response_model=DocumentsPage, responses=NOT_FOUND)
 def list_documents(
     repo: Repo,
+    signed: Signed,
     ref: str,
     collection: str,
     limit: Limit = DEFAULT_LIMIT,
@@ -87,7 +88,7 @@ def list_documents(
 ) -> DocumentsPage:
     """A page of a collection's documents in name order; every page of one walk comes
     from the snapshot its first page pinned."""
-    snap = snapshot(repo, ref, cursor)
+    snap = snapshot(repo, ref, cursor, signed)
     entries, more = page_of(list(islice(repo.entries(snap.view, collection, after=snap.after), limit + 1)), limit)
     docs: list[Document | None] = list(repo.bodies(collection, entries)) if bodies else [None] * len(entries)
     return DocumentsPage(
@@ -125,12 +126,12 @@ def get_document(
 
 
 @router.get(DOCS + "/{name}/history", response_model=HistoryPage, responses=NOT_FOUND)
-def document_history(repo: Repo, ref: str, collection: str, name: str, limit: Limit = DEFAULT_LIMIT, cursor: CursorArg = None) -> HistoryPage:
+def document_history(repo: Repo, signed: Signed, ref: str, collection: str, name: str, limit: Limit = DEFAULT_LIMIT, cursor: CursorArg = None) -> HistoryPage:
     """One document's versions, newest first: every put and delete of it the ref can
     see, in its branch and then in each ancestor from its fork point down.  (A page
     after the first skips the entries before it: its cost grows with its position.)"""
     stem = stem_of(name)
-    snap = snapshot(repo, ref, cursor)
+    snap = snapshot(repo, ref, cursor, signed)
     skip = _offset(snap.after)
     entries, more = page_of(list(islice(repo.log(snap.view, collection, stem), skip, skip + limit + 1)), limit)
     if not entries and not skip:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from argonfs import codec
-from argonfs.console.api import Repo, branch_out
+from argonfs.console.api import Repo, Signed, branch_out
 from argonfs.console.documents import entry_out, stem_of, version_out
 from argonfs.console.paging import DEFAULT_LIMIT, page_of, pinned_name, snapshot
 from argonfs.console.schemas import iso
@@ -64,8 +64,8 @@ def collections_page(repo: Repo, ref: str) -> HTMLResponse:
 
 
 @router.get("/refs/{ref}/collections/{collection}", response_class=HTMLResponse)
-def documents_page(repo: Repo, ref: str, collection: str, cursor: Annotated[str | None, Query()] = None) -> HTMLResponse:
-    snap = snapshot(repo, ref, cursor)
+def documents_page(repo: Repo, signed: Signed, ref: str, collection: str, cursor: Annotated[str | None, Query()] = None) -> HTMLResponse:
+    snap = snapshot(repo, ref, cursor, signed)
     entries, more = page_of(list(islice(repo.entries(snap.view, collection, after=snap.after), DEFAULT_LIMIT + 1)), DEFAULT_LIMIT)
     return render(
         "documents.html",

@@ -3,9 +3,15 @@ all pages from the snapshot of the first, and cursors that do not fit refused.""
 
 from __future__ import annotations
 
-import pytest
+import base64
+import json
 
-from tests.console.helpers import API, AUTH, problem
+import pytest
+from fastapi.testclient import TestClient
+
+from argonfs.console.app import create_app
+from argonfs.console.auth import Policy, Token
+from tests.console.helpers import API, AUTH, make_client, problem
 
 N = 3000
 DOCS = f"{API}/refs/{{ref}}/collections/big/documents"
@@ -80,3 +86,22 @@ def test_cursors_that_do_not_fit_are_refused(repo, client) -> None:
     repo.set_label("prod", repo.create_bundle("main", "b2").id)
     rest = client.get(DOCS.format(ref="prod"), params={"limit": 10, "cursor": cursor}).json()
     assert [e["stem"] for e in rest["items"]] == ["2", "3", "4"]
+
+
+def test_only_cursors_this_server_signed_are_taken(repo, client) -> None:
+    repo.import_documents("main", "big", ({"_id": i} for i in range(5)))
+    repo.create_branch("other")
+    repo.put("other", "big", {"_id": 99})
+    cursor = client.get(DOCS.format(ref="main"), params={"limit": 2}).json()["next"]
+    payload, _, mac = cursor.partition(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    # the same listing pointed at another branch's state, with the MAC of the original
+    data["a"], data["b"] = f"other@{repo.head('other')}", str(repo.branch("other").id)
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=") + "." + mac
+    problem(client.get(DOCS.format(ref="main"), params={"cursor": forged}), 400, "invalid_cursor")
+    problem(client.get(DOCS.format(ref="main"), params={"cursor": payload}), 400, "invalid_cursor")
+    # a server started again with the same token takes it; one with another token does not
+    again = make_client(repo)
+    assert [e["stem"] for e in again.get(DOCS.format(ref="main"), params={"cursor": cursor}).json()["items"]] == ["2", "3", "4"]
+    other = TestClient(create_app(repo, Policy(Token("x", "another-token"), reads_need_token=False, hosts=None)))
+    problem(other.get(DOCS.format(ref="main"), params={"cursor": cursor}), 400, "invalid_cursor")
