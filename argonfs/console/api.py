@@ -1,4 +1,4 @@
-"""/api/v1: branches, bundles and labels, as JSON.
+"""/api/v1: branches (listing, creating, deleting, protecting), bundles and labels, as JSON.
 
 Handlers are plain ``def``: FastAPI runs them in its worker threads, so each blocking
 ``Repository`` call happens off the event loop.  Each one calls the store and shapes the
@@ -11,14 +11,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from argonfs.console.auth import repository
+from argonfs.console.auth import repository, writer
 from argonfs.console.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Signer, page_of, signer
-from argonfs.console.schemas import BranchOut, BundleOut, BundlesPage, Change, LabelChange, LabelOut, Problem, iso
+from argonfs.console.schemas import (
+    BranchDeleted,
+    BranchIn,
+    BranchOut,
+    BundleOut,
+    BundlesPage,
+    Change,
+    LabelChange,
+    LabelOut,
+    Problem,
+    Protection,
+    iso,
+)
 from argonfs.store import Branch, Bundle, Repository
 
 router = APIRouter()
 
 Repo = Annotated[Repository, Depends(repository)]
+#: the repository writing as the token's name (401 without the token)
+Writer = Annotated[Repository, Depends(writer)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many items")]
 CursorArg = Annotated[str | None, Query(description="the `next` cursor of the previous page")]
 Signed = Annotated[Signer, Depends(signer)]
@@ -26,6 +40,7 @@ Signed = Annotated[Signer, Depends(signer)]
 #: the error answers an endpoint lists in the OpenAPI schema (every error has Problem's shape)
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such name"}}
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "no token, or not this server's"}}
 
 #: the pseudo-ref of a cursor over the bundle list (cursors name what they list)
 BUNDLES = "bundles"
@@ -64,6 +79,55 @@ def list_branches(repo: Repo) -> list[BranchOut]:
 @router.get("/branches/{name}", response_model=BranchOut, responses=NOT_FOUND, tags=["branches"])
 def get_branch(repo: Repo, name: str) -> BranchOut:
     return branch_out(repo, repo.branch(name))
+
+
+@router.post(
+    "/branches",
+    status_code=201,
+    response_model=BranchOut,
+    responses={
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        400: {"model": Problem, "description": "a name argonfs does not accept"},
+        409: {"model": Problem, "description": "the branch exists"},
+    },
+    tags=["branches"],
+)
+def create_branch(repo: Writer, branch: BranchIn) -> BranchOut:
+    """Fork a branch from any ref (default: the default branch's head), in constant time."""
+    return branch_out(repo, repo.create_branch(branch.name, branch.from_))
+
+
+@router.delete(
+    "/branches/{name}",
+    response_model=BranchDeleted,
+    responses={
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        403: {"model": Problem, "description": "the branch is protected"},
+        409: {"model": Problem, "description": "the default branch, or branches fork from it (force=true deletes it anyway)"},
+    },
+    tags=["branches"],
+)
+def delete_branch(
+    repo: Writer, name: str, force: Annotated[bool, Query(description="delete even the default branch or one others fork from")] = False
+) -> BranchDeleted:
+    """Delete a branch's name; its bundles and the branches forked from it keep working."""
+    repo.delete_branch(name, force=force)
+    return BranchDeleted(name=name)
+
+
+@router.put("/branches/{name}/protection", response_model=Protection, responses={**NOT_FOUND, **UNAUTHORIZED}, tags=["branches"])
+def protect_branch(repo: Writer, name: str) -> Protection:
+    """Refuse direct writes to the branch from now on, in every process (merges into it
+    and reverts of it stay allowed)."""
+    return Protection(branch=name, protected=True, changed=repo.protect_branch(name))
+
+
+@router.delete("/branches/{name}/protection", response_model=Protection, responses={**NOT_FOUND, **UNAUTHORIZED}, tags=["branches"])
+def unprotect_branch(repo: Writer, name: str) -> Protection:
+    """Allow direct writes to the branch again."""
+    return Protection(branch=name, protected=False, changed=repo.unprotect_branch(name))
 
 
 @router.get("/bundles", response_model=BundlesPage, tags=["bundles"])

@@ -14,12 +14,11 @@ from itertools import islice
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from argonfs import codec
-from argonfs.console.api import NOT_FOUND, CursorArg, Limit, Repo, Responses, Signed
-from argonfs.console.auth import writer
+from argonfs.console.api import NOT_FOUND, UNAUTHORIZED, CursorArg, Limit, Repo, Responses, Signed, Writer
 from argonfs.console.paging import DEFAULT_LIMIT, page_of, pinned_name, snapshot
 from argonfs.console.schemas import CollectionsOut, DocumentOut, DocumentsPage, EntryOut, HistoryPage, Problem, VersionOut, WriteOut, iso
 from argonfs.console.statuses import RequestError
@@ -29,13 +28,11 @@ from argonfs.store.repo.model import LogEntry
 
 router = APIRouter(tags=["documents"])
 
-Writer = Annotated[Repository, Depends(writer)]
-
 DOCS = "/refs/{ref}/collections/{collection}/documents"
 WRITES: Responses = {
     **NOT_FOUND,
+    **UNAUTHORIZED,
     400: {"model": Problem, "description": "not a valid document, or its _id does not match the name"},
-    401: {"model": Problem, "description": "no token, or not this server's"},
     403: {"model": Problem, "description": "the ref is read-only (a bundle, a label, BRANCH@SEQ) or a protected branch"},
 }
 

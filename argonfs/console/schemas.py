@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def iso(t: datetime) -> str:
@@ -44,6 +44,25 @@ class BranchOut(BaseModel):
     author: str = Field(description="who created it")
     protected: bool
     last: Change | None = Field(description="its newest version; null while it has none of its own")
+
+
+class BranchIn(BaseModel):
+    """A branch to create."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    from_: str | None = Field(default=None, alias="from", description="the ref to fork from (default: the default branch's head)")
+
+
+class BranchDeleted(BaseModel):
+    name: str
+
+
+class Protection(BaseModel):
+    branch: str
+    protected: bool
+    changed: bool = Field(description="false when the branch already was (or was not) protected")
 
 
 class BundleOut(BaseModel):

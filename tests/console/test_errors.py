@@ -30,7 +30,7 @@ def test_every_error_class_has_a_status() -> None:
 def test_not_found_bad_input_and_http_errors(repo, client) -> None:
     problem(client.get(f"{API}/refs/nope/collections"), 404, "not_found")
     problem(client.get(f"{API}/nothing/here"), 404, "not_found")
-    problem(client.post(f"{API}/branches"), 405, "method_not_allowed")
+    problem(client.patch(f"{API}/branches"), 405, "method_not_allowed")
     problem(client.get(f"{API}/refs/main@x/collections"), 400, "invalid_name")
     problem(client.get(f"{API}/refs/main@99/collections"), 404, "not_found")
     body = problem(client.get(DOC, params={"slot": 0}), 422, "invalid_request")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.console.helpers import API, problem
+from tests.console.helpers import API, AUTH, problem
 
 
 def test_branches_list_head_protection_and_last_change(repo, client) -> None:
@@ -79,3 +79,44 @@ def test_openapi_schema_lists_the_endpoints(client) -> None:
     assert set(paths["/api/v1/refs/{ref}/collections/{collection}/documents/{name}"]) == {"get", "put", "delete"}
     assert "Problem" in schema["components"]["schemas"]
     assert not any(p == "/" or p.startswith("/refs") for p in paths)  # the pages are not API
+
+
+def test_create_a_branch_from_any_ref(repo, client) -> None:
+    repo.put("main", "c", {"_id": 1})
+    bundle = repo.create_bundle("main", "one", label="prod")
+    repo.put("main", "c", {"_id": 2})
+    r = client.post(f"{API}/branches", json={"name": "exp"}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json()["parent"] == "main" and r.json()["fork_seq"] == 2 and r.json()["author"] == "alice"
+    for name, ref in (("old", "main@1"), ("frozen", bundle.id), ("released", "prod")):
+        got = client.post(f"{API}/branches", json={"name": name, "from": ref}, headers=AUTH).json()
+        assert got["fork_seq"] == 1, (ref, got)
+        assert [d.stem for d in repo.entries(name, "c")] == ["1"]
+    problem(client.post(f"{API}/branches", json={"name": "exp"}, headers=AUTH), 409, "already_exists")
+    problem(client.post(f"{API}/branches", json={"name": "a/b"}, headers=AUTH), 400, "invalid_name")
+    problem(client.post(f"{API}/branches", json={"name": "x", "from": "nope"}, headers=AUTH), 404, "not_found")
+    problem(client.post(f"{API}/branches", json={"from": "main"}, headers=AUTH), 422, "invalid_request")
+    problem(client.post(f"{API}/branches", json={"name": "y"}), 401, "unauthorized")
+    assert "y" not in {b.name for b in repo.list_branches()}
+
+
+def test_delete_and_protect_a_branch(repo, client) -> None:
+    repo.put("main", "c", {"_id": 1})
+    repo.create_branch("exp")
+    repo.create_branch("child", "exp")
+    problem(client.delete(f"{API}/branches/exp"), 401, "unauthorized")
+    problem(client.delete(f"{API}/branches/exp", headers=AUTH), 409, "conflict")  # child forks from it
+    problem(client.delete(f"{API}/branches/main", headers=AUTH), 409, "conflict")  # the default branch
+    r = client.put(f"{API}/branches/exp/protection", headers=AUTH)
+    assert r.json() == {"branch": "exp", "protected": True, "changed": True}
+    assert client.put(f"{API}/branches/exp/protection", headers=AUTH).json()["changed"] is False
+    exp = client.get(f"{API}/branches/exp").json()
+    assert exp["protected"] is True and exp["last"]["op"] == "protect" and exp["last"]["author"] == "alice"
+    problem(client.delete(f"{API}/branches/exp", params={"force": "true"}, headers=AUTH), 403, "protected")
+    problem(client.put(f"{API}/refs/exp/collections/c/documents/2", content=b"{}", headers=AUTH), 403, "protected")
+    assert client.delete(f"{API}/branches/exp/protection", headers=AUTH).json() == {"branch": "exp", "protected": False, "changed": True}
+    assert client.delete(f"{API}/branches/exp", params={"force": "true"}, headers=AUTH).json() == {"name": "exp"}
+    assert [b["name"] for b in client.get(f"{API}/branches").json()] == ["child", "main"]
+    assert [e.stem for e in repo.entries("child", "c")] == ["1"]  # a fork outlives its parent's name
+    problem(client.delete(f"{API}/branches/exp", headers=AUTH), 404, "not_found")
+    problem(client.put(f"{API}/branches/nope/protection", headers=AUTH), 404, "not_found")
