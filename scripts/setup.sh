@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# chromium and chromium-driver: the console's browser tests (tests/console/test_browser.py)
-for pkg in fuse3 libfuse3-dev pkg-config gcc rsync chromium chromium-driver; do
+# curl: the README's tour; chromium and chromium-driver: the console's browser tests
+for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
