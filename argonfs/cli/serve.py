@@ -21,7 +21,14 @@ def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: 
     `argonfs serve token` prints."""
     if ctx.invoked_subcommand is not None:
         return
-    from argonfs.console import serving
+    try:
+        import fastapi  # noqa: F401
+        import jinja2  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from argonfs.console import serving
+    except ImportError as exc:
+        raise click.ClickException(f"argonfs serve needs the console extra ({exc.name or exc} is missing): pip install 'argonfs[console]'") from None
 
     repo = AppContext(mongo or app.mongo, repo_name or app.repo_name).repo
     repo.info()  # a missing repository or an unreachable server fails here, in one line

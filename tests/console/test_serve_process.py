@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 
 import pytest
+from click.testing import CliRunner
 
+from argonfs.cli import main
 from tests.console.processes import ARGONFS, cli, stop
 
 
@@ -82,3 +85,9 @@ def test_serve_refuses_a_missing_repository_and_a_taken_port(env, mongo_uri: str
             [ARGONFS, "--mongo", mongo_uri, "--repo", repo_name, "serve", "--port", port], env=env, capture_output=True, text=True, timeout=120
         )
     assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_without_the_console_extra_says_what_to_install(monkeypatch, mongo_uri: str, repo_name: str) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what an install without the extra has
+    out = CliRunner().invoke(main, ["--mongo", mongo_uri, "--repo", repo_name, "serve"])
+    assert out.exit_code == 1 and "pip install 'argonfs[console]'" in out.stderr and "uvicorn" in out.stderr
