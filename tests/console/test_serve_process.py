@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -91,3 +92,47 @@ def test_serve_without_the_console_extra_says_what_to_install(monkeypatch, mongo
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # what an install without the extra has
     out = CliRunner().invoke(main, ["--mongo", mongo_uri, "--repo", repo_name, "serve"])
     assert out.exit_code == 1 and "pip install 'argonfs[console]'" in out.stderr and "uvicorn" in out.stderr
+
+
+@pytest.mark.deadline(240)
+def test_concurrent_writers_through_the_api_and_the_cli_lose_no_write(serve, env, mongo_uri: str, repo_name: str) -> None:
+    cli(env, "--mongo", mongo_uri, "--repo", repo_name, "init")
+    s = serve("--mongo", mongo_uri, "--repo", repo_name)
+    token = cli(env, "serve", "token").strip()
+    path = "/api/v1/refs/main/collections/c/documents/shared"
+
+    def api_writer(n: int) -> list[tuple[int, str]]:
+        done = []
+        for i in range(25):
+            tag = f"api-{n}-{i}"
+            status, data = s.request("PUT", path, json.dumps({"w": tag}).encode(), token=token)
+            assert status == 200, data
+            done.append((json.loads(data)["seq"], tag))
+        return done
+
+    def cli_writer(n: int) -> list[tuple[int, str]]:
+        done = []
+        for i in range(4):
+            tag = f"cli-{n}-{i}"
+            out = subprocess.run(
+                [ARGONFS, "--mongo", mongo_uri, "--repo", repo_name, "put", "main", "c", "-"],
+                env={**env, "ARGONFS_AUTHOR": "cli-writer"},
+                input=json.dumps({"_id": "shared", "w": tag}),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout
+            done.append((int(out.rsplit("@", 1)[1]), tag))
+        return done
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(api_writer, n) for n in range(4)] + [pool.submit(cli_writer, n) for n in range(2)]
+        written = [w for f in futures for w in f.result()]
+    assert len(written) == 108 and len({seq for seq, _ in written}) == 108  # every write its own version
+    for seq, tag in written:  # and each one is there, as written, at its seq
+        assert s.json(f"/api/v1/refs/main@{seq}/collections/c/documents/shared")["document"]["w"] == tag
+    history = s.json(path + "/history?limit=1000")
+    authors = {h["seq"]: h["author"] for h in history["items"]}
+    assert authors == {seq: "server-owner" if tag.startswith("api") else "cli-writer" for seq, tag in written}  # the token's name, the CLI's author
+    assert stop(s) == 0
