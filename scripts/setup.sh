@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up a development environment in .venv: system packages (Debian/Ubuntu, as root or
-# with sudo) and argonfs with its test extras, which include every ML integration's
-# library (the "ml" extra: MLflow, wandb, CPU torch, datasets, dvc; about 1.3 GB and
-# 90 s more).  Safe to re-run.
+# with sudo) and argonfs with its console and test extras; the test extras include every
+# ML integration's library (the "ml" extra: MLflow, wandb, CPU torch, datasets, dvc;
+# about 1.3 GB and 90 s more).  Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in fuse3 libfuse3-dev pkg-config gcc rsync; do
+# curl: the README's tour; chromium and chromium-driver: the console's browser tests
+for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -21,5 +22,5 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[console,test]'
 echo "setup: ready (.venv/bin/argonfs)" >&2

@@ -100,6 +100,7 @@ def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
     assert '"title": "revised"' in out  # the label's document, read through the mount
     assert "experiment\nmain\n" in out  # ls of /branches
     assert "branch 'main' is now protected" in out
+    assert '"name":"experiment"' in out  # the API's branches, by curl
     # the remote: a label mounted from it with the server stopped, then pulled elsewhere
     assert out.count('"title": "revised"') >= 2
     assert "-> branch production" in out

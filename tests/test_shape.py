@@ -104,7 +104,8 @@ def test_the_graph_sees_imports() -> None:
 RULES = [
     ("argonfs.store.db", ["argonfs.store.engine", "argonfs.store.repo", "argonfs.codec", "argonfs.naming"]),
     ("argonfs.store.engine", ["argonfs.store.repo", "argonfs.naming"]),
-    ("argonfs.store", ["argonfs.fs", "argonfs.remote", "argonfs.capture", "argonfs.cli", "argonfs.ml", "argonfs.daemon"]),
+    ("argonfs.store", ["argonfs.fs", "argonfs.remote", "argonfs.capture", "argonfs.cli", "argonfs.ml", "argonfs.daemon", "argonfs.console"]),
+    ("argonfs.console", ["argonfs.cli", "argonfs.fs", "argonfs.daemon", "argonfs.ml"]),
     ("argonfs.codec", ["argonfs.store", "argonfs.fs", "argonfs.remote"]),
     ("argonfs.naming", ["argonfs.store", "argonfs.fs", "argonfs.remote"]),
     ("argonfs.snapshot", ["argonfs.store", "argonfs.fs", "argonfs.remote"]),

@@ -40,7 +40,7 @@ def main(ctx: click.Context, mongo: str | None, repo: str, debug: bool) -> None:
     ctx.obj = AppContext(mongo, repo)
 
 
-from argonfs.cli import branch, bundle, capture, docs, history, label, ml, mount, remote, repo, server  # noqa: E402  (registers commands)
+from argonfs.cli import branch, bundle, capture, docs, history, label, ml, mount, remote, repo, serve, server  # noqa: E402  (registers commands)
 
-for module in (repo, branch, bundle, label, docs, history, remote, capture, mount, server, ml):
+for module in (repo, branch, bundle, label, docs, history, remote, capture, mount, serve, server, ml):
     module.register(main)

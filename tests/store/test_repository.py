@@ -165,6 +165,8 @@ def test_bundles_are_immutable_snapshots(repo) -> None:
 def test_bundle_ids_sort_by_time(repo) -> None:
     ids = [repo.create_bundle("main", str(i)).id for i in range(3)]
     assert ids == sorted(ids) and all(len(i) == 14 for i in ids)
+    assert [b.id for b in repo.list_bundles(2)] == ids[:0:-1]
+    assert [b.id for b in repo.list_bundles(2, before=ids[1])] == ids[:1]
 
 
 def test_labels_move_and_keep_history(repo) -> None:

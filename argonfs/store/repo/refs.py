@@ -206,8 +206,11 @@ class Refs(Views):
         return _bundle_of(rec)
 
     @translating
-    def list_bundles(self, limit: int = 0) -> list[Bundle]:
-        return [_bundle_of(r) for r in self.db["bundles"].find().sort("_id", DESCENDING).limit(limit)]
+    def list_bundles(self, limit: int = 0, *, before: str | None = None) -> list[Bundle]:
+        """Bundles newest first (ids sort by creation time); ``before``: only those
+        older than that bundle id (the next page after it)."""
+        query = {} if before is None else {"_id": {"$lt": before}}
+        return [_bundle_of(r) for r in self.db["bundles"].find(query).sort("_id", DESCENDING).limit(limit)]
 
     @translating
     def set_label(self, name: str, bundle_id: str) -> None:

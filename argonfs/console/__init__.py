@@ -1,0 +1,18 @@
+"""The web console and the HTTP API that ``argonfs serve`` runs (docs/console.md).
+
+A seam over the store, not a second store: every handler parses the request, calls one
+``Repository`` method in a worker thread and shapes the answer.
+
+    app.py       the ASGI application: routers, the error seam, who may call
+    statuses.py  which HTTP status and error name each argonfs error is; the one error shape
+    auth.py      the token kept in the data directory, and the checks of a request
+    paging.py    opaque cursors: a page of a listing, pinned to one snapshot
+    api.py       /api/v1: branches, bundles, labels
+    documents.py /api/v1: collections and documents at any ref, history, put and delete
+    pages.py     the console's HTML pages (templates/ holds their markup)
+    serving.py   running it under uvicorn: the bind address and what is said at start
+
+It stands on the store (and ``argonfs.config``, ``codec``, ``errors``); the store imports
+nothing of it, and it imports nothing of the CLI, the mount (``fs``, ``daemon``) or ``ml``
+(tests/test_shape.py checks both).
+"""

@@ -1,0 +1,142 @@
+"""Who may call the console: the token kept in the data directory, and the checks of a
+request.
+
+The token is made at the first start (or by ``argonfs serve token``) and kept in
+``<data dir>/console/token.json``, 0600 in a 0700 directory (``argonfs.config``'s private
+files): ``{"name": ..., "token": ...}``.  Its name is the author of every write made with
+it (the default author of whoever created it).  A request proves it holds the token with
+``Authorization: Bearer TOKEN``; every write needs that, and so does every request of a
+server bound to an address other than loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from argonfs import config
+from argonfs.console.statuses import FORBIDDEN_HOST, UNAUTHORIZED, RequestError
+from argonfs.errors import ArgonError
+from argonfs.store import Repository
+
+FILE = "token.json"
+
+
+@dataclass(frozen=True)
+class Token:
+    name: str
+    secret: str
+
+
+def token_path(home: Path | None = None) -> Path:
+    return (home or config.data_dir()) / "console" / FILE
+
+
+def load_token(home: Path | None = None) -> Token | None:
+    """The kept token, or None when there is none yet."""
+    path = token_path(home)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ArgonError(f"{path} is not a token file ({exc}); delete it and start again for a new token") from None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("token"), str) or not data["token"]:
+        raise ArgonError(f"{path} is not a token file; delete it and start again for a new token")
+    return Token(data["name"], data["token"])
+
+
+def ensure_token(home: Path | None = None) -> Token:
+    """The kept token, made (named after the default author) if there is none."""
+    token = load_token(home)
+    if token is not None:
+        return token
+    path = token_path(home)
+    config.private_dir(path.parent)
+    token = Token(config.default_author(), secrets.token_urlsafe(32))
+    config.write_private(path, json.dumps({"name": token.name, "token": token.secret}).encode() + b"\n", sync=True)
+    return token
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to, it is not known to be loopback
+
+
+#: the Host headers a loopback server answers (others are a DNS-rebinding page's)
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def host_of(header: str) -> str:
+    """The host of a Host header, without its port."""
+    if header.startswith("["):
+        return header.partition("]")[0] + "]"
+    return header.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a server asks of a request: the token, whether reads need it too, and
+    which Host headers it answers (None: any)."""
+
+    token: Token
+    reads_need_token: bool
+    hosts: frozenset[str] | None
+
+    def caller(self, authorization: str | None) -> str | None:
+        """The token's name if the header carries the token; None when there is no
+        header; refused when there is a header with anything else."""
+        if authorization is None:
+            return None
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(secret.strip().encode(), self.token.secret.encode()):
+            raise unauthorized("the Authorization header does not carry this server's token ('argonfs serve token' prints it)")
+        return self.token.name
+
+    def check(self, host_header: str, authorization: str | None) -> None:
+        """What every request must pass: a Host header the server answers (a loopback
+        server refuses other names, so a page of another site cannot reach it by DNS
+        rebinding) and, when reads need the token, the token."""
+        if self.hosts is not None and host_of(host_header) not in self.hosts:
+            raise RequestError(403, FORBIDDEN_HOST, f"this server answers only {', '.join(sorted(self.hosts))} in the Host header")
+        if self.caller(authorization) is None and self.reads_need_token:
+            raise unauthorized("this server is not on loopback: every request needs Authorization: Bearer TOKEN ('argonfs serve token' prints it)")
+
+
+def unauthorized(message: str) -> RequestError:
+    return RequestError(401, UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+# ---------------------------------------------------------------------- FastAPI dependencies
+# (no I/O in them: they run on the event loop; ``Policy.check`` runs for every request in
+# app.py's middleware, before any route, so it covers the OpenAPI schema and unknown paths)
+
+
+def policy_of(request: Request) -> Policy:
+    policy: Policy = request.app.state.policy
+    return policy
+
+
+async def repository(request: Request) -> Repository:
+    """The repository the server was started on, for reading."""
+    repo: Repository = request.app.state.repo
+    return repo
+
+
+async def writer(request: Request) -> Repository:
+    """The repository writing as the token's name; refused without the token."""
+    caller = policy_of(request).caller(request.headers.get("authorization"))
+    if caller is None:
+        raise unauthorized("writes need Authorization: Bearer TOKEN ('argonfs serve token' prints it)")
+    repo: Repository = request.app.state.repo
+    return repo.with_author(caller)
