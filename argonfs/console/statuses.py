@@ -9,12 +9,9 @@ a traceback never leaves the server.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from argonfs import errors
-
-log = logging.getLogger(__name__)
 
 #: argonfs error class -> (HTTP status, error name); a class not listed takes its nearest
 #: listed base class's row (``DocumentTooLarge`` is an ``InvalidDocument``)

@@ -24,7 +24,6 @@ logged once (``Remote.skip``), and the rest is listed; a pull refuses them inste
 from __future__ import annotations
 
 import bisect
-import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,8 +36,6 @@ from argonfs.remote.chunks import RemoteEntry
 from argonfs.remote.format import ChunkRef, Descriptor
 from argonfs.remote.reading import Remote
 from argonfs.snapshot import Label, Listed
-
-log = logging.getLogger(__name__)
 
 #: chunks of a collection's listing fetched ahead of the reader, per layer
 AHEAD = 8

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import logging
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -22,8 +21,6 @@ from pymongo import ASCENDING, DESCENDING
 
 from argonfs.store.db.mongo import Coll
 from argonfs.store.engine import packs
-
-log = logging.getLogger(__name__)
 
 Layer = tuple[ObjectId, "int | None"]
 Chain = Sequence[Layer]

@@ -10,7 +10,6 @@ Blocking (pymongo).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -28,9 +27,6 @@ from argonfs.store.repo import protect
 from argonfs.store.repo.documents import payload
 from argonfs.store.repo.model import ADDED, DELETED, UPDATED, Document, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.repo.writes import Writes
-
-log = logging.getLogger(__name__)
-
 
 #: above this many candidate names in a collection, a diff merge-joins the two listings
 #: (checkpoints make a listing about 4 s per million documents on SecantusDB) instead of

@@ -9,7 +9,6 @@ bundle, with every change appended to ``label_history``.  Blocking (pymongo).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +22,6 @@ from argonfs.store.db.mongo import translating
 from argonfs.store.repo import protect
 from argonfs.store.repo.model import Branch, Bundle, View, new_bundle_id, now
 from argonfs.store.repo.views import Views
-
-log = logging.getLogger(__name__)
 
 
 class Refs(Views):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import os
 from datetime import timedelta
 
@@ -70,7 +69,6 @@ __all__ = [
     "prepare",
 ]
 
-log = logging.getLogger(__name__)
 
 FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"

@@ -10,7 +10,6 @@ documents.py, history.py and readlog.py build on it.  Blocking (pymongo).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -22,8 +21,6 @@ from argonfs.store.engine import lookup
 from argonfs.store.engine import migrations as fmt
 from argonfs.store.engine import versions as v
 from argonfs.store.repo.model import View
-
-log = logging.getLogger(__name__)
 
 
 class Views:

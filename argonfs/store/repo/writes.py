@@ -8,7 +8,6 @@ Blocking (pymongo).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -27,8 +26,6 @@ from argonfs.store.engine import versions as v
 from argonfs.store.repo import protect
 from argonfs.store.repo.documents import Documents
 from argonfs.store.repo.model import Change, Document, View, new_bundle_id, now
-
-log = logging.getLogger(__name__)
 
 
 class Writes(Documents):
