@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from argonfs.console import api, documents, merges, pages, review
-from argonfs.console.auth import Policy
+from argonfs.console import api, documents, merges, pages, review, review_pages
+from argonfs.console.auth import SESSION, Policy
 from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
 from argonfs.errors import ArgonError
@@ -52,7 +52,7 @@ class Guard:
         if scope["type"] == "http":
             request = Request(scope)
             try:
-                self.policy.check(request.headers.get("host", ""), request.headers.get("authorization"))
+                self.policy.check(request.headers.get("host", ""), request.headers.get("authorization"), request.cookies.get(SESSION))
             except RequestError as exc:
                 await self.answer(request, exc.status, body(exc.error, exc.message), exc.headers)(scope, receive, send)
                 return
@@ -66,8 +66,9 @@ def _version() -> str:
         return "0"
 
 
-def create_app(repo: Repository, policy: Policy) -> FastAPI:
-    """The application serving ``repo``; ``policy`` says what a request must carry."""
+def create_app(repo: Repository, policy: Policy, *, read_log: bool = False) -> FastAPI:
+    """The application serving ``repo``; ``policy`` says what a request must carry;
+    ``read_log``: record who reads which document (``serve --read-log``)."""
     app = FastAPI(
         title="argonfs",
         version=_version(),
@@ -78,12 +79,14 @@ def create_app(repo: Repository, policy: Policy) -> FastAPI:
     )
     app.state.repo = repo
     app.state.policy = policy
+    app.state.read_log = read_log
     app.state.signer = Signer.for_secret(policy.token.secret)
     app.include_router(api.router, prefix=API)
     app.include_router(documents.router, prefix=API)
     app.include_router(review.router, prefix=API)
     app.include_router(merges.router, prefix=API)
     app.include_router(pages.router)
+    app.include_router(review_pages.router)
 
     def answer(request: Request, status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         if request.url.path.startswith("/api/") or request.url.path == "/api":

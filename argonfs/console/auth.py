@@ -7,10 +7,20 @@ files): ``{"name": ..., "token": ...}``.  Its name is the author of every write 
 it (the default author of whoever created it).  A request proves it holds the token with
 ``Authorization: Bearer TOKEN``; every write needs that, and so does every request of a
 server bound to an address other than loopback.
+
+A browser gives the token once, on the console's login page, and holds a session cookie
+from then on (``SESSION``: a MAC of the token, HttpOnly, SameSite=Strict, so no other
+site's page sends it).  The cookie stands for the token in every read, the console's
+live updates included, and in the console's own form posts, each of which must also
+carry the form's CSRF field (another MAC of the token, in every page with a form) and,
+when the browser sends one, an Origin naming this server.  The API's writes take the
+Authorization header only: a cookie alone never writes through /api.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import secrets
@@ -63,6 +73,25 @@ def ensure_token(home: Path | None = None) -> Token:
     return token
 
 
+#: the cookie of a browser that gave the token on the login page
+SESSION = "argonfs_session"
+
+
+def _mac(token: Token, purpose: str) -> str:
+    return hmac.new(token.secret.encode(), b"argonfs console " + purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def session_value(token: Token) -> str:
+    """The session cookie's value: it proves the token was given, and is not the token."""
+    return _mac(token, "session")
+
+
+def csrf_value(token: Token) -> str:
+    """The CSRF field of the console's forms (a page of this server shows it; another
+    site's page cannot read it)."""
+    return _mac(token, "csrf")
+
+
 def is_loopback(host: str) -> bool:
     """Whether a bind address only accepts connections from this machine."""
     if host == "localhost":
@@ -103,13 +132,20 @@ class Policy:
             raise unauthorized("the Authorization header does not carry this server's token ('argonfs serve token' prints it)")
         return self.token.name
 
-    def check(self, host_header: str, authorization: str | None) -> None:
+    def session(self, cookie: str | None) -> str | None:
+        """The token's name if the session cookie is this server's; None otherwise (a
+        stale cookie, of a token since replaced, is no session)."""
+        if cookie and secrets.compare_digest(cookie.encode(), session_value(self.token).encode()):
+            return self.token.name
+        return None
+
+    def check(self, host_header: str, authorization: str | None, cookie: str | None = None) -> None:
         """What every request must pass: a Host header the server answers (a loopback
         server refuses other names, so a page of another site cannot reach it by DNS
-        rebinding) and, when reads need the token, the token."""
+        rebinding) and, when reads need the token, the token or the session cookie."""
         if self.hosts is not None and host_of(host_header) not in self.hosts:
             raise RequestError(403, FORBIDDEN_HOST, f"this server answers only {', '.join(sorted(self.hosts))} in the Host header")
-        if self.caller(authorization) is None and self.reads_need_token:
+        if self.caller(authorization) is None and self.session(cookie) is None and self.reads_need_token:
             raise unauthorized("this server is not on loopback: every request needs Authorization: Bearer TOKEN ('argonfs serve token' prints it)")
 
 
@@ -131,6 +167,34 @@ async def repository(request: Request) -> Repository:
     """The repository the server was started on, for reading."""
     repo: Repository = request.app.state.repo
     return repo
+
+
+def caller_name(request: Request) -> str:
+    """Who is asking, for the read log: the token's name when the request carries the
+    token or the session, else ``anonymous`` and the client's address."""
+    policy = policy_of(request)
+    name = policy.caller(request.headers.get("authorization")) or policy.session(request.cookies.get(SESSION))
+    if name is not None:
+        return name
+    return f"anonymous@{request.client.host}" if request.client else "anonymous"
+
+
+async def form_writer(request: Request) -> Repository:
+    """The repository writing as the token's name, for a console form post: the session
+    cookie (or the token), the form's CSRF field, and no Origin of another site."""
+    policy = policy_of(request)
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in (f"{request.url.scheme}://{request.headers.get('host', '')}",):
+        raise RequestError(403, "cross_site", f"a form of {origin} cannot post to this server")
+    form = await request.form()
+    given = form.get("csrf")
+    if not isinstance(given, str) or not secrets.compare_digest(given.encode(), csrf_value(policy.token).encode()):
+        raise RequestError(403, "cross_site", "the form's CSRF field is missing or not this server's: reload the page and send it again")
+    caller = policy.caller(request.headers.get("authorization")) or policy.session(request.cookies.get(SESSION))
+    if caller is None:
+        raise unauthorized("log in with the token first (/login; 'argonfs serve token' prints it)")
+    repo: Repository = request.app.state.repo
+    return repo.with_author(caller)
 
 
 async def writer(request: Request) -> Repository:

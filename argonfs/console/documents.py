@@ -19,12 +19,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from argonfs import codec
 from argonfs.console.api import NOT_FOUND, UNAUTHORIZED, CursorArg, Limit, Repo, Responses, Signed, Writer
+from argonfs.console.auth import caller_name
 from argonfs.console.paging import DEFAULT_LIMIT, page_of, pinned_name, snapshot
 from argonfs.console.schemas import CollectionsOut, DocumentOut, DocumentsPage, EntryOut, HistoryPage, Problem, VersionOut, WriteOut, iso
 from argonfs.console.statuses import RequestError
 from argonfs.errors import DocumentTooLarge, InvalidDocument, NotFound
 from argonfs.store import Document, Entry, Repository
-from argonfs.store.repo.model import LogEntry
+from argonfs.store.repo.model import LogEntry, now
 
 router = APIRouter(tags=["documents"])
 
@@ -39,6 +40,14 @@ WRITES: Responses = {
 #: what a PUT body may hold: a document at MongoDB's limit, as Extended JSON, with room
 #: for the JSON's own overhead (type wrappers, indentation)
 MAX_BODY = 4 * codec.MAX_BSON_SIZE
+
+
+def note_reads(request: Request, repo: Repository, ref: str, collection: str, stems: list[str]) -> None:
+    """Record in the read log (when the server keeps one: ``serve --read-log``) who read
+    these documents of ``ref``, as a mount started with --read-log does.  Blocking."""
+    if stems and request.app.state.read_log:
+        who, t = caller_name(request), now()
+        repo.record_reads([{"user": who, "ref": ref, "c": collection, "k": stem + codec.SUFFIX, "t": t} for stem in stems])
 
 
 def stem_of(name: str) -> str:
@@ -75,6 +84,7 @@ def list_collections(repo: Repo, ref: str) -> CollectionsOut:
 
 @router.get(DOCS, response_model=DocumentsPage, responses=NOT_FOUND)
 def list_documents(
+    request: Request,
     repo: Repo,
     signed: Signed,
     ref: str,
@@ -88,6 +98,8 @@ def list_documents(
     snap = snapshot(repo, ref, cursor, signed)
     entries, more = page_of(list(islice(repo.entries(snap.view, collection, after=snap.after), limit + 1)), limit)
     docs: list[Document | None] = list(repo.bodies(collection, entries)) if bodies else [None] * len(entries)
+    if bodies:
+        note_reads(request, repo, ref, collection, [e.stem for e in entries])
     return DocumentsPage(
         ref=ref,
         at=pinned_name(snap.view),
@@ -99,6 +111,7 @@ def list_documents(
 
 @router.get(DOCS + "/{name}", response_model=DocumentOut, responses=NOT_FOUND)
 def get_document(
+    request: Request,
     repo: Repo,
     ref: str,
     collection: str,
@@ -108,6 +121,7 @@ def get_document(
     """One document as Extended JSON; with ``slot``, that one version of it."""
     stem = stem_of(name)
     d = repo.get(ref, collection, stem) if slot is None else repo.get_version(ref, collection, stem, slot)
+    note_reads(request, repo, ref, collection, [d.stem])
     return DocumentOut(
         ref=ref,
         collection=collection,

@@ -19,14 +19,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import jinja2
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from argonfs import codec
 from argonfs.console.api import Repo, Signed, branch_out
-from argonfs.console.documents import entry_out, stem_of, version_out
+from argonfs.console.auth import SESSION, csrf_value, policy_of
+from argonfs.console.documents import entry_out, note_reads, stem_of, version_out
 from argonfs.console.paging import DEFAULT_LIMIT, page_of, pinned_name, snapshot
 from argonfs.console.schemas import iso
+from argonfs.store import Repository
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,24 +49,45 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def render(template: str, values: dict[str, Any], status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_templates().get_template(template).render(**values), status_code=status)
+def render(template: str, values: dict[str, Any], status: int = 200, request: Request | None = None) -> HTMLResponse:
+    """A page; with ``request``, its header shows who is logged in (and its forms get
+    the CSRF field)."""
+    who: dict[str, Any] = {"user": None, "csrf": ""}
+    if request is not None:
+        policy = policy_of(request)
+        who["user"] = policy.caller(request.headers.get("authorization")) or policy.session(request.cookies.get(SESSION))
+        if who["user"] is not None:
+            who["csrf"] = csrf_value(policy.token)
+    return HTMLResponse(_templates().get_template(template).render(**who, **values), status_code=status)
 
 
 @router.get("/", response_class=HTMLResponse)
-def branches_page(repo: Repo) -> HTMLResponse:
+def branches_page(request: Request, repo: Repo) -> HTMLResponse:
     rows = [branch_out(repo, b) for b in repo.list_branches(protection=True)]
-    return render("branches.html", {"repository": repo.db.name, "branches": rows})
+    return render("branches.html", {"repository": repo.db.name, "branches": rows}, request=request)
 
 
 @router.get("/refs/{ref}", response_class=HTMLResponse)
-def collections_page(repo: Repo, ref: str) -> HTMLResponse:
+def collections_page(request: Request, repo: Repo, ref: str) -> HTMLResponse:
     view = repo.pin(ref)
-    return render("collections.html", {"repository": repo.db.name, "ref": ref, "at": pinned_name(view), "collections": repo.collections(view)})
+    values = {
+        "repository": repo.db.name,
+        "ref": ref,
+        "at": pinned_name(view),
+        "collections": repo.collections(view),
+        "parent": view.kind == "branch" and _parent(repo, ref),
+    }
+    return render("collections.html", values, request=request)
+
+
+def _parent(repo: Repository, branch: str) -> str | None:
+    """Where a branch forked (``PARENT@SEQ``), for a link to its diff; None for a root."""
+    b = repo.branch(branch)
+    return f"{b.parent_name}@{b.fork_seq}" if b.parent_name else None
 
 
 @router.get("/refs/{ref}/collections/{collection}", response_class=HTMLResponse)
-def documents_page(repo: Repo, signed: Signed, ref: str, collection: str, cursor: Annotated[str | None, Query()] = None) -> HTMLResponse:
+def documents_page(request: Request, repo: Repo, signed: Signed, ref: str, collection: str, cursor: Annotated[str | None, Query()] = None) -> HTMLResponse:
     snap = snapshot(repo, ref, cursor, signed)
     entries, more = page_of(list(islice(repo.entries(snap.view, collection, after=snap.after), DEFAULT_LIMIT + 1)), DEFAULT_LIMIT)
     return render(
@@ -78,14 +101,16 @@ def documents_page(repo: Repo, signed: Signed, ref: str, collection: str, cursor
             "next": snap.next(entries[-1].stem) if more else None,
             "first": cursor is not None,
         },
+        request=request,
     )
 
 
 @router.get("/refs/{ref}/collections/{collection}/documents/{name}", response_class=HTMLResponse)
-def document_page(repo: Repo, ref: str, collection: str, name: str, slot: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+def document_page(request: Request, repo: Repo, ref: str, collection: str, name: str, slot: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
     stem = stem_of(name)
     view = repo.pin(ref)
     doc = repo.get(view, collection, stem) if slot is None else repo.get_version(view, collection, stem, slot)
+    note_reads(request, repo, ref, collection, [stem])
     history, more = page_of(list(islice(repo.log(view, collection, stem), HISTORY + 1)), HISTORY)
     versions = [version_out(e) for e in history]
     return render(
@@ -103,6 +128,7 @@ def document_page(repo: Repo, ref: str, collection: str, name: str, slot: Annota
             "more_history": more,
             "api_path": f"/refs/{segment(ref)}/collections/{segment(collection)}/documents/{segment(stem)}",
         },
+        request=request,
     )
 
 
