@@ -45,11 +45,11 @@ def create_remote_app(remote: RemoteCatalog, policy: Policy) -> FastAPI:
     return app
 
 
-@writes.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE", "GET", "HEAD"])
+@writes.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE", "GET"])
 def refuse(request: Request, remote: Catalog, path: str) -> None:
     """Every write, on any path: a remote changes only by pushing to it.  (Routed after
     every read; a read of a path no route has is 404 here, as in app.py: a route taking
     only writes would make it 405.)"""
-    if request.method in ("GET", "HEAD"):
+    if request.method == "GET":
         raise NotFound(f"no such path: {request.url.path}")
     raise ReadOnly(f"remote {remote.url} is served read-only (a remote changes only by pushing to it)")

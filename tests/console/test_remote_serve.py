@@ -230,6 +230,17 @@ def test_every_write_is_read_only(client: TestClient, headers: dict[str, str]) -
     assert page.status_code == 403 and "read_only" in page.text and page.headers["content-type"].startswith("text/html")
 
 
+def test_unknown_paths_are_404_and_the_schema_lists_the_reads(client: TestClient) -> None:
+    problem(client.get(f"{API}/nope"), 404, "not_found")
+    problem(client.get(f"{API}/refs/prod/collections/papers/documents/7/nope"), 404, "not_found")
+    page = client.get("/nope/at/all")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    schema = ok(client.get(f"{API}/openapi.json"))
+    assert f"{API}/labels/{{name}}/history" in schema["paths"] and "put" not in schema["paths"].get(
+        f"{API}/refs/{{ref}}/collections/{{collection}}/documents/{{name}}", {}
+    )
+
+
 def test_off_loopback_every_request_needs_the_token(published: Published) -> None:
     with remote_client(published.url, reads_need_token=True) as c:
         problem(c.get(f"{API}/bundles"), 401, "unauthorized")
