@@ -9,7 +9,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY argonfs ./argonfs
-RUN pip install --no-cache-dir . \
+# the console extra: `argonfs serve` beside the mount (docs/console.md, "As a sidecar beside the mount")
+RUN pip install --no-cache-dir '.[console]' \
  && apt-get purge -y gcc libc6-dev pkg-config && apt-get autoremove -y
 
 COPY docker/entrypoint.sh /usr/local/bin/argonfs-sidecar

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from argonfs.config import data_dir, private_dir, private_fd, write_private
 from argonfs.errors import ArgonError, Conflict, NotFound, ReadOnly
-from argonfs.remote.cache import DEFAULT_SIZE
+from argonfs.remote.cache import DEFAULT_SIZE, cache_dir
 
 if TYPE_CHECKING:
     from argonfs.snapshot import Catalog
@@ -74,8 +74,9 @@ def log_file(mountpoint: str) -> Path:
 
 def remote_cache_dir(url: str) -> Path:
     """Where a remote mount caches the remote's chunks and pack blocks, by URL (mounts
-    of one remote share it: every entry is immutable and written atomically)."""
-    return data_dir() / "remote-cache" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    of one remote and ``argonfs serve --remote`` share it: every entry is immutable and
+    written atomically)."""
+    return cache_dir(url)
 
 
 def check_mountpoint(mountpoint: str) -> str:
@@ -146,18 +147,12 @@ def _open(config: MountConfig) -> _Served:
     """The catalog to serve, checked: fail before mounting when the repository or the
     remote is missing, unreachable or in another format."""
     if config.remote is not None:
-        from argonfs.remote.cache import Cache
-        from argonfs.remote.objects import open_store
-        from argonfs.remote.reading import Remote
         from argonfs.remote.snapshots import RemoteCatalog
 
         if config.read_log:
             raise ReadOnly("a remote mount keeps no read log (it is stored in MongoDB): drop --read-log")
-        store = open_store(config.remote)
-        remote = Remote(store, Cache(remote_cache_dir(store.url), config.cache_size))
-        remote.check_format()
-        catalog = RemoteCatalog(remote)
-        return _Served(catalog, store.url, f"remote {store.url} (read-only, cache {remote_cache_dir(store.url)})", catalog.close)
+        catalog = RemoteCatalog.open(config.remote, config.cache_size)
+        return _Served(catalog, catalog.url, f"remote {catalog.url} (read-only, cache {remote_cache_dir(catalog.url)})", catalog.close)
     from argonfs.store import Repository
     from argonfs.store.snapshots import MongoCatalog
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from argonfs.cli.common import AppContext, pass_app
+from argonfs.cli.mount import Size
+from argonfs.errors import ArgonError
 
 
 @click.group(invoke_without_command=True)
@@ -12,15 +16,32 @@ from argonfs.cli.common import AppContext, pass_app
 @click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port, said at start).")
 @click.option("--repo", "repo_name", metavar="NAME", help="Repository to serve (default: the global --repo).")
 @click.option("--mongo", metavar="URI", help="MongoDB URI (default: the global --mongo, else the embedded server).")
+@click.option(
+    "--remote",
+    envvar="ARGONFS_REMOTE",
+    metavar="URL",
+    help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
+)
+@click.option(
+    "--cache-size",
+    envvar="ARGONFS_CACHE_SIZE",
+    type=Size(),
+    default="1G",
+    show_default=True,
+    help="With --remote: bytes of remote objects kept on local disk, shared with mounts of the remote [env ARGONFS_CACHE_SIZE].",
+)
 @pass_app
 @click.pass_context
-def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: str | None, mongo: str | None) -> None:
+def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: str | None, mongo: str | None, remote: str | None, cache_size: int) -> None:
     """Serve the web console at / and the HTTP API at /api/v1 until SIGINT or SIGTERM.
 
     Reads are open on loopback; writes need `Authorization: Bearer TOKEN` with the token
-    `argonfs serve token` prints."""
+    `argonfs serve token` prints.  With --remote, a remote's bundles and labels,
+    read-only, with no MongoDB (every write is 403 read_only)."""
     if ctx.invoked_subcommand is not None:
         return
+    if remote is not None:
+        _check_remote_options(ctx, remote, repo_name, mongo)
     try:
         import fastapi  # noqa: F401
         import jinja2  # noqa: F401
@@ -30,12 +51,56 @@ def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: 
     except ImportError as exc:
         raise click.ClickException(f"argonfs serve needs the console extra ({exc.name or exc} is missing): pip install 'argonfs[console]'") from None
 
+    if remote is not None:
+        _serve_remote(host, port, remote, cache_size)
+        return
     repo = AppContext(mongo or app.mongo, repo_name or app.repo_name).repo
     repo.info()  # a missing repository or an unreachable server fails here, in one line
     listening = serving.listen(host, port)
     click.echo(f"argonfs: serving repository {repo.db.name!r} ({repo.where}) at {listening.url}", err=True)
     click.echo(f"argonfs: {listening.notice}", err=True)
     serving.run(repo, listening)
+
+
+def _check_remote_options(ctx: click.Context, remote: str, repo_name: str | None, mongo: str | None) -> None:
+    """--remote serves no repository: a --mongo or --repo given with it (here or before
+    `serve`) is a mistake; ARGONFS_MONGO_URI and ARGONFS_REPO in the environment are
+    ignored, as by `argonfs mount --remote`."""
+    given = [f"--{name}" for name, value in (("mongo", mongo), ("repo", repo_name)) if value is not None]
+    parent = ctx.parent
+    if parent is not None:
+        given += [f"--{name}" for name in ("mongo", "repo") if parent.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"--remote serves a remote without MongoDB; it cannot be given with {' or '.join(sorted(set(given)))}")
+    from argonfs.remote.objects import check_url
+
+    try:
+        check_url(remote)
+    except ArgonError as exc:
+        raise click.BadParameter(str(exc), param_hint="--remote") from None
+    plain = "://" not in remote and not remote.startswith(("/", "."))
+    if plain and not os.path.isdir(remote):
+        raise click.BadParameter(
+            f"{remote!r} is neither a URL nor a directory; --remote takes a URL, not a remote's name "
+            "(names are kept in MongoDB: 'argonfs remote list' shows their URLs)",
+            param_hint="--remote",
+        )
+
+
+def _serve_remote(host: str, port: int, url: str, cache_size: int) -> None:
+    from argonfs.console import serving
+    from argonfs.console.remote import create_remote_app
+    from argonfs.remote.snapshots import RemoteCatalog
+
+    catalog = RemoteCatalog.open(url, cache_size)  # a missing, unreachable or foreign remote fails here, in one line
+    try:
+        listening = serving.listen(host, port)
+        click.echo(f"argonfs: serving remote {catalog.url} read-only (no MongoDB) at {listening.url}", err=True)
+        notice = listening.notice if listening.policy.reads_need_token else "loopback only; every write answers 403 read_only"
+        click.echo(f"argonfs: {notice}", err=True)
+        serving.serve_app(create_remote_app(catalog, listening.policy), listening)
+    finally:
+        catalog.close()
 
 
 @serve.command("token")

@@ -87,11 +87,18 @@ def create_app(repo: Repository, policy: Policy, *, read_log: bool = False) -> F
     app.include_router(merges.router, prefix=API)
     app.include_router(pages.router)
     app.include_router(review_pages.router)
+    guard(app, policy, repo.db.name)
+    return app
+
+
+def guard(app: FastAPI, policy: Policy, name: str) -> None:
+    """Put the ``Guard`` and the one error seam on ``app`` (console/remote.py's app has
+    them too); ``name`` is what error pages show at their top."""
 
     def answer(request: Request, status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         if request.url.path.startswith("/api/") or request.url.path == "/api":
             return JSONResponse(problem, status_code=status, headers=headers)
-        page = pages.error_page(status, problem, repo.db.name)
+        page = pages.error_page(status, problem, name)
         if headers:
             page.headers.update(headers)
         return page
@@ -128,5 +135,3 @@ def create_app(repo: Repository, policy: Policy, *, read_log: bool = False) -> F
     async def bug(request: Request, exc: Exception) -> Response:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return answer(request, 500, body(INTERNAL, "internal error: the server's log has the details"))
-
-    return app

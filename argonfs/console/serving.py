@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from argonfs.console.app import create_app
 from argonfs.console.auth import LOOPBACK_HOSTS, Policy, ensure_token, is_loopback
 from argonfs.errors import ArgonError
@@ -63,6 +65,11 @@ def listen(host: str, port: int, home: Path | None = None) -> Listening:
 def run(repo: Repository, listening: Listening) -> None:
     """Serve ``repo`` on the bound socket until SIGINT or SIGTERM has stopped the server
     gracefully; then return (the process exits 0, as the mount daemon does)."""
+    serve_app(create_app(repo, listening.policy), listening)
+
+
+def serve_app(app: ASGIApp, listening: Listening) -> None:
+    """Serve ``app`` (a repository's, or console/remote.py's over a remote) as ``run``."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -78,7 +85,6 @@ def run(repo: Repository, listening: Listening) -> None:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    app = create_app(repo, listening.policy)
     config = uvicorn.Config(app, log_level="info", access_log=False, lifespan="off", server_header=False)
     server = Server(config)
     try:

@@ -14,18 +14,26 @@ simply fetched again.  Entries are 0600 in a 0700 directory (argonfs/config.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
 from pathlib import Path
 
-from argonfs.config import private_dir, write_private
+from argonfs.config import data_dir, private_dir, write_private
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 1 << 30
 #: what a file counts against the bound at least: the block it takes on disk
 FILE_COST = 4096
+
+
+def cache_dir(url: str) -> Path:
+    """Where the processes reading one remote (its mounts, ``argonfs serve --remote``)
+    cache its chunks and pack blocks, by URL: they share it, since every entry is
+    immutable and written atomically."""
+    return data_dir() / "remote-cache" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def cost(size: int) -> int:

@@ -32,8 +32,10 @@ from typing import Any
 from argonfs import codec
 from argonfs.errors import Corrupt, InvalidName, NotFound, ReadOnly, WrongFormat
 from argonfs.naming import check_collection_name, is_bundle_id
+from argonfs.remote.cache import DEFAULT_SIZE, Cache, cache_dir
 from argonfs.remote.chunks import RemoteEntry
-from argonfs.remote.format import ChunkRef, Descriptor
+from argonfs.remote.format import ChunkRef, Descriptor, LabelSlot
+from argonfs.remote.objects import open_store
 from argonfs.remote.reading import Remote
 from argonfs.snapshot import Label, Listed
 
@@ -50,6 +52,16 @@ class RemoteCatalog:
         self.remote = remote
         self.url = remote.url
         self.pool = ThreadPoolExecutor(fetchers, thread_name_prefix="argonfs-remote")
+
+    @classmethod
+    def open(cls, url: str, cache_size: int = DEFAULT_SIZE) -> RemoteCatalog:
+        """The catalog of the remote at ``url``, its objects cached on disk
+        (``cache_dir``, shared by every process reading that remote), checked: a remote
+        that is missing, unreachable or of another format fails here."""
+        store = open_store(url)
+        remote = Remote(store, Cache(cache_dir(store.url), cache_size))
+        remote.check_format()
+        return cls(remote)
 
     def close(self) -> None:
         """Stop the fetching threads (fetches in flight finish on their own)."""
@@ -94,23 +106,36 @@ class RemoteCatalog:
         return [d for d in self.pool.map(read, self.remote.bundle_ids()) if d is not None]
 
     def labels(self) -> list[Label]:
-        def read(name: str) -> Label | None:
+        return [Label(s.name, s.bundle, s.time_ns) for s in self.label_slots() if s.bundle is not None]
+
+    def label(self, name: str) -> Label:
+        slot = self.label_slot(name)
+        assert slot.bundle is not None
+        return Label(name, slot.bundle, slot.time_ns)
+
+    def label_slots(self) -> list[LabelSlot]:
+        """The newest slot of every label (its bundle, when and by whom it was set),
+        read in parallel; a deleted label is left out, an unreadable one skipped (and
+        logged once)."""
+
+        def read(name: str) -> LabelSlot | None:
             try:
-                return self.label(name)
+                return self.label_slot(name)
             except NotFound:
                 return None  # deleted (its newest slot is a deletion)
             except (Corrupt, WrongFormat) as exc:
                 self.remote.skip(f"label {name!r}", str(exc))
                 return None
 
-        return [lab for lab in self.pool.map(read, self.remote.label_names()) if lab is not None]
+        return [s for s in self.pool.map(read, self.remote.label_names()) if s is not None]
 
-    def label(self, name: str) -> Label:
+    def label_slot(self, name: str) -> LabelSlot:
+        """A label's newest slot, which sets it to a bundle id (``Corrupt`` otherwise)."""
         slot = self.remote.label(name)
         assert slot.bundle is not None
         if not is_bundle_id(slot.bundle):  # its link would point anywhere
             raise Corrupt(f"remote {self.url}: label {name!r} names {slot.bundle[:40]!r}, which is not a bundle id")
-        return Label(name, slot.bundle, slot.time_ns)
+        return slot
 
     def set_label(self, name: str, bundle: str, *, author: str | None) -> None:
         raise self._refuse(f"set label {name!r}")
