@@ -30,9 +30,12 @@ from argonfs.errors import ArgonError
     show_default=True,
     help="With --remote: bytes of remote objects kept on local disk, shared with mounts of the remote [env ARGONFS_CACHE_SIZE].",
 )
+@click.option("--read-log", is_flag=True, help="Record who read which document through the API and the console (see 'argonfs readlog'), as mounts do.")
 @pass_app
 @click.pass_context
-def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: str | None, mongo: str | None, remote: str | None, cache_size: int) -> None:
+def serve(
+    ctx: click.Context, app: AppContext, host: str, port: int, repo_name: str | None, mongo: str | None, remote: str | None, cache_size: int, read_log: bool
+) -> None:
     """Serve the web console at / and the HTTP API at /api/v1 until SIGINT or SIGTERM.
 
     Reads are open on loopback; writes need `Authorization: Bearer TOKEN` with the token
@@ -42,9 +45,12 @@ def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: 
         return
     if remote is not None:
         _check_remote_options(ctx, remote, repo_name, mongo)
+        if read_log:
+            raise click.UsageError("a remote keeps no read log (it is stored in MongoDB): drop --read-log")
     try:
         import fastapi  # noqa: F401
         import jinja2  # noqa: F401
+        import multipart  # type: ignore[import-untyped]  # noqa: F401
         import uvicorn  # noqa: F401
 
         from argonfs.console import serving
@@ -59,7 +65,9 @@ def serve(ctx: click.Context, app: AppContext, host: str, port: int, repo_name: 
     listening = serving.listen(host, port)
     click.echo(f"argonfs: serving repository {repo.db.name!r} ({repo.where}) at {listening.url}", err=True)
     click.echo(f"argonfs: {listening.notice}", err=True)
-    serving.run(repo, listening)
+    if read_log:
+        click.echo("argonfs: recording reads in the read log ('argonfs readlog' shows them)", err=True)
+    serving.run(repo, listening, read_log=read_log)
 
 
 def _check_remote_options(ctx: click.Context, remote: str, repo_name: str | None, mongo: str | None) -> None:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argonfs.console import api, documents, merges, pages, review, review_pages
-from argonfs.console.auth import SESSION, Policy
+from argonfs.console.auth import LOGIN, SESSION, Policy
 from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
 from argonfs.errors import ArgonError
@@ -52,7 +52,9 @@ class Guard:
         if scope["type"] == "http":
             request = Request(scope)
             try:
-                self.policy.check(request.headers.get("host", ""), request.headers.get("authorization"), request.cookies.get(SESSION))
+                self.policy.check(
+                    request.headers.get("host", ""), request.headers.get("authorization"), request.cookies.get(SESSION), public=request.url.path == LOGIN
+                )
             except RequestError as exc:
                 await self.answer(request, exc.status, body(exc.error, exc.message), exc.headers)(scope, receive, send)
                 return

@@ -75,6 +75,8 @@ def ensure_token(home: Path | None = None) -> Token:
 
 #: the cookie of a browser that gave the token on the login page
 SESSION = "argonfs_session"
+#: the one page open to a request without the token on a server off loopback
+LOGIN = "/login"
 
 
 def _mac(token: Token, purpose: str) -> str:
@@ -139,13 +141,14 @@ class Policy:
             return self.token.name
         return None
 
-    def check(self, host_header: str, authorization: str | None, cookie: str | None = None) -> None:
+    def check(self, host_header: str, authorization: str | None, cookie: str | None = None, *, public: bool = False) -> None:
         """What every request must pass: a Host header the server answers (a loopback
         server refuses other names, so a page of another site cannot reach it by DNS
-        rebinding) and, when reads need the token, the token or the session cookie."""
+        rebinding) and, when reads need the token, the token or the session cookie
+        (``public``: a path anyone may open, the login page)."""
         if self.hosts is not None and host_of(host_header) not in self.hosts:
             raise RequestError(403, FORBIDDEN_HOST, f"this server answers only {', '.join(sorted(self.hosts))} in the Host header")
-        if self.caller(authorization) is None and self.session(cookie) is None and self.reads_need_token:
+        if self.caller(authorization) is None and self.session(cookie) is None and self.reads_need_token and not public:
             raise unauthorized("this server is not on loopback: every request needs Authorization: Bearer TOKEN ('argonfs serve token' prints it)")
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import jinja2
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
@@ -42,10 +43,16 @@ def segment(value: object) -> str:
     return quote(str(value), safe="@:")
 
 
+def shown_json(value: object) -> str:
+    """A JSON value as text for a page (escaped there like any text, unlike ``tojson``)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 if isinstance(value, dict | list) else 0).decode()
+
+
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["seg"] = segment
+    env.filters["json"] = shown_json
     return env
 
 

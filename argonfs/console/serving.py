@@ -62,10 +62,10 @@ def listen(host: str, port: int, home: Path | None = None) -> Listening:
     return Listening(sock, f"http://{shown}:{bound}/", policy)
 
 
-def run(repo: Repository, listening: Listening) -> None:
+def run(repo: Repository, listening: Listening, *, read_log: bool = False) -> None:
     """Serve ``repo`` on the bound socket until SIGINT or SIGTERM has stopped the server
     gracefully; then return (the process exits 0, as the mount daemon does)."""
-    serve_app(create_app(repo, listening.policy), listening)
+    serve_app(create_app(repo, listening.policy, read_log=read_log), listening)
 
 
 def serve_app(app: ASGIApp, listening: Listening) -> None:

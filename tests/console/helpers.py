@@ -14,10 +14,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN.secret}"}
 API = "/api/v1"
 
 
-def make_client(repo: Any, *, reads_need_token: bool = False, host: str = "127.0.0.1") -> TestClient:
+def make_client(repo: Any, *, reads_need_token: bool = False, host: str = "127.0.0.1", read_log: bool = False) -> TestClient:
     """A client of the app serving ``repo`` (a bug answers 500 rather than raising)."""
     policy = Policy(TOKEN, reads_need_token=reads_need_token, hosts=None if reads_need_token else LOOPBACK_HOSTS)
-    return TestClient(create_app(repo, policy), base_url=f"http://{host}", raise_server_exceptions=False)
+    return TestClient(create_app(repo, policy, read_log=read_log), base_url=f"http://{host}", raise_server_exceptions=False)
 
 
 def problem(response: Any, status: int, error: str) -> dict[str, Any]:
