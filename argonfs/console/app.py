@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from argonfs.console import api, documents, pages
+from argonfs.console import api, captures, documents, outside_pages, pages
 from argonfs.console.auth import Policy
 from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
@@ -82,6 +82,8 @@ def create_app(repo: Repository, policy: Policy) -> FastAPI:
     app.include_router(api.router, prefix=API)
     app.include_router(documents.router, prefix=API)
     app.include_router(pages.router)
+    app.include_router(captures.router, prefix=API)
+    app.include_router(outside_pages.router)
 
     def answer(request: Request, status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         if request.url.path.startswith("/api/") or request.url.path == "/api":

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from argonfs.console.app import create_app
 from argonfs.console.auth import LOOPBACK_HOSTS, Policy, ensure_token, is_loopback
@@ -66,6 +67,10 @@ def run(repo: Repository, listening: Listening) -> None:
     import uvicorn
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.stopping = True  # answers that go on until told (the captures' event stream) end
+            super().handle_exit(sig, frame)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # uvicorn's own raises the caught signal again after its graceful shutdown,
