@@ -9,7 +9,7 @@ from typing import Any
 from argonfs.capture.batches import Options, Stopped
 from argonfs.capture.events import SourceSpec, apply_update, parse_source
 from argonfs.capture.run import Capture
-from argonfs.capture.state import COLLECTION, running
+from argonfs.capture.state import COLLECTION, running, status
 
 
 def records(db: Any) -> list[dict[str, Any]]:
@@ -19,4 +19,4 @@ def records(db: Any) -> list[dict[str, Any]]:
     return state.records(db[COLLECTION])
 
 
-__all__ = ["Capture", "Options", "SourceSpec", "Stopped", "apply_update", "parse_source", "records", "running"]
+__all__ = ["Capture", "Options", "SourceSpec", "Stopped", "apply_update", "parse_source", "records", "running", "status"]

@@ -24,7 +24,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -32,6 +32,9 @@ from argonfs.errors import Conflict
 from argonfs.store.db.mongo import Coll
 from argonfs.store.repo.model import now
 from argonfs.store.repo.protect import CAPTURES
+
+if TYPE_CHECKING:
+    from argonfs.store import Repository
 
 COLLECTION = CAPTURES
 #: a capture whose heartbeat is older than this is taken to be gone
@@ -128,3 +131,44 @@ class Record:
 
 def records(coll: Coll) -> list[dict[str, Any]]:
     return list(coll.find({}, {"owner.id": 0}).sort("_id", 1))
+
+
+#: the state shown for a record whose branch was deleted (and made again, or not)
+BRANCH_DELETED = "branch deleted (a new capture starts over)"
+
+
+def status(repo: Repository, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Every capture as ``argonfs capture list`` and the console show it, by branch: its
+    source (no credentials), state (``not running (last: ...)`` for a record whose owner
+    is gone, ``BRANCH_DELETED`` for one whose branch is not the one it captured), the
+    source time of its newest applied event, when that was applied, the lag of its last
+    batch, its counters and, for a stopped one, its message.  Two reads."""
+    at = at or now()
+    branches = {b.name: b.id for b in repo.list_branches()}
+    rows = []
+    for rec in records(repo.db[COLLECTION]):
+        state = rec.get("state", "")
+        alive = running(rec, at)
+        if rec.get("bid") is not None and branches.get(rec["_id"]) != rec["bid"]:
+            state, alive = BRANCH_DELETED, False
+        elif state in RUNNING and not alive:
+            state = f"not running (last: {state})"
+        rows.append(
+            {
+                "branch": rec["_id"],
+                "source": rec["source"].get("label") or rec["source"]["shown"],
+                "state": state,
+                "running": alive,
+                "event_time": rec.get("event_time"),
+                "applied": rec.get("applied"),
+                "lag_s": rec.get("lag_s"),
+                "events": rec.get("events", 0),
+                "batches": rec.get("batches", 0),
+                "slot": rec.get("slot"),
+                "started": rec.get("started"),
+                "heartbeat": rec.get("beat"),
+                "message": rec.get("message", ""),
+                "pid": (rec.get("owner") or {}).get("pid"),
+            }
+        )
+    return rows

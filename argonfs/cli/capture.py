@@ -116,32 +116,9 @@ class _CaptureProgress:
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """Each capture: source (no credentials), branch, last applied event time, lag, state."""
-    from argonfs.capture import records, running
-    from argonfs.store.repo.model import now
+    from argonfs.capture import status
 
-    at = now()
-    rows = []
-    branches = {b.name: b.id for b in app.repo.list_branches()}
-    for rec in records(app.repo.db):
-        state = rec.get("state", "")
-        if rec.get("bid") is not None and branches.get(rec["_id"]) != rec["bid"]:
-            state = "branch deleted (a new capture starts over)"
-        elif state in ("copying", "following", "source-down") and not running(rec, at):
-            state = f"not running (last: {state})"
-        rows.append(
-            {
-                "branch": rec["_id"],
-                "source": rec["source"].get("label") or rec["source"]["shown"],
-                "state": state,
-                "event_time": rec.get("event_time"),
-                "applied": rec.get("applied"),
-                "lag_s": rec.get("lag_s"),
-                "events": rec.get("events", 0),
-                "slot": rec.get("slot"),
-                "message": rec.get("message", ""),
-                "pid": (rec.get("owner") or {}).get("pid"),
-            }
-        )
+    rows = status(app.repo)
     if as_json:
         echo_json(rows)
         return

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from argonfs.console import api, documents, merges, pages, review, review_pages
+from argonfs.console import api, captures, documents, merges, outside_pages, pages, review, review_pages
 from argonfs.console.auth import LOGIN, SESSION, Policy
 from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
@@ -89,6 +89,8 @@ def create_app(repo: Repository, policy: Policy, *, read_log: bool = False) -> F
     app.include_router(merges.router, prefix=API)
     app.include_router(pages.router)
     app.include_router(review_pages.router)
+    app.include_router(captures.router, prefix=API)
+    app.include_router(outside_pages.router)
     guard(app, policy, repo.db.name)
     return app
 

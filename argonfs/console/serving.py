@@ -15,8 +15,9 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 from argonfs.console.app import create_app
 from argonfs.console.auth import LOOPBACK_HOSTS, Policy, ensure_token, is_loopback
@@ -68,11 +69,15 @@ def run(repo: Repository, listening: Listening, *, read_log: bool = False) -> No
     serve_app(create_app(repo, listening.policy, read_log=read_log), listening)
 
 
-def serve_app(app: ASGIApp, listening: Listening) -> None:
+def serve_app(app: Starlette, listening: Listening) -> None:
     """Serve ``app`` (a repository's, or console/remote.py's over a remote) as ``run``."""
     import uvicorn
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.stopping = True  # answers that go on until told (the captures' event stream) end
+            super().handle_exit(sig, frame)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # uvicorn's own raises the caught signal again after its graceful shutdown,
