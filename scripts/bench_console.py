@@ -162,6 +162,12 @@ def serve(uri: str, repo_name: str, work: Path) -> Served:
         time.sleep(0.1)
 
 
+def cpu_s(pid: int) -> float:
+    """A live process's CPU time so far (user + system), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -279,6 +285,8 @@ class Load:
     #: (seconds since the start, RSS MiB)
     rss: list[tuple[float, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: process -> CPU seconds per second of the load
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 async def client_loop(k: int, url: str, token: str, n: int, ids: int, write_share: float, deadline: float, load: Load) -> None:
@@ -320,9 +328,11 @@ async def client_loop(k: int, url: str, token: str, n: int, ids: int, write_shar
                 load.acked.append((stem, written, r.json()["seq"]))
 
 
-def run_load(served: Served, n: int, clients: int, seconds: float, ids: int, write_share: float) -> Load:
+def run_load(served: Served, n: int, clients: int, seconds: float, ids: int, write_share: float, db_pid: int | None) -> Load:
     load = Load()
     stop = threading.Event()
+    pids = {"serve": served.proc.pid, "bench": os.getpid(), **({"db server": db_pid} if db_pid else {})}
+    cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
     t0 = time.monotonic()
 
     def sample() -> None:
@@ -342,6 +352,7 @@ def run_load(served: Served, n: int, clients: int, seconds: float, ids: int, wri
         asyncio.run(main())
     finally:
         load.seconds = time.monotonic() - t0
+        load.cpu = {name: (cpu_s(pid) - cpu0[name]) / load.seconds for name, pid in pids.items()}
         stop.set()
         sampler.join()
     return load
@@ -374,7 +385,7 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
 # ---------------------------------------------------------------------- main
 
 
-def run(uri: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run(uri: str, args: argparse.Namespace, work: Path, db_pid: int | None = None) -> dict[str, Any]:
     name = f"bench_console_{uuid.uuid4().hex[:8]}"
     repo = Repository.open(uri, name, author="bench")
     out: dict[str, Any] = {"cores": os.cpu_count(), "load_before": os.getloadavg()[0], "n": args.n, "versions": args.versions}
@@ -398,7 +409,7 @@ def run(uri: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         out["diff_measured"] = with_diff
         out["rss_after_latency_mib"] = rss_mib(served.proc.pid)
         if args.clients:
-            load = run_load(served, args.n, args.clients, args.seconds, args.ids, args.write_share)
+            load = run_load(served, args.n, args.clients, args.seconds, args.ids, args.write_share, db_pid)
             out["load"] = {
                 "clients": args.clients,
                 "seconds": load.seconds,
@@ -408,6 +419,8 @@ def run(uri: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "latency": {
                     op: {"count": len(ts), "p50_ms": 1000 * statistics.median(ts), "p99_ms": 1000 * quantile(ts, 0.99)} for op, ts in sorted(load.times.items())
                 },
+                "cpu_per_s": load.cpu,
+                "rss_every_10s_mib": [round(r) for t, r in load.rss[::10]],
                 "rss_first_mib": load.rss[0][1],
                 "rss_last_mib": load.rss[-1][1],
                 "rss_max_mib": max(r for _, r in load.rss),
@@ -461,6 +474,8 @@ def report(out: dict[str, Any]) -> None:
         f"first {load['rss_first_mib']:.0f}, last {load['rss_last_mib']:.0f}, max {load['rss_max_mib']:.0f}, "
         f"slope {load['rss_slope_mib_per_min']:+.1f} MiB/min (second half {load['rss_slope_second_half_mib_per_min']:+.1f})"
     )
+    print(f"server RSS every 10 s (MiB): {' '.join(str(r) for r in load['rss_every_10s_mib'])}")
+    print(f"CPU (s per s of the load, {out['cores']} cores): " + ", ".join(f"{name} {c:.2f}" for name, c in load["cpu_per_s"].items()))
     print(f"argonfs serve exited with {out['serve_exit']}")
 
 
@@ -493,7 +508,7 @@ def main() -> None:
             (work / "db").mkdir()
             proc, uri = server_process.start(str(work / "db"))
             try:
-                out = run(uri, args, work)
+                out = run(uri, args, work, proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
