@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from argonfs.console import api, documents, pages
+from argonfs.console import api, documents, merges, pages, review
 from argonfs.console.auth import Policy
 from argonfs.console.paging import Signer
 from argonfs.console.statuses import HTTP_NAMES, INTERNAL, INVALID_REQUEST, RequestError, body, status_of
@@ -81,6 +81,8 @@ def create_app(repo: Repository, policy: Policy) -> FastAPI:
     app.state.signer = Signer.for_secret(policy.token.secret)
     app.include_router(api.router, prefix=API)
     app.include_router(documents.router, prefix=API)
+    app.include_router(review.router, prefix=API)
+    app.include_router(merges.router, prefix=API)
     app.include_router(pages.router)
 
     def answer(request: Request, status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

@@ -131,10 +131,34 @@ def snapshot(repo: Repository, ref: str, cursor: str | None, signer: Signer) -> 
     if cursor is None:
         return Snapshot(repo.pin(ref), None, signer)
     c = Cursor.decode(cursor, ref, signer)
-    view = repo.pin(c.at)
-    if str(view.branch_id) != c.branch:
-        raise Conflict(f"{c.at!r} is no longer the snapshot this listing started in (its branch was deleted and made again); start from the first page")
+    view = repin(repo, c.at, c.branch)
     return Snapshot(View(ref, view.chain, view.kind, view.branch, view.bundle), c, signer)
+
+
+def repin(repo: Repository, at: str, branch: str) -> View:
+    """A pinned state named earlier (``pinned_name``, with its branch's id) resolved
+    again: Conflict when the branch under that name is no longer the same one."""
+    view = repo.pin(at)
+    if str(view.branch_id) != branch:
+        raise Conflict(f"{at!r} is no longer the snapshot this started from (its branch was deleted and made again); start again")
+    return view
+
+
+def seal(signer: Signer, kind: str, state: dict[str, Any]) -> str:
+    """State a client hands back later (a diff's position, a merge preview), signed:
+    opaque to the client, and refused if changed or used as another ``kind``."""
+    return signer.sign(json.dumps({"kind": kind, **state}, separators=(",", ":")).encode())
+
+
+def unseal(signer: Signer, text: str, kind: str, what: str = INVALID_CURSOR) -> dict[str, Any]:
+    """The state ``seal`` signed, checked to be of ``kind``; 400 ``what`` otherwise."""
+    try:
+        data: Any = json.loads(signer.open(text))
+    except (ValueError, RequestError):
+        data = None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        raise RequestError(400, what, f"not a {kind} {what.removeprefix('invalid_')} this server gave out")
+    return data
 
 
 def page_of(items: list[Any], limit: int) -> tuple[list[Any], bool]:

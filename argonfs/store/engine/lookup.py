@@ -139,13 +139,14 @@ def lookup_many(versions: Coll, chain: Chain, collection: str, stems: list[str],
     return found
 
 
-def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100) -> Iterator[dict[str, Any]]:
-    """A branch's records from slot ``top`` down to 1, without bodies.
+def slots_desc(versions: Coll, bid: ObjectId, top: int, batch: int = 100, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """A branch's records from slot ``top`` down to 1, without bodies, as a view of the
+    branch at seq ``limit`` (default: ``top``) sees them.
 
     Slots are dense, so the newest records are the highest slot numbers: fetched by
     ``_id`` a batch at a time, whatever the length of the history (a sort by seq would
     read the whole branch on servers that do not stream sorted index scans)."""
-    limit = top
+    limit = top if limit is None else limit
     while top > 0:
         low = max(0, top - batch)
         ids = [slot_id(bid, s) for s in range(top, low, -1)]

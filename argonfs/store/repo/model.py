@@ -132,6 +132,9 @@ class LogEntry:
     #: the slot that holds this version (``get_version`` reads it); ``seq`` is where it
     #: became visible: the same slot, or for a transaction's version its commit's slot
     slot: int = 0
+    #: which layer of the ref's chain holds it (0: the ref's own branch, 1: its parent,
+    #: ...); with ``slot``, its position in the log (``log(below=...)``)
+    layer: int = 0
 
 
 #: what a merge or a revert does to one document of the target

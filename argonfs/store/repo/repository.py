@@ -44,8 +44,8 @@ from argonfs.store.engine import checkpoints as cp
 from argonfs.store.engine import migrations as fmt
 from argonfs.store.engine import versions as v
 from argonfs.store.repo import gc as gc_
-from argonfs.store.repo.history import History
 from argonfs.store.repo.imports import Imports
+from argonfs.store.repo.merges import Merges
 from argonfs.store.repo.model import Branch, Bundle, Change, Document, ImportCounts, LogEntry, MergeResult, View, new_bundle_id, now
 from argonfs.store.repo.readlog import ReadLog
 from argonfs.store.repo.refs import Refs
@@ -74,7 +74,7 @@ FORMAT = fmt.FORMAT
 DEFAULT_BRANCH = "main"
 
 
-class Repository(Refs, History, Imports, ReadLog, Remotes):
+class Repository(Refs, Merges, Imports, ReadLog, Remotes):
     """A versioned repository.  Use ``Repository.open(uri, name)``."""
 
     #: the MongoDB URI it was opened with (``open``), for ``reopen``
