@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -36,6 +38,25 @@ class Size(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--remote URL`` and ``--cache-size``: what ``mount`` and ``serve`` take to serve a
+    remote without MongoDB."""
+    command = click.option(
+        "--cache-size",
+        envvar="ARGONFS_CACHE_SIZE",
+        type=Size(),
+        default="1G",
+        show_default=True,
+        help="With --remote: bytes of remote objects kept on local disk, shared by the mounts and consoles of the remote, e.g. 512M, 2G [env ARGONFS_CACHE_SIZE].",
+    )(command)
+    return click.option(
+        "--remote",
+        envvar="ARGONFS_REMOTE",
+        metavar="URL",
+        help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
+    )(command)
+
+
 @click.command()
 @click.argument("mountpoint", type=click.Path(file_okay=False))
 @click.option("--foreground", "-f", is_flag=True, help="Serve in the foreground (containers); default: return once mounted.")
@@ -43,20 +64,7 @@ class Size(click.ParamType):
 @click.option("-o", "options", multiple=True, metavar="OPTS", help="FUSE mount options, comma-separated (e.g. allow_other, ro).")
 @click.option("--threads", default=16, show_default=True, help="Worker threads talking to MongoDB or the remote.")
 @click.option("--read-log", is_flag=True, help="Record which user opened which document, when (see 'argonfs readlog').")
-@click.option(
-    "--remote",
-    envvar="ARGONFS_REMOTE",
-    metavar="URL",
-    help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
-)
-@click.option(
-    "--cache-size",
-    envvar="ARGONFS_CACHE_SIZE",
-    type=Size(),
-    default="1G",
-    show_default=True,
-    help="With --remote: bytes of remote objects kept on local disk, e.g. 512M, 2G [env ARGONFS_CACHE_SIZE].",
-)
+@remote_options
 @pass_app
 @click.pass_context
 def mount(

@@ -7,7 +7,7 @@ import os
 import click
 
 from argonfs.cli.common import AppContext, pass_app
-from argonfs.cli.mount import Size
+from argonfs.cli.mount import remote_options
 from argonfs.errors import ArgonError
 
 
@@ -16,20 +16,7 @@ from argonfs.errors import ArgonError
 @click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port, said at start).")
 @click.option("--repo", "repo_name", metavar="NAME", help="Repository to serve (default: the global --repo).")
 @click.option("--mongo", metavar="URI", help="MongoDB URI (default: the global --mongo, else the embedded server).")
-@click.option(
-    "--remote",
-    envvar="ARGONFS_REMOTE",
-    metavar="URL",
-    help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
-)
-@click.option(
-    "--cache-size",
-    envvar="ARGONFS_CACHE_SIZE",
-    type=Size(),
-    default="1G",
-    show_default=True,
-    help="With --remote: bytes of remote objects kept on local disk, shared with mounts of the remote [env ARGONFS_CACHE_SIZE].",
-)
+@remote_options
 @click.option("--read-log", is_flag=True, help="Record who read which document through the API and the console (see 'argonfs readlog'), as mounts do.")
 @pass_app
 @click.pass_context
