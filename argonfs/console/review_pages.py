@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from argonfs.console import api, merges, review
 from argonfs.console.auth import SESSION, form_writer, policy_of, session_value
 from argonfs.console.pages import render
-from argonfs.console.paging import DEFAULT_LIMIT
+from argonfs.console.paging import DEFAULT_LIMIT, pinned_name, unseal
 from argonfs.store import Repository
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +55,7 @@ def diff_page(
     values: dict[str, Any] = {"repository": repo.db.name, "old": old, "new": new, "collection": collection, "items": None, "next": None}
     if old and new:
         a, b, page, nxt = review.diff_page(repo, signed, old, new, collection, DEFAULT_LIMIT, cursor)
-        values |= {"at_from": review.pinned_name(a), "at_to": review.pinned_name(b), "items": [review.change_out(ch) for ch in page], "next": nxt}
+        values |= {"at_from": pinned_name(a), "at_to": pinned_name(b), "items": [review.change_out(ch) for ch in page], "next": nxt}
     return render("diff.html", values, request=request)
 
 
@@ -75,8 +75,8 @@ async def merge_apply_page(
     request: Request, repo: FormWriter, signed: api.Signed, preview: Annotated[str, Form()], message: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
     result = await run_in_threadpool(merges.apply, repo, signed, preview, message)
-    before = (result.seq or 0) - len(result.documents) - len(result.dropped) - 1
-    return render("merged.html", {"repository": repo.db.name, "result": result, "before": max(before, 0)}, request=request)
+    before = unseal(signed, preview, "merge", "invalid_preview")["ts"]  # the target's head the preview saw
+    return render("merged.html", {"repository": repo.db.name, "result": result, "before": before}, request=request)
 
 
 @router.get("/refs/{ref}/log", response_class=HTMLResponse)
