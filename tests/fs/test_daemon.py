@@ -158,7 +158,7 @@ def test_a_non_empty_mountpoint_is_refused_unless_asked(repo, mongo_uri, repo_na
     pid = None
     try:
         out = subprocess.run([*argonfs, "mount", str(mnt)], env=env, capture_output=True, text=True, timeout=READY_DEADLINE)
-        assert out.returncode != 0 and "is not empty (1 entries: 'notes.txt')" in out.stderr and "--nonempty" in out.stderr, out.stderr
+        assert out.returncode == 6 and "is not empty (1 entries: 'notes.txt')" in out.stderr and "--nonempty" in out.stderr, out.stderr
         assert not os.path.ismount(mnt)
         out = subprocess.run([*argonfs, "mount", "--nonempty", str(mnt)], env=env, capture_output=True, text=True, timeout=READY_DEADLINE)
         assert out.returncode == 0, out.stderr
