@@ -483,7 +483,7 @@ def table(r: dict[str, Any], server: str) -> str:
         if key not in r:
             continue
         row = r[key]
-        process = f"{row['process_s']:9.2f}" if "process_s" in row else f"{'(daemon)':>9}"
+        process = f"{row['process_s']:9.2f}" if "process_s" in row else f"{'(memfs)' if key == 'ls_l_memfs' else '(daemon)':>9}"
         lines.append(f"{label:46} {row['s']:9.3f} {process} {row['rss_mib']:12.1f}  {ratio.get(key, '')}")
     lines.append("")
     if "import" in r and "raw_insert" in r:
