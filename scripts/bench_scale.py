@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -238,14 +239,17 @@ class Mounted:
     """``argonfs mount --foreground`` until its readiness file appears (with a deadline);
     on exit, its peak RSS is read, then it is unmounted lazily and terminated."""
 
-    def __init__(self, mountpoint: Path, env: dict[str, str], memfs_names: Path | None = None) -> None:
-        """``memfs_names``: mount scripts/memfs.py serving those names and sizes instead."""
+    def __init__(self, mountpoint: Path, env: dict[str, str], memfs_names: Path | None = None, remote: str | None = None) -> None:
+        """``memfs_names``: mount scripts/memfs.py serving those names and sizes instead;
+        ``remote``: mount that remote (``--remote``) instead of the repository."""
         self.mountpoint = mountpoint
         mountpoint.mkdir(parents=True, exist_ok=True)
         ready = mountpoint.with_name(mountpoint.name + ".ready")
         ready.unlink(missing_ok=True)
         self.log = open(mountpoint.with_name(mountpoint.name + ".log"), "wb")  # noqa: SIM115
         argv = [sys.executable, "-m", "argonfs", "mount", "--foreground", str(mountpoint), "--ready-file", str(ready)]
+        if remote is not None:
+            argv += ["--remote", remote]
         if memfs_names is not None:
             argv = [sys.executable, str(ROOT / "scripts/memfs.py"), "--names", str(memfs_names), str(mountpoint), str(ready)]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -327,7 +331,7 @@ class Server:
 
 
 #: the driver's steps, in order (``--steps`` picks some)
-DRIVER_STEPS = ("raw", "import", "bundle", "fork", "change", "list", "ls_l", "diff", "gc", "exists")
+DRIVER_STEPS = ("raw", "import", "bundle", "fork", "change", "list", "ls_l", "diff", "push", "ls_l_remote", "gc", "exists")
 
 
 def run(uri: str, n: int, work: Path, *, drop: bool, steps: tuple[str, ...] = DRIVER_STEPS) -> dict[str, Any]:
@@ -394,6 +398,28 @@ def run(uri: str, n: int, work: Path, *, drop: bool, steps: tuple[str, ...] = DR
                 print(f"  {key:14} {cold:9.3f} s  {m.peak_rss_mib:7.1f} MiB (daemon)", file=sys.stderr, flush=True)
         if "diff" in steps:
             step("diff", "diff", bundle)
+        if "push" in steps:
+            # the whole CLI, into a directory remote: the bundle, then a bundle of the fork
+            remote = work / "remote"
+            shutil.rmtree(remote, ignore_errors=True)
+            remote.mkdir()
+            for key, ref in (("push", bundle), ("push_fork", BRANCH)):
+                result = work / f"{key}.json"
+                result.unlink(missing_ok=True)
+                child = Child([sys.executable, "-m", "argonfs", "push", str(remote), ref, "--json"], env, log, timeout, stdout=result)
+                (report,) = json.loads(result.read_text())
+                total = report["bytes_uploaded"] + report["bytes_skipped"]
+                out[key] = {"s": child.wall_s, "process_s": child.wall_s, "rss_mib": child.peak_rss_mib, "bytes": report["bytes_uploaded"], "of": total}
+                print(f"  {key:14} {child.wall_s:9.3f} s  {child.peak_rss_mib:7.1f} MiB", file=sys.stderr, flush=True)
+            save_state(remote=str(remote), remote_bundle=bundle)
+        if "ls_l_remote" in steps:
+            if "remote" not in state:
+                raise SystemExit("ls_l_remote needs the push step's remote (run --steps push first)")
+            env_remote = dict(env, ARGONFS_HOME=str(work / "home-remote"))
+            with Mounted(work / "mnt-remote", env_remote, remote=state["remote"]) as m:
+                cold, warm = ls_l(m.mountpoint / f"bundles/{state['remote_bundle']}/{COLLECTION}", n)
+            out["ls_l_remote"] = {"s": cold, "warm_s": warm, "rss_mib": m.peak_rss_mib}
+            print(f"  {'ls_l_remote':14} {cold:9.3f} s  {m.peak_rss_mib:7.1f} MiB (daemon)", file=sys.stderr, flush=True)
         if "gc" in steps:
             step("gc_setup", "scratch")
             result = work / "gc.json"
@@ -439,6 +465,9 @@ ROWS = [
     ("ls_l_bundle", "ls -l via mount, bundle (cold)"),
     ("ls_l_branch", "ls -l via mount, fork (cold)"),
     ("diff", "diff bundle -> fork"),
+    ("push", "argonfs push of the bundle, directory remote"),
+    ("push_fork", "argonfs push of the fork (bundled first)"),
+    ("ls_l_remote", "ls -l via mount --remote, bundle (cold)"),
     ("gc_setup", "(setup) scratch branch, 1% changed, deleted"),
     ("gc", "argonfs gc --json --grace 0s (whole CLI)"),
     ("exists_fresh", "open + collection_exists, fresh process"),
@@ -475,6 +504,11 @@ def table(r: dict[str, Any], server: str) -> str:
             ratio[key] = f"first call in the process; a second: {r[key]['warm_s'] * 1000:.1f} ms"
     if "diff" in r:
         ratio["diff"] = f"{r['diff']['changes']} changes"
+    for key in ("push", "push_fork"):
+        if key in r:
+            ratio[key] = f"{r[key]['bytes']} of {r[key]['of']} bytes uploaded ({100 * r[key]['bytes'] / max(1, r[key]['of']):.1f}%)"
+    if "ls_l_remote" in r:
+        ratio["ls_l_remote"] = f"warm {r['ls_l_remote']['warm_s']:.2f} s"
     if "gc" in r:
         ratio["gc"] = f"{r['gc']['reclaimed']} versions reclaimed"
     lines = [f"server: {server}; {n} documents, {r['changed']} changed in the fork", ""]
