@@ -252,4 +252,6 @@ def _one_line(text: str) -> str:
 def _code(exc: aexc.AzureError) -> str | None:
     """The service's error code (``x-ms-error-code``), which the storage client sets on its errors."""
     code = getattr(exc, "error_code", None)
-    return str(code) if code is not None else None
+    if code is None:
+        return None
+    return str(getattr(code, "value", code))  # some are StorageErrorCode members, whose str() is their Python name
