@@ -1,7 +1,7 @@
 """Remote benchmark: push, pull and ``argonfs mount --remote`` over a local directory,
-fake-gcs-server and moto's S3 server, each against a baseline measured in the same run.
+fake-gcs-server, moto's S3 server and Azurite (Azure Blob), each against a baseline measured in the same run.
 
-    .venv/bin/python scripts/bench_remote.py [--backend local|gcs|s3|all] [--n 2000] [--big 100000]
+    .venv/bin/python scripts/bench_remote.py [--backend local|gcs|s3|azure|all] [--n 2000] [--big 100000]
         [--changed 0.01] [--latency-ms 0] [--remote-dir DIR] [--skip-read-all] [--skip-mounts] [--mongo URI]
 
 One repository (with no --mongo, an in-process SecantusDB server in a temporary
@@ -9,7 +9,7 @@ directory) gets N small and --big documents in two collections, frozen as bundle
 then --changed of the big documents are rewritten and frozen as bundle 2.  Bundle 1 is
 exported to a directory (the pull baseline's source; its time is the store's body-read
 rate, which bounds a push).  The emulators run in child processes (scripts/emulators.py).
-Per backend, on a fresh remote (a bucket for gcs/s3):
+Per backend, on a fresh remote (a bucket for gcs/s3, a container for azure):
 
 * push of bundle 1, against uploading the same number of bytes as 8 MiB objects through
   the same client, two in flight (a push keeps at most two pack uploads in flight);
@@ -431,7 +431,7 @@ def memfs_source(url: str, bundle: str, collection: str, dest: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["local", "gcs", "s3", "all"], default="all")
+    parser.add_argument("--backend", choices=["local", "gcs", "s3", "azure", "all"], default="all")
     parser.add_argument("--mongo", help="MongoDB URI for the repositories (default: an in-process SecantusDB)")
     parser.add_argument("--n", type=int, default=2000, help="small documents read cold")
     parser.add_argument("--big", type=int, default=100_000, help="documents pushed, pulled, listed with ls -l and read (0: skip)")
@@ -441,7 +441,7 @@ def main() -> None:
     parser.add_argument("--skip-mounts", action="store_true", help="measure push and pull only (no FUSE)")
     parser.add_argument("--remote-dir", type=Path, help="keep the local remote here; a run that finds one measures the mounts only")
     args = parser.parse_args()
-    backends = ["local", "gcs", "s3"] if args.backend == "all" else [args.backend]
+    backends = ["local", "gcs", "s3", "azure"] if args.backend == "all" else [args.backend]
     results = Results()
     with tempfile.TemporaryDirectory(prefix="argonfs-bench-remote-") as tmp:
         work = Path(tmp)

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# curl: the README's tour; chromium and chromium-driver: the console's browser tests
-for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver; do
+# curl: the README's tour; chromium and chromium-driver: the console's browser tests;
+# nodejs and npm: Azurite, the Azure Blob Storage emulator of the remote tests
+for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver nodejs npm; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -25,4 +26,10 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[console,test]' --config-settings editable_mode=compat
+# Azurite (npm), project-local under .cache/azurite (ignored by git); skipped when there.
+if [ ! -x .cache/azurite/node_modules/.bin/azurite-blob ]; then
+  echo "setup: installing Azurite (npm) into .cache/azurite" >&2
+  mkdir -p .cache/azurite
+  npm install --prefix .cache/azurite --no-audit --no-fund --silent azurite@3 </dev/null
+fi
 echo "setup: ready (.venv/bin/argonfs)" >&2

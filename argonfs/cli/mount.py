@@ -53,7 +53,7 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--remote",
         envvar="ARGONFS_REMOTE",
         metavar="URL",
-        help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
+        help="Serve this remote's bundles and labels read-only, without MongoDB: gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], file:///PATH or a path [env ARGONFS_REMOTE].",
     )(command)
 
 

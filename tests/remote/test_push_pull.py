@@ -440,7 +440,7 @@ def test_cli_remotes_push_pull_ls_log_gc(repo: Repository, other: Repository, re
 
 
 def test_a_missing_bucket_is_one_clear_line(remote, mongo_uri: str) -> None:
-    scheme = {"gcs": "gs://", "s3": "s3://", "local": "file:///nonexistent"}[remote.kind]
+    scheme = {"gcs": "gs://", "s3": "s3://", "azure": "az://", "local": "file:///nonexistent"}[remote.kind]
     url = f"{scheme}argonfs-test-missing-{uuid.uuid4().hex[:8]}/prefix"
     for args in (["remote", "ls", url], ["pull", url, "prod"]):
         argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, *args]
