@@ -92,6 +92,8 @@ class Views:
         return tuple(chain)
 
     def _head(self, bid: ObjectId) -> int:
+        if bid not in self._heads:
+            self._branch_record(bid)  # once per repository object: its head hint is where the search starts
         seq = v.head(self._versions, bid, self._heads.get(bid, 0))
         self._heads[bid] = seq
         return seq
