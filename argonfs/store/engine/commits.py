@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from argonfs.errors import Conflict
 from argonfs.store.db.mongo import Coll
 from argonfs.store.engine import packs
-from argonfs.store.engine.versions import ABORT, BULK, COMMIT, COMMITS, NO_BODY, RANGE, RANGE_KEY, forget_ranges, head, slot_id
+from argonfs.store.engine.versions import ABORT, BULK, COMMIT, COMMITS, HINT_EVERY, NO_BODY, RANGE, RANGE_KEY, forget_ranges, head, raise_hint, slot_id
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,9 @@ def append(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: 
     head and place what is left after it.  The unique (b, s) index makes two writers
     never share a slot; ordered inserts make a slot be filled only after the one below
     it, so the sequence stays dense.  ``guard`` is called with the base before every
-    insert attempt.
+    insert attempt.  Once the records are in, the branch's head hint is raised to the
+    last of them when that is ``HINT_EVERY`` slots above the hint this process knows
+    (not for a range record: its writer commits right after).
     """
     pending = records
     base = guess if guess is not None else head(versions, bid)
@@ -184,6 +186,10 @@ def append(versions: Coll, bid: ObjectId, records: list[dict[str, Any]], guess: 
             else:
                 versions.insert_many(pending, ordered=True)
             last: int = pending[-1]["s"]
+            if pending[-1].get("op") != RANGE:
+                # after the slots, never before; a range's slots are filled after it returns,
+                # so an import raises the hint at its commit (docs/architecture.md, "The head hint")
+                raise_hint(versions, bid, last, every=HINT_EVERY)
             return last
         except DuplicateKeyError as exc:
             _check_slot_collision(exc.details or {})

@@ -77,11 +77,13 @@ def stored(db: Db) -> int | None:
     return None if meta is None else int(meta.get("format", 1))
 
 
-def check(db: Db) -> None:
-    """Refuse a repository of another format, with one line saying what to do."""
-    found = stored(db)
+def check(db: Db) -> dict[str, Any] | None:
+    """Refuse a repository of another format, with one line saying what to do; return
+    its meta record (None: no repository), read in the same query."""
+    meta = db["meta"].find_one({"_id": "repo"})
+    found = None if meta is None else int(meta.get("format", 1))
     if found is None or found == FORMAT:
-        return
+        return meta
     if found < FORMAT:
         raise WrongFormat(
             f"repository {db.name!r} has format {found}, this argonfs uses format {FORMAT}: "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import logging
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -18,9 +19,12 @@ from typing import Any, NamedTuple
 
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import PyMongoError
 
 from argonfs.store.db.mongo import Coll
 from argonfs.store.engine import packs
+
+log = logging.getLogger(__name__)
 
 Layer = tuple[ObjectId, "int | None"]
 Chain = Sequence[Layer]
@@ -259,15 +263,64 @@ def _filled(versions: Coll, bid: ObjectId, seqs: list[int]) -> list[tuple[int, i
 
 #: ranges of one size passed per head probe round
 STRIDES = 64
+#: slots just above the known top that the first round of a head search probes one by
+#: one (then powers of two): a head up to this far above it is found in one round trip
+DENSE = 16
+
+#: the head hint: a field of each branch record (``branches``, docs/formats.md), a top of
+#: the branch (a slot up to which every slot is filled) raised with ``$max`` after the
+#: slots below it were acknowledged or observed, so never above the head; a fresh
+#: process starts its head search there (docs/architecture.md, "The head hint")
+BRANCHES, HINT = "branches", "hint"
+#: a writer raises the hint once its appends reach this many slots above the hint it knows
+HINT_EVERY = 8
+
+#: (database, branch id) -> the highest hint this process knows is stored (read from a
+#: branch record, or written): a top, so a head search may start there
+_HINTED: dict[tuple[str, ObjectId], int] = {}
+
+
+def note_hint(versions: Coll, bid: ObjectId, hint: int | None) -> None:
+    """Remember a head hint read from a branch record (absent in a record no writer of
+    this format has raised yet: then nothing)."""
+    if hint:
+        key = (versions.database.name, bid)
+        if hint > _HINTED.get(key, 0):
+            _HINTED[key] = hint
+
+
+def hinted(versions: Coll, bid: ObjectId) -> int:
+    """The head hint this process knows for a branch (0: none)."""
+    return _HINTED.get((versions.database.name, bid), 0)
+
+
+def raise_hint(versions: Coll, bid: ObjectId, top: int, *, every: int = 1) -> None:
+    """Raise a branch's head hint to ``top``, a top that was acknowledged or observed,
+    when it is at least ``every`` slots above the hint this process knows.  Only ever
+    after the slots: a hint written first could point above a slot that is never
+    written.  A failed write (a read-only user, a lost connection) only costs a later
+    search a few round trips, and is not retried by this process until the next step."""
+    key = (versions.database.name, bid)
+    if top < _HINTED.get(key, 0) + every:
+        return
+    _HINTED[key] = top
+    try:
+        versions.database[BRANCHES].update_one({"_id": bid}, {"$max": {HINT: top}})
+    except PyMongoError as exc:
+        log.debug("could not raise the head hint of branch %s to %d: %s", bid, top, exc)
 
 
 def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     """The highest occupied slot of a branch (0 for none), at least ``known``.
 
     Slots are dense, so "slot x is filled" holds for every x up to the head and for
-    none above it: the head is found by probing a few slots per round trip (powers of
-    two above ``known``, then evenly spaced points), a handful of _id point lookups
-    whatever the branch's length, and one round trip when ``known`` is current.
+    none above it: the head is found by probing a few slots per round trip (the
+    ``DENSE`` slots above the start and powers of two above them, then evenly spaced
+    points), a handful of _id point lookups whatever the branch's length, and one round
+    trip when the start is at most ``DENSE`` below the head.  The start is ``known`` or
+    the branch's head hint (``note_hint``), whichever is higher; a search that needed
+    more than one round raises the hint to what it found (readers repair a stale or
+    missing hint, e.g. after an import that was killed before its commit).
 
     A range record (``append_bulk``) fills its own slot and reserves the ``rn`` after
     it, whose records are in ``BULK``: a probe that finds it counts the whole range as
@@ -275,7 +328,8 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     keeps ``lo`` at a *top* (a slot up to which everything is filled), and a probe
     that looks empty just above a top is truly empty, since a range starts right
     after its record, which the search would have found at ``lo`` (docs/architecture.md,
-    "Bulk writes").  ``known`` must be a top: a head seen before, or a slot appended.
+    "Bulk writes").  ``known`` must be a top: a head seen before, or a slot appended
+    (a range's last slot, not its record's); so is every hint.
 
     Only range records are probed that the probes hit, so a long run of ranges (an
     import's batches) would be passed one range per round trip: when the highest top is
@@ -283,17 +337,20 @@ def head(versions: Coll, bid: ObjectId, known: int = 0) -> int:
     same size, as an import's batches do, passing up to ``STRIDES`` ranges per round.
     Extra probes keep every argument above: they only find more tops.
     """
-    lo, hi, stride = known, None, 0
+    lo, hi, stride, rounds = max(known, hinted(versions, bid)), None, 0, 0
     while True:
         if hi is None:
-            probes = [lo + 2**i for i in range(24)]
+            probes = [*range(lo + 1, lo + DENSE + 1), *(lo + 2**i for i in range(DENSE.bit_length(), 24))]
         elif hi - lo <= 1:
+            if rounds > 1:
+                raise_hint(versions, bid, lo)
             return lo
         else:
             probes = list(range(lo + 1, hi, max(1, (hi - lo) // 64)))
         if stride:
             probes = sorted({*probes, *(lo + 1 + j * stride for j in range(1, STRIDES))})
         tops = _filled(versions, bid, probes)
+        rounds += 1
         top, rn = max([(lo, 0), *tops])
         lo, stride = top, (rn + 1 if rn else 0)
         above = [p for p in probes if p > lo]  # every probe above the highest top is empty

@@ -143,8 +143,9 @@ def _tagged(db: Db, fields: dict[str, int]) -> Iterable[dict[str, Any]]:
     answer within the socket timeout at a million versions."""
     versions = db["versions"]
     fields = {**fields, "x": 1, "gc": 1}
-    for row in db["branches"].find({}, {"_id": 1}):
+    for row in db["branches"].find({}, {"_id": 1, v.HINT: 1}):
         bid = row["_id"]
+        v.note_hint(versions, bid, row.get(v.HINT))
         top = v.head(versions, bid)
         for low in range(0, top, v.PAGE):
             ids = [v.slot_id(bid, s) for s in range(low + 1, min(low + v.PAGE, top) + 1)]
@@ -156,7 +157,9 @@ def _tagged(db: Db, fields: dict[str, int]) -> Iterable[dict[str, Any]]:
 def _reachable(db: Db, t0: datetime, grace: timedelta, report: Report, min_age: timedelta) -> tuple[Limits, list[ObjectId]]:
     """The seq limits at which each branch can still be read (``None``: any, a live
     branch), and the deleted branches past their grace period."""
-    records = {r["_id"]: r for r in db["branches"].find({}, {"parent": 1, "fork": 1, "name": 1, "pull": 1, "created": 1})}
+    records = {r["_id"]: r for r in db["branches"].find({}, {"parent": 1, "fork": 1, "name": 1, "pull": 1, "created": 1, v.HINT: 1})}
+    for bid, rec in records.items():
+        v.note_hint(db["versions"], bid, rec.get(v.HINT))
     live = {r["bid"] for r in db["branch_names"].find({}, {"bid": 1})}
     deleted = {r["_id"]: r for r in db["deleted_branches"].find()}
     bundled = {r["b"] for r in db["bundles"].find({}, {"b": 1})}

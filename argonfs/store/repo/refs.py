@@ -29,7 +29,7 @@ class Refs(Views):
 
     # ------------------------------------------------------------------ branches
 
-    def _create_branch(self, name: str, parent: ObjectId | None, fork: int) -> Branch:
+    def _create_branch(self, name: str, parent: ObjectId | None, fork: int, parent_name: str | None = None) -> Branch:
         check_branch_name(name)
         rec: dict[str, Any] = {"_id": ObjectId(), "parent": parent, "fork": fork, "name": name, "created": now(), "author": self.author}
         self.db["branches"].insert_one(rec)
@@ -38,11 +38,11 @@ class Refs(Views):
         except DuplicateKeyError:
             raise AlreadyExists(f"branch {name!r} already exists") from None
         self._branches[rec["_id"]] = rec
-        return self._branch_of(name, rec)
+        return self._branch_of(name, rec, parent_name)
 
-    def _branch_of(self, name: str, rec: dict[str, Any]) -> Branch:
-        parent_name = None
-        if rec["parent"] is not None:
+    def _branch_of(self, name: str, rec: dict[str, Any], parent_name: str | None = None) -> Branch:
+        """``parent_name``: the parent's name as the caller just resolved it (else read)."""
+        if rec["parent"] is not None and parent_name is None:
             row = self.db["branch_names"].find_one({"bid": rec["parent"]})
             parent_name = row["_id"] if row else None
         return Branch(name, rec["_id"], rec["parent"], parent_name, rec["fork"], rec["created"], rec["author"])
@@ -58,7 +58,7 @@ class Refs(Views):
         source = self.resolve(from_ref or self.default_branch)
         pinned = self._pin(source)
         bid, seq = pinned.chain[0]
-        return self._create_branch(name, bid, seq or 0)
+        return self._create_branch(name, bid, seq or 0, source.branch if source.kind == "branch" else None)
 
     @translating
     def stage_branch(self, name: str, from_ref: str | None = None, *, pull: str) -> View:

@@ -39,12 +39,13 @@ class Views:
         self._populated: dict[tuple[Any, ...], int | None] = {}  # see reading.exists
         self._heads: dict[ObjectId, int] = {}
         self._format_checked = True  # Repository.open checks, on first use
+        self._meta: dict[str, Any] | None = None  # the meta record the format check read
 
     def _check_format(self) -> None:
         """Refuse a repository of another format; asked once, on first use (opening
         does no I/O)."""
         if not self._format_checked:
-            fmt.check(self.db)
+            self._meta = fmt.check(self.db)
             self._format_checked = True
 
     @translating
@@ -57,7 +58,10 @@ class Views:
 
     @property
     def default_branch(self) -> str:
-        name: str = self.info()["default_branch"]
+        # written once by init and never changed: the format check's read of meta says it
+        self._check_format()
+        meta = self._meta if self._meta is not None else self.info()
+        name: str = meta["default_branch"]
         return name
 
     def _branch_record(self, bid: ObjectId) -> dict[str, Any]:
@@ -66,7 +70,8 @@ class Views:
             rec = self.db["branches"].find_one({"_id": bid})
             if rec is None:
                 raise NotFound(f"branch id {bid} is missing from the repository")
-            self._branches[bid] = rec  # branch records never change
+            v.note_hint(self._versions, bid, rec.get(v.HINT))  # the one field that changes: a head search starts there
+            self._branches[bid] = rec  # branch records never change (but for the hint, which is only a hint)
         return rec
 
     def _branch_id(self, name: str) -> ObjectId:
@@ -87,6 +92,8 @@ class Views:
         return tuple(chain)
 
     def _head(self, bid: ObjectId) -> int:
+        if bid not in self._heads:
+            self._branch_record(bid)  # once per repository object: its head hint is where the search starts
         seq = v.head(self._versions, bid, self._heads.get(bid, 0))
         self._heads[bid] = seq
         return seq
