@@ -6,6 +6,7 @@ path); with a URL, ``remote ls``, ``remote log`` and ``remote gc`` need no repos
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -49,6 +50,54 @@ class _TransferProgress:
     def finish(self) -> None:
         if self.shown:
             click.echo(f"\r{self.verb}: {self.done / 2**20:8.1f} MiB", err=True)
+
+
+#: seconds between progress lines when stderr is not a terminal
+PROGRESS_INTERVAL_ENV = "ARGONFS_PROGRESS_INTERVAL"
+
+
+class _PushProgress:
+    """A push's documents (of the bundle's total) and bytes: a bar on stderr when it is
+    a terminal, else a line every ``$ARGONFS_PROGRESS_INTERVAL`` seconds (default 5)
+    and one at the end, e.g. ``push B: 40,000/100,000 documents, 12.3 MiB``."""
+
+    def __init__(self, bundle_id: str) -> None:
+        self.label = f"push {bundle_id}"
+        self.tty = sys.stderr.isatty()
+        self.interval = float(os.environ.get(PROGRESS_INTERVAL_ENV) or 5) if not self.tty else 0.2
+        self.bytes = 0
+        self.done = self.total = self.drawn = 0
+        self.shown = time.monotonic()
+        self.bar: Any = None
+
+    def moved(self, n: int) -> None:
+        """Bytes of an object written (or found already there)."""
+        self.bytes += n
+
+    def documents(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self.tty and self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True, show_percent=True)
+            self.bar.__enter__()
+        now = time.monotonic()
+        if now - self.shown >= self.interval:
+            self.shown = now
+            self._show()
+
+    def _show(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.done - self.drawn)
+            self.drawn = self.done
+        else:
+            click.echo(f"{self.label}: {self.done:,}/{self.total:,} documents, {self.bytes / 2**20:.1f} MiB", err=True)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self._show()
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        elif self.total or self.done:
+            self._show()
 
 
 @click.group()
@@ -181,9 +230,11 @@ def push(app: AppContext, name_or_url: str, refs: tuple[str, ...], as_json: bool
             except NotFound:
                 bundle_id = repo.create_bundle(ref, f"pushed to {name_or_url}").id
                 click.echo(f"bundled {ref} as {bundle_id}", err=True)
-        progress = _TransferProgress(f"push {bundle_id}")
-        report = push_bundle(repo, r, bundle_id, label=label, progress=progress if sys.stderr.isatty() else None)
-        progress.finish()
+        progress = _PushProgress(bundle_id)
+        try:
+            report = push_bundle(repo, r, bundle_id, label=label, progress=progress.moved, documents=progress.documents)
+        finally:
+            progress.finish()
         reports.append(report.as_dict())
         if not as_json:
             what = f"{bundle_id} (label {label})" if label else bundle_id

@@ -66,6 +66,7 @@ class PushReport:
 
 
 Progress = Callable[[int], None]
+DocumentProgress = Callable[[int, int], None]  # told (documents done, documents in the bundle)
 
 
 class _Uploader:
@@ -220,16 +221,25 @@ def _entry(row: list[Any]) -> reading.RemoteEntry:
     return reading.RemoteEntry(stem, size, h, mtime, pack, offset)
 
 
-def push_bundle(repo: Repository, remote: reading.Remote, bundle_id: str, *, label: str | None = None, progress: Progress | None = None) -> PushReport:
+def push_bundle(
+    repo: Repository,
+    remote: reading.Remote,
+    bundle_id: str,
+    *,
+    label: str | None = None,
+    progress: Progress | None = None,
+    documents: DocumentProgress | None = None,
+) -> PushReport:
     """Upload a bundle of ``repo`` (incrementally over a base), then, with ``label``,
-    append the label's new value to its history on the remote."""
+    append the label's new value to its history on the remote.  ``progress`` gets the bytes of
+    each object written or found, ``documents`` the documents done and the bundle's total."""
     report = PushReport(bundle_id, label)
     remote.check_format(create=True)
     bundle = repo.bundle(bundle_id)
     if remote.has_bundle(bundle_id):
         report.existed = True
     else:
-        _upload(repo, remote, bundle, label, report, progress)
+        _upload(repo, remote, bundle, label, report, progress, documents)
     if label is not None:
         try:
             current = remote.label(label).bundle
@@ -240,14 +250,16 @@ def push_bundle(repo: Repository, remote: reading.Remote, bundle_id: str, *, lab
     return report
 
 
-def _upload(repo: Repository, remote: reading.Remote, bundle: Any, label: str | None, report: PushReport, progress: Progress | None) -> None:
+def _upload(
+    repo: Repository, remote: reading.Remote, bundle: Any, label: str | None, report: PushReport, progress: Progress | None, documents: DocumentProgress | None
+) -> None:
     base, report.similarity = _choose_base(remote, repo, repo.pin(bundle.id), label, bundle.branch, bundle.id)
     report.base = base.bundle if base is not None else None
     uploader = _Uploader(remote, report, progress)
     with ThreadPoolExecutor(8) as pool:
         packer = _Packer(uploader, pool)
         try:
-            collections, counts, sketch = _write(repo, remote, bundle, base, report, uploader, packer, pool)
+            collections, counts, sketch = _write(repo, remote, bundle, base, report, uploader, packer, pool, documents)
         finally:
             for upload in packer.uploads:
                 upload.cancel()
@@ -277,10 +289,12 @@ def _write(
     uploader: _Uploader,
     packer: _Packer,
     pool: ThreadPoolExecutor,
+    documents: DocumentProgress | None = None,
 ) -> tuple[dict[str, list[list[f.ChunkRef]]], dict[str, int], list[int]]:
     """Upload the packs and chunks of a bundle; return its collections' layers, numbers
     of documents and content sketch."""
     view = repo.pin(bundle.id)
+    tick = _ticker(repo, view, report, documents)
     # per collection: full rows and delta rows (tombstones are plain names); rows are
     # [stem, size, hash, pack, offset, mtime] lists, the pack filled in when it closes
     full: dict[str, list[list[Any]]] = {}
@@ -289,12 +303,13 @@ def _write(
         rows = full[collection] = []
         changes = delta[collection] = []
         if base is None or collection not in base.collections:
-            for doc in repo.documents(view, collection):  # every body: one scan
-                row = [doc.stem, doc.size, doc.hash, None, None, doc.mtime_ns]
+            for entry, body in repo.stream_bodies(view, collection):  # bodies straight from packs, in listing order
+                row = [entry.stem, entry.size, entry.hash, None, None, entry.mtime_ns]
                 rows.append(row)
-                _pack(packer, collection, row, doc.rendered)
+                _pack(packer, collection, row, body)
                 report.documents += 1
                 report.uploaded_documents += 1
+                tick()
             continue
         need: list[tuple[Entry, list[Any]]] = []
 
@@ -310,6 +325,7 @@ def _write(
                 changes.append(old.stem)
                 continue
             report.documents += 1
+            tick()
             if old is not None and old.hash == local.hash:
                 row = [local.stem, local.size, local.hash, old.pack, old.offset, local.mtime_ns]
                 report.bytes_skipped += local.size
@@ -358,6 +374,15 @@ def _write(
     _check_present(remote, [key for key, _ in pending] + [f.pack_key(r[3]) for rows in full.values() for r in rows])
     sketch = f.sketch(f.sketch_value(c, r[0], r[2]) for c, rows in full.items() for r in rows)
     return collections, {c: len(rows) for c, rows in full.items()}, sketch
+
+
+def _ticker(repo: Repository, view: Any, report: PushReport, documents: DocumentProgress | None) -> Callable[[], None]:
+    """After each document: tell ``documents`` the count so far and the bundle's total (counted only if asked)."""
+    if documents is None:
+        return lambda: None
+    total = sum(repo.count(view, c) for c in repo.collections(view))
+    documents(0, total)
+    return lambda: documents(report.documents, total)
 
 
 def _without(desc: f.Descriptor, collection: str) -> f.Descriptor:

@@ -577,3 +577,32 @@ def test_a_push_passes_over_a_candidate_base_it_cannot_read(repo: Repository, or
     repo.put("main", "people", {"_id": 5, "name": "v4"})
     report = push_bundle(repo, reading.Remote(open_store(origin.url)), repo.create_bundle("main", "v4").id)
     assert report.base == v1.id
+
+
+def test_push_reports_progress_lines_and_round_trips_streamed_bodies(repo: Repository, other: Repository, remote_url: str, mongo_uri: str) -> None:
+    repo.import_documents("main", "people", reversed(people(600)), batch_size=200)  # packs in another order than the listing
+    repo.put("main", "people", {"_id": 3, "name": "changed"})
+    repo.put("main", "people", {"_id": 9999, "name": "added"})
+    repo.delete("main", "people", "7")
+    env = {**os.environ, "ARGONFS_PROGRESS_INTERVAL": "0"}
+    argv = [sys.executable, "-m", "argonfs", "--mongo", mongo_uri, "--repo", repo.db.name, "push", remote_url, "main"]
+    pushed = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)  # stderr is a pipe: lines, no bar
+    assert pushed.returncode == 0, pushed.stderr
+    lines = [ln for ln in pushed.stderr.splitlines() if " documents, " in ln]
+    assert len(lines) > 100  # one line per interval (0 s: every document)
+    assert all("/600 documents" in ln for ln in lines)
+    assert "600/600 documents" in lines[-1] and "\r" not in pushed.stderr
+    seen = [int(ln.split(": ")[1].split("/")[0].replace(",", "")) for ln in lines]
+    assert seen == sorted(seen) and seen[0] < 600
+    pull(other, reading.Remote(open_store(remote_url)), pushed.stderr.split("bundled main as ")[1].split()[0], branch="copy")
+    assert bodies(other, "copy") == bodies(repo, "main")
+
+
+def test_push_bundle_tells_documents_done_of_total(repo: Repository, origin: reading.Remote) -> None:
+    repo.import_documents("main", "a", people(300), batch_size=100)
+    repo.import_documents("main", "b", people(50))
+    repo.delete("main", "b", "0")
+    told: list[tuple[int, int]] = []
+    report = push_bundle(repo, origin, repo.create_bundle("main", "v1").id, documents=lambda done, total: told.append((done, total)))
+    assert told[0] == (0, 349) and told[-1] == (349, 349) and report.documents == 349
+    assert [d for d, _ in told] == list(range(350))

@@ -204,6 +204,19 @@ def fetch(db: Db, pids: Iterable[str]) -> dict[str, Pack]:
     return out
 
 
+def read_documents(db: Db, pids: Iterable[str]) -> dict[str, list[dict[str, Any] | None]]:
+    """The documents of the packs with these ids (those that exist), decoded, in slot
+    order (None where gc reclaimed one): ``IN_BATCH`` whole rows per round trip, each
+    decoded by one call into the C codec, for a reader that wants every document of a
+    pack (a stream of a whole collection).  Not cached: such a reader reads a row once."""
+    out: dict[str, list[dict[str, Any] | None]] = {}
+    wanted = list(dict.fromkeys(pids))
+    for start in range(0, len(wanted), IN_BATCH):
+        for row in db[PACKS].find({"_id": {"$in": wanted[start : start + IN_BATCH]}}, {"d": 1}):
+            out[row["_id"]] = row["d"]
+    return out
+
+
 def records(db: Db, slots: Mapping[str, str], projection: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """The records of these slot ids (each naming its pack) that exist, projected as
     MongoDB would (``{"d": 0}``, or an inclusion of fields)."""

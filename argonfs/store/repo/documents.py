@@ -7,7 +7,9 @@ many in store/repo/imports.py.  Blocking (pymongo).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -29,6 +31,11 @@ log = logging.getLogger(__name__)
 #: a whole listing that read at least this many version records (rather than checkpoint
 #: entries) writes a checkpoint of its snapshot
 CHECKPOINT_AFTER = 2000
+#: entries per window of ``stream_bodies`` (16 packs' worth), and the pack rows it keeps
+#: decoded while the listing may still reach into them (a listing in name order reaches
+#: across the packs of an import written in another order)
+STREAM_WINDOW = packs.MAX_DOCS * packs.IN_BATCH
+STREAM_ROWS = 64
 
 
 class Documents(Views):
@@ -111,6 +118,75 @@ class Documents(Views):
                 yield from self._bodies(collection, page)
         if not listed and not r.exists(self._versions, plan, collection, self._populated):
             raise NotFound(f"no collection {collection!r} in {view.ref}")
+
+    @translating_iter
+    def stream_bodies(self, ref: str | View, collection: str, *, window: int = STREAM_WINDOW) -> Iterator[tuple[v.Entry, bytes]]:
+        """Every live document of a collection as ``(entry, bytes)`` in listing (name)
+        order, for reading a whole collection (push, export): the bytes are what a read
+        of the file returns (``Document.rendered``).  The snapshot is pinned when
+        iteration starts.
+
+        The listing is taken ``window`` entries at a time; the documents of a bulk
+        write come from its packs, read as whole rows (one row holds up to 256
+        documents; ``packs.IN_BATCH`` rows per round trip), each row once while the
+        listing keeps reaching into it (the last ``STREAM_ROWS`` rows are kept), and
+        the records written since (not in packs) by id, in batches.  The next window
+        is read in a worker thread while this one is consumed: memory holds about two
+        windows and the kept rows, never the collection.  Blocking."""
+        view = self._pin(self._view(ref))
+        listing = self.entries(view, collection)
+        rows: OrderedDict[str, list[dict[str, Any] | None]] = OrderedDict()
+        with ThreadPoolExecutor(1, thread_name_prefix="argonfs-stream") as pool:
+            ahead: Future[list[tuple[v.Entry, bytes]]] | None = None
+            while True:
+                page = list(islice(listing, window))
+                nxt = pool.submit(self._window, page, rows) if page else None
+                if ahead is not None:
+                    yield from ahead.result()
+                if nxt is None:
+                    return
+                ahead = nxt
+
+    def _window(self, page: list[v.Entry], rows: OrderedDict[str, list[dict[str, Any] | None]]) -> list[tuple[v.Entry, bytes]]:
+        """The bytes of the listed entries: packed ones from their packs' rows (those
+        not in ``rows`` read and kept there), the rest, and any packed one whose
+        document the pack no longer holds, by id."""
+        by_branch: dict[ObjectId, list[int]] = {}
+        for e in page:
+            by_branch.setdefault(e.branch_id, []).append(e.seq)
+        slots = {(bid, seq): pid for bid, seqs in by_branch.items() for seq, pid in v.packed(self._versions, bid, seqs).items()}
+        missing = [pid for pid in dict.fromkeys(slots.values()) if pid not in rows]
+        if missing:
+            rows.update(packs.read_documents(self.db, missing))
+        out: list[bytes] = []
+        rest: dict[str, int] = {}
+        for i, e in enumerate(page):
+            pid = slots.get((e.branch_id, e.seq))
+            docs = rows.get(pid) if pid is not None else None
+            doc = docs[e.seq - packs.first_slot(pid)] if docs is not None and pid is not None else None
+            if doc is None:
+                rest[v.slot_id(e.branch_id, e.seq)] = i
+                out.append(b"")
+            else:
+                out.append(codec.render(doc))
+        while len(rows) > STREAM_ROWS:
+            rows.popitem(last=False)
+        for rec in v.by_ids(self._versions, list(rest)):
+            raw = v.kept(rec)
+            out[rest.pop(rec["_id"])] = raw if raw is not None else codec.render(payload(rec))
+        if rest:
+            raise NotFound(f"versions {', '.join(sorted(rest)[:3])} are gone (reclaimed by 'argonfs gc'?); resolve the ref again")
+        return list(zip(page, out, strict=True))
+
+    @translating
+    def count(self, ref: str | View, collection: str) -> int:
+        """How many live documents a collection has: a checkpoint's count when the
+        snapshot is one (a bundle's usually is), else a listing without bodies."""
+        view = self._pin(self._view(ref))
+        plan = r.plan(self._versions, view.chain, collection)
+        if plan.checkpoint is not None and all(limit is not None and floor is not None and limit <= floor for _bid, limit, floor in plan.layers):
+            return plan.checkpoint.count
+        return sum(1 for _ in self.entries(view, collection))
 
     @translating_iter
     def bodies(self, collection: str, entries: list[v.Entry]) -> Iterator[Document]:

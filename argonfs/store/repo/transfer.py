@@ -209,10 +209,10 @@ def export_to_directory(repo: Any, ref: str, dest: Path, *, force: bool = False)
         folder = dest / collection
         folder.mkdir(parents=True, exist_ok=True)
         n = 0
-        for document in repo.documents(view, collection):
-            tmp = folder / (".tmp-" + document.stem)
-            tmp.write_bytes(document.rendered)
-            os.replace(tmp, folder / (document.stem + codec.SUFFIX))
+        for entry, body in repo.stream_bodies(view, collection):  # bodies straight from packs, in listing order
+            tmp = folder / (".tmp-" + entry.stem)
+            tmp.write_bytes(body)
+            os.replace(tmp, folder / (entry.stem + codec.SUFFIX))
             n += 1
         counts[collection] = n
     return counts
