@@ -15,6 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+# The suite's `argonfs` subprocesses run every command in-process: no warm command
+# process (docs/cli.md, "Warm commands") is started for the temporary data directories
+# the tests make.  tests/cli/test_warm.py turns it on for its own commands.
+os.environ["ARGONFS_WARM"] = "0"
+
 
 @pytest.fixture(scope="session")
 def mongo_uri() -> Iterator[str]:
