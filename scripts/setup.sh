@@ -9,9 +9,13 @@ cd "$(dirname "$0")/.."
 need=()
 # curl: the README's tour; chromium and chromium-driver: the console's browser tests;
 # nodejs and npm: Azurite, the Azure Blob Storage emulator of the remote tests
-for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver nodejs npm; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc rsync curl chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# by command: a Node.js from elsewhere (e.g. NodeSource's nodejs, which ships npm and
+# conflicts with Debian's npm package) is used as it is
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
