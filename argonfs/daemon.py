@@ -56,6 +56,8 @@ class MountConfig:
     remote: str | None = None
     #: bytes of the remote's on-disk cache (``remote_cache_dir``)
     cache_size: int = DEFAULT_SIZE
+    #: mount over a directory with files in it (hidden until unmount); refused otherwise
+    nonempty: bool = False
 
 
 def _state_dir() -> Path:
@@ -79,7 +81,7 @@ def remote_cache_dir(url: str) -> Path:
     return cache_dir(url)
 
 
-def check_mountpoint(mountpoint: str) -> str:
+def check_mountpoint(mountpoint: str, *, nonempty: bool = False) -> str:
     path = os.path.realpath(mountpoint)
     if _dead_mount(path):
         log.warning("%s: the mount's daemon is gone (ENOTCONN); cleaning up its mount", path)
@@ -88,7 +90,23 @@ def check_mountpoint(mountpoint: str) -> str:
         raise NotFound(f"mountpoint {mountpoint!r} is not a directory")
     if os.path.ismount(path):
         raise Conflict(f"{mountpoint!r} is already a mountpoint")
+    if not nonempty:
+        _check_empty(mountpoint, path)
     return path
+
+
+def _check_empty(mountpoint: str, path: str) -> None:
+    """Refuse a mountpoint with files in it: the mount would hide them until unmount, with
+    nothing to say so (libfuse 3 mounts there silently; fuse 2 refused without
+    ``-o nonempty``)."""
+    with os.scandir(path) as it:
+        names = sorted(entry.name for entry in it)
+    if names:
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise Conflict(
+            f"{mountpoint!r} is not empty ({len(names)} entries: {shown}); a mount would hide them until unmount: "
+            "mount on an empty directory, or pass --nonempty"
+        )
 
 
 def _mounted(path: str) -> bool:
@@ -172,7 +190,7 @@ def serve(config: MountConfig, notify_fd: int | None = None) -> None:
     from argonfs.fs.operations import ArgonOperations
     from argonfs.runner import ThreadRunner
 
-    mountpoint = check_mountpoint(config.mountpoint)
+    mountpoint = check_mountpoint(config.mountpoint, nonempty=config.nonempty)
     served = _open(config)
     ops = ArgonOperations(served.catalog, ThreadRunner(config.threads), read_log=config.read_log)
     # A listing makes a few long-lived objects per document (nodes, listing pages); with
@@ -273,7 +291,7 @@ def start(config: MountConfig, argv: list[str]) -> int:
 
     ``argv`` re-runs the CLI in the foreground; the child reports readiness (or dies,
     and its log says why) through a pipe."""
-    mountpoint = check_mountpoint(config.mountpoint)
+    mountpoint = check_mountpoint(config.mountpoint, nonempty=config.nonempty)
     logpath = log_file(mountpoint)
     read_fd, write_fd = os.pipe()
     with os.fdopen(private_fd(logpath, os.O_WRONLY | os.O_APPEND), "ab") as logf:

@@ -2,7 +2,7 @@
 fake-gcs-server and moto's S3 server, each against a baseline measured in the same run.
 
     .venv/bin/python scripts/bench_remote.py [--backend local|gcs|s3|all] [--n 2000] [--big 100000]
-        [--changed 0.01] [--latency-ms 0] [--remote-dir DIR] [--skip-read-all] [--mongo URI]
+        [--changed 0.01] [--latency-ms 0] [--remote-dir DIR] [--skip-read-all] [--skip-mounts] [--mongo URI]
 
 One repository (with no --mongo, an in-process SecantusDB server in a temporary
 directory) gets N small and --big documents in two collections, frozen as bundle 1;
@@ -15,6 +15,9 @@ Per backend, on a fresh remote (a bucket for gcs/s3):
   the same client, two in flight (a push keeps at most two pack uploads in flight);
   objects written (goal: time ratio >= 0.5, <= 200 objects);
 * push of bundle 2 (a delta over bundle 1): bytes uploaded / the first push's (goal <= 2%);
+* the feature-branch push: the first push of a bundle of branch ``feature``, forked from
+  bundle 1 with --changed of the big documents changed (others than bundle 2's), pushed
+  after bundles 1 and 2: bytes uploaded / the first push's (goal <= 3%);
 * pull of bundle 1 into a fresh repository, against importing the exported directory
   into another fresh repository (``directory_sources`` + ``import_documents``, measured
   once per run) (goal >= 0.8);
@@ -234,6 +237,8 @@ class Source:
     repo: Repository
     bundle1: str
     bundle2: str
+    #: a bundle of branch ``feature``, forked from bundle 1 with --changed of the big documents changed
+    feature: str
     export: Path
     documents: int
     export_s: float
@@ -262,6 +267,10 @@ def prepare(uri: str, n: int, big: int, changed: float, work: Path, results: Res
     if big and step:
         repo.import_documents("main", "big", (doc(i, changed=True) for i in range(0, big, step)))
     bundle2 = repo.create_bundle("main", "bench, changed").id
+    repo.create_branch("feature", bundle1)
+    if big and step:
+        repo.import_documents("feature", "big", (doc(i, changed=True) | {"feature": True} for i in range(step // 2, big, step)))
+    feature = repo.create_bundle("feature", "bench, feature").id
     export = work / "export"
     t = time.perf_counter()
     counts = export_to_directory(repo, bundle1, export)
@@ -276,7 +285,7 @@ def prepare(uri: str, n: int, big: int, changed: float, work: Path, results: Res
     results.add(
         "store", f"import of the export into a fresh repository (pull baseline, {documents} documents)", f"{import_s:.1f} s, {documents / import_s:.0f} docs/s"
     )
-    return Source(uri, repo, bundle1, bundle2, export, documents, export_s, import_s, databases)
+    return Source(uri, repo, bundle1, bundle2, feature, export, documents, export_s, import_s, databases)
 
 
 def upload_baseline(url: str, nbytes: int) -> tuple[float, int]:
@@ -313,6 +322,16 @@ def measure_push_pull(backend: str, url: str, baseline_url: str, src: Source, re
         f"push of bundle 2 ({second.uploaded_documents} documents changed, a delta over bundle 1)",
         f"{time.perf_counter() - t:.1f} s, {second.objects_uploaded} objects, {second.bytes_uploaded / 1024:.0f} KiB = {share:.2%} of the first push",
         verdict(share <= 0.02, "<= 2%"),
+    )
+    t = time.perf_counter()
+    third = push_bundle(src.repo, remote, src.feature)
+    share = third.bytes_uploaded / first.bytes_uploaded
+    results.add(
+        backend,
+        f"feature-branch push (first push of a branch forked from bundle 1, {third.uploaded_documents} documents changed)",
+        f"{time.perf_counter() - t:.1f} s, base {'bundle 1' if third.base == src.bundle1 else third.base} (similarity {third.similarity or 0:.2f}), "
+        f"{third.objects_uploaded} objects, {third.bytes_uploaded / 1024:.0f} KiB = {share:.2%} of the first push",
+        verdict(share <= 0.03, "<= 3%"),
     )
     target = new_repo(src.uri, "bench_pull", src.databases)
     t = time.perf_counter()
@@ -419,6 +438,7 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.01, help="share of the big documents changed in bundle 2")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="wait this long before every object-store request of a mount")
     parser.add_argument("--skip-read-all", action="store_true", help="do not read all --big documents through the mounts (a minute or two each)")
+    parser.add_argument("--skip-mounts", action="store_true", help="measure push and pull only (no FUSE)")
     parser.add_argument("--remote-dir", type=Path, help="keep the local remote here; a run that finds one measures the mounts only")
     args = parser.parse_args()
     backends = ["local", "gcs", "s3"] if args.backend == "all" else [args.backend]
@@ -436,7 +456,7 @@ def main() -> None:
                     emulators[kind] = Emulator(kind, work)
             if reuse:
                 remote = Remote(open_store(str(local)))
-                ids = sorted(remote.bundle_ids(), key=lambda b: remote.descriptor(b).time_ns)
+                ids = sorted((b for b in remote.bundle_ids() if remote.descriptor(b).branch == "main"), key=lambda b: remote.descriptor(b).time_ns)
                 bundles = (ids[0], ids[-1])
                 print(f"reusing the remote in {local}: mounts only (bundles {bundles[0]}, {bundles[1]})")
             else:
@@ -468,6 +488,8 @@ def main() -> None:
                         measure_push_pull(kind, url, baseline, src, results)
                     elif kind != "local":
                         copy_remote(local, url)
+                    if args.skip_mounts:
+                        continue
                     if not (work / "memfs-src").exists():
                         for collection in ("small", "big") if args.big else ("small",):
                             memfs_source(url, bundles[0], collection, work / "memfs-src" / collection)

@@ -141,6 +141,22 @@ def step_list(args: argparse.Namespace) -> dict[str, Any]:
     return {"s": s}
 
 
+def step_names(args: argparse.Namespace) -> dict[str, Any]:
+    """The collection's file names and sizes in ``args.out``'s directory (names.tsv),
+    for scripts/memfs.py to serve the same listing."""
+    from argonfs import codec
+
+    repo = open_repo(args)
+    t = time.perf_counter()
+    with open(args.out.with_name("names.tsv"), "w", encoding="utf-8", errors="surrogateescape") as f:
+        count = 0
+        for e in repo.entries(args.ref, COLLECTION):
+            f.write(f"{e.stem}{codec.SUFFIX}\t{e.size}\n")
+            count += 1
+    assert count == args.n, count
+    return {"s": time.perf_counter() - t}
+
+
 def step_diff(args: argparse.Namespace) -> dict[str, Any]:
     repo = open_repo(args)
     t = time.perf_counter()
@@ -178,6 +194,7 @@ STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "fork": step_fork,
     "change": step_change,
     "list": step_list,
+    "names": step_names,
     "diff": step_diff,
     "scratch": step_scratch,
     "exists": step_exists,
@@ -221,16 +238,19 @@ class Mounted:
     """``argonfs mount --foreground`` until its readiness file appears (with a deadline);
     on exit, its peak RSS is read, then it is unmounted lazily and terminated."""
 
-    def __init__(self, mountpoint: Path, env: dict[str, str]) -> None:
+    def __init__(self, mountpoint: Path, env: dict[str, str], memfs_names: Path | None = None) -> None:
+        """``memfs_names``: mount scripts/memfs.py serving those names and sizes instead."""
         self.mountpoint = mountpoint
         mountpoint.mkdir(parents=True, exist_ok=True)
         ready = mountpoint.with_name(mountpoint.name + ".ready")
         ready.unlink(missing_ok=True)
         self.log = open(mountpoint.with_name(mountpoint.name + ".log"), "wb")  # noqa: SIM115
         argv = [sys.executable, "-m", "argonfs", "mount", "--foreground", str(mountpoint), "--ready-file", str(ready)]
+        if memfs_names is not None:
+            argv = [sys.executable, str(ROOT / "scripts/memfs.py"), "--names", str(memfs_names), str(mountpoint), str(ready)]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.peak_rss_mib = 0.0
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # memfs reads its names list first
         try:
             while not ready.exists():
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -306,10 +326,23 @@ class Server:
         self.log.close()
 
 
-def run(uri: str, n: int, work: Path, *, drop: bool) -> dict[str, Any]:
-    """Every step against a new repository on ``uri``; ``drop``: drop its databases at the end
-    (on a server of our own they go with its data directory)."""
-    repo_name = f"bench_scale_{uuid.uuid4().hex[:8]}"
+#: the driver's steps, in order (``--steps`` picks some)
+DRIVER_STEPS = ("raw", "import", "bundle", "fork", "change", "list", "ls_l", "diff", "gc", "exists")
+
+
+def run(uri: str, n: int, work: Path, *, drop: bool, steps: tuple[str, ...] = DRIVER_STEPS) -> dict[str, Any]:
+    """``steps`` against a new repository on ``uri``, or, without "import", against the
+    one an earlier run with the same --work left (its ``state.json``); ``drop``: drop its
+    databases at the end (on a server of our own they go with its data directory)."""
+    state_file = work / "state.json"
+    state: dict[str, Any] = {}
+    if "import" not in steps:
+        if not state_file.exists():
+            raise SystemExit(f"--steps without import needs an earlier run's {state_file}")
+        state = json.loads(state_file.read_text())
+        if state["n"] != n:
+            raise SystemExit(f"{state_file} is of a repository of {state['n']} documents, not --n {n}")
+    repo_name = state.get("repo") or f"bench_scale_{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, ARGONFS_MONGO_URI=uri, ARGONFS_REPO=repo_name, ARGONFS_HOME=str(work / "home"), ARGONFS_AUTHOR="bench")
     log = work / "steps.log"
     timeout = max(600.0, n / 100)  # generous: a hung step must still end the run
@@ -324,30 +357,54 @@ def run(uri: str, n: int, work: Path, *, drop: bool) -> dict[str, Any]:
         print(f"  {key:14} {got['s']:9.3f} s  {child.peak_rss_mib:7.1f} MiB", file=sys.stderr, flush=True)
         return got
 
+    def save_state(**kw: Any) -> None:
+        state.update(n=n, repo=repo_name, **kw)
+        state_file.write_text(json.dumps(state))
+
     try:
-        step("raw_insert", "raw")
-        step("import", "import")
-        bundle = step("bundle", "bundle")["bundle"]
+        if "raw" in steps:
+            step("raw_insert", "raw")
+        if "import" in steps:
+            step("import", "import")
+            save_state()
+        bundle = state.get("bundle")
+        if "bundle" in steps:
+            bundle = step("bundle", "bundle")["bundle"]
+            save_state(bundle=bundle)
         out["bundle_id"] = bundle
-        step("fork", "fork")
-        step("change_1pct", "change", BRANCH)
-        step("list_bundle", "list", bundle)
-        step("list_branch", "list", BRANCH)
-        for key, rel in (("ls_l_bundle", f"bundles/{bundle}/{COLLECTION}"), ("ls_l_branch", f"branches/{BRANCH}/{COLLECTION}")):
-            with Mounted(work / f"mnt-{key}", env) as m:
-                cold, warm = ls_l(m.mountpoint / rel, n)
-            out[key] = {"s": cold, "warm_s": warm, "rss_mib": m.peak_rss_mib}
-            print(f"  {key:14} {cold:9.3f} s  {m.peak_rss_mib:7.1f} MiB (daemon)", file=sys.stderr, flush=True)
-        step("diff", "diff", bundle)
-        step("gc_setup", "scratch")
-        result = work / "gc.json"
-        result.unlink(missing_ok=True)
-        child = Child([sys.executable, "-m", "argonfs", "gc", "--json", "--grace", "0s"], env, log, timeout, stdout=result)
-        report = json.loads(result.read_text())
-        assert report["by_reason"]["deleted branches"]["records"] == out["changed"], report
-        out["gc"] = {"s": child.wall_s, "process_s": child.wall_s, "rss_mib": child.peak_rss_mib, "reclaimed": report["records"]}
-        print(f"  {'gc':14} {child.wall_s:9.3f} s  {child.peak_rss_mib:7.1f} MiB", file=sys.stderr, flush=True)
-        step("exists_fresh", "exists")
+        if "fork" in steps:
+            step("fork", "fork")
+        if "change" in steps:
+            step("change_1pct", "change", BRANCH)
+            save_state(changed=True)
+        if "list" in steps:
+            step("list_bundle", "list", bundle)
+            step("list_branch", "list", BRANCH)
+        if "ls_l" in steps:
+            # the floor: scripts/memfs.py serving the same names and sizes, measured first
+            step("names", "names", bundle)
+            with Mounted(work / "mnt-memfs", env, memfs_names=work / "names.tsv") as m:
+                cold, warm = ls_l(m.mountpoint / "big", n)
+            out["ls_l_memfs"] = {"s": cold, "warm_s": warm, "rss_mib": m.peak_rss_mib}
+            print(f"  {'ls_l_memfs':14} {cold:9.3f} s  {m.peak_rss_mib:7.1f} MiB (memfs)", file=sys.stderr, flush=True)
+            for key, rel in (("ls_l_bundle", f"bundles/{bundle}/{COLLECTION}"), ("ls_l_branch", f"branches/{BRANCH}/{COLLECTION}")):
+                with Mounted(work / f"mnt-{key}", env) as m:
+                    cold, warm = ls_l(m.mountpoint / rel, n)
+                out[key] = {"s": cold, "warm_s": warm, "rss_mib": m.peak_rss_mib}
+                print(f"  {key:14} {cold:9.3f} s  {m.peak_rss_mib:7.1f} MiB (daemon)", file=sys.stderr, flush=True)
+        if "diff" in steps:
+            step("diff", "diff", bundle)
+        if "gc" in steps:
+            step("gc_setup", "scratch")
+            result = work / "gc.json"
+            result.unlink(missing_ok=True)
+            child = Child([sys.executable, "-m", "argonfs", "gc", "--json", "--grace", "0s"], env, log, timeout, stdout=result)
+            report = json.loads(result.read_text())
+            assert report["by_reason"]["deleted branches"]["records"] == out["changed"], report
+            out["gc"] = {"s": child.wall_s, "process_s": child.wall_s, "rss_mib": child.peak_rss_mib, "reclaimed": report["records"]}
+            print(f"  {'gc':14} {child.wall_s:9.3f} s  {child.peak_rss_mib:7.1f} MiB", file=sys.stderr, flush=True)
+        if "exists" in steps:
+            step("exists_fresh", "exists")
     finally:
         if drop:
             drop_databases(uri, [repo_name, f"{repo_name}_raw"])
@@ -378,6 +435,7 @@ ROWS = [
     ("change_1pct", "1% changed in the fork (one import)"),
     ("list_bundle", "store listing, bundle"),
     ("list_branch", "store listing, fork"),
+    ("ls_l_memfs", "ls -l via scripts/memfs.py, same names (cold)"),
     ("ls_l_bundle", "ls -l via mount, bundle (cold)"),
     ("ls_l_branch", "ls -l via mount, fork (cold)"),
     ("diff", "diff bundle -> fork"),
@@ -389,24 +447,47 @@ ROWS = [
 
 def table(r: dict[str, Any], server: str) -> str:
     n = r["n"]
+
+    def ls_ratio(key: str, store: str) -> str:
+        if key not in r:
+            return ""
+        row = r[key]
+        parts = []
+        if "ls_l_memfs" in r:
+            of = r["ls_l_memfs"]["s"] / row["s"]
+            parts.append(f"memfs / argonfs {of:.2f} (goal >= 0.70: {'ok' if of >= 0.7 else 'MISSED'})")
+        if store in r:
+            parts.append(f"{row['s'] / r[store]['s']:.2f} x store")
+        return "; ".join([*parts, f"warm {row['warm_s']:.2f} s"])
+
     ratio = {
-        "import": f"{r['raw_insert']['s'] / r['import']['s']:.2f} of raw (goal >= 0.80: {'ok' if r['raw_insert']['s'] / r['import']['s'] >= 0.8 else 'MISSED'})",
-        "ls_l_bundle": f"{r['ls_l_bundle']['s'] / r['list_bundle']['s']:.2f} x store; warm {r['ls_l_bundle']['warm_s']:.2f} s",
-        "ls_l_branch": f"{r['ls_l_branch']['s'] / r['list_branch']['s']:.2f} x store; warm {r['ls_l_branch']['warm_s']:.2f} s",
-        "list_branch": f"{r['list_branch']['s'] / r['list_bundle']['s']:.2f} x bundle",
-        "bundle": f"first call in the process; a second: {r['bundle']['warm_s'] * 1000:.1f} ms",
-        "fork": f"first call in the process; a second: {r['fork']['warm_s'] * 1000:.1f} ms",
-        "diff": f"{r['diff']['changes']} changes",
-        "gc": f"{r['gc']['reclaimed']} versions reclaimed",
+        "ls_l_bundle": ls_ratio("ls_l_bundle", "list_bundle"),
+        "ls_l_branch": ls_ratio("ls_l_branch", "list_branch"),
+        "ls_l_memfs": f"warm {r['ls_l_memfs']['warm_s']:.2f} s" if "ls_l_memfs" in r else "",
     }
+    if "import" in r and "raw_insert" in r:
+        of = r["raw_insert"]["s"] / r["import"]["s"]
+        ratio["import"] = f"{of:.2f} of raw (goal >= 0.80: {'ok' if of >= 0.8 else 'MISSED'})"
+    if "list_branch" in r:
+        ratio["list_branch"] = f"{r['list_branch']['s'] / r['list_bundle']['s']:.2f} x bundle"
+    for key in ("bundle", "fork"):
+        if key in r:
+            ratio[key] = f"first call in the process; a second: {r[key]['warm_s'] * 1000:.1f} ms"
+    if "diff" in r:
+        ratio["diff"] = f"{r['diff']['changes']} changes"
+    if "gc" in r:
+        ratio["gc"] = f"{r['gc']['reclaimed']} versions reclaimed"
     lines = [f"server: {server}; {n} documents, {r['changed']} changed in the fork", ""]
     lines.append(f"{'step':46} {'seconds':>9} {'process s':>9} {'peak RSS MiB':>12}  ratio / notes")
     for key, label in ROWS:
+        if key not in r:
+            continue
         row = r[key]
-        process = f"{row['process_s']:9.2f}" if "process_s" in row else f"{'(daemon)':>9}"
+        process = f"{row['process_s']:9.2f}" if "process_s" in row else f"{'(memfs)' if key == 'ls_l_memfs' else '(daemon)':>9}"
         lines.append(f"{label:46} {row['s']:9.3f} {process} {row['rss_mib']:12.1f}  {ratio.get(key, '')}")
     lines.append("")
-    lines.append(f"import {n / r['import']['s']:.0f} docs/s, raw insert_many {n / r['raw_insert']['s']:.0f} docs/s")
+    if "import" in r and "raw_insert" in r:
+        lines.append(f"import {n / r['import']['s']:.0f} docs/s, raw insert_many {n / r['raw_insert']['s']:.0f} docs/s")
     if "server_rss_mib" in r:
         lines.append(f"server (separate process) peak RSS {r['server_rss_mib']:.0f} MiB")
     return "\n".join(lines)
@@ -418,6 +499,11 @@ def main() -> None:
     parser.add_argument("--mongo", metavar="URI", help="MongoDB URI (default: a SecantusDB server in a separate process)")
     parser.add_argument("--work", type=Path, help="directory for the server's data, mountpoints and logs (default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument(
+        "--steps",
+        default=",".join(DRIVER_STEPS),
+        help=f"comma-separated steps to run, of {','.join(DRIVER_STEPS)} (default: all); without import, the repository of an earlier run with the same --work",
+    )
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
     parser.add_argument("--ref", default="", help=argparse.SUPPRESS)
@@ -426,6 +512,12 @@ def main() -> None:
     if args.step:
         args.out.write_text(json.dumps(STEPS[args.step](args)))
         return
+    steps = tuple(s for s in DRIVER_STEPS if s in args.steps.split(","))
+    unknown = set(args.steps.split(",")) - set(DRIVER_STEPS)
+    if unknown:
+        parser.error(f"unknown steps {sorted(unknown)}; choose from {','.join(DRIVER_STEPS)}")
+    if args.work is None and "import" not in steps:
+        parser.error("--steps without import needs the --work of the run that imported")
 
     with tempfile.TemporaryDirectory(prefix="argonfs-bench-scale-") as tmp:
         work = args.work.resolve() if args.work else Path(tmp)
@@ -437,7 +529,7 @@ def main() -> None:
             uri = server.uri
             print(f"SecantusDB (separate process, pid {server.proc.pid}) at {uri}", file=sys.stderr, flush=True)
         try:
-            r = run(uri, args.n, work, drop=server is None)
+            r = run(uri, args.n, work, drop=server is None and steps == DRIVER_STEPS, steps=steps)
             if server is not None:
                 r["server_rss_mib"] = server.peak_rss_mib()
         finally:

@@ -1,11 +1,15 @@
 """The benchmark's ceiling: a minimal in-memory pyfuse3 filesystem under trio.
 
     python scripts/memfs.py SOURCE_DIR MOUNTPOINT READY_FILE
+    python scripts/memfs.py --names NAMES.tsv MOUNTPOINT READY_FILE
 
 Loads every file of SOURCE_DIR (one level of subdirectories) into memory and serves
 it read-only with the same kernel timeouts argonfs uses for branches, until SIGTERM.
 Nothing else happens per request, so it is the fastest a Python FUSE filesystem can
-answer on this machine.
+answer on this machine.  With ``--names``, it serves one directory, ``big``, of the
+files listed in NAMES.tsv (``name<TAB>size`` per line) with those sizes, their bytes
+all zero: the listing floor for a collection too large to write out as files
+(scripts/bench_scale.py).
 """
 
 from __future__ import annotations
@@ -23,12 +27,25 @@ TIMEOUT = 1.0
 
 
 class MemFS(pyfuse3.Operations):
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str | None, names: str | None = None) -> None:
         super().__init__()
         self.names: dict[int, dict[bytes, int]] = {pyfuse3.ROOT_INODE: {}}
         self.data: dict[int, bytes] = {}
+        #: sizes of the files served from a names list (their bytes are zeros)
+        self.sizes: dict[int, int] = {}
         ino = pyfuse3.ROOT_INODE
-        for sub in sorted(os.listdir(source)):
+        if names is not None:
+            ino += 1
+            dir_ino = ino
+            self.names[pyfuse3.ROOT_INODE][b"big"] = dir_ino
+            self.names[dir_ino] = {}
+            with open(names, "rb") as f:
+                for line in f:
+                    name, size = line.rstrip(b"\n").split(b"\t")
+                    ino += 1
+                    self.sizes[ino] = int(size)
+                    self.names[dir_ino][name] = ino
+        for sub in sorted(os.listdir(source)) if source is not None else ():
             ino += 1
             dir_ino = ino
             self.names[pyfuse3.ROOT_INODE][sub.encode()] = dir_ino
@@ -47,7 +64,8 @@ class MemFS(pyfuse3.Operations):
         if ino in self.names:
             a.st_mode, a.st_nlink = stat.S_IFDIR | 0o755, 2
         else:
-            a.st_mode, a.st_nlink, a.st_size = stat.S_IFREG | 0o644, 1, len(self.data[ino])
+            size = self.sizes[ino] if ino in self.sizes else len(self.data[ino])
+            a.st_mode, a.st_nlink, a.st_size = stat.S_IFREG | 0o644, 1, size
         a.st_blksize = 4096
         return a
 
@@ -75,6 +93,8 @@ class MemFS(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=inode)
 
     async def read(self, fh, off, size):
+        if fh in self.sizes:
+            return bytes(max(0, min(size, self.sizes[fh] - off)))
         return self.data[fh][off : off + size]
 
     async def release(self, fh):
@@ -105,8 +125,12 @@ async def main(mountpoint: str, ready: str) -> None:
 
 
 if __name__ == "__main__":
-    source, mountpoint, ready = sys.argv[1:4]
-    fs = MemFS(source)
+    if sys.argv[1] == "--names":
+        mountpoint, ready = sys.argv[3:5]
+        fs = MemFS(None, sys.argv[2])
+    else:
+        source, mountpoint, ready = sys.argv[1:4]
+        fs = MemFS(source)
     pyfuse3.init(fs, mountpoint, {"fsname=memfs", "ro"})
     try:
         trio.run(main, mountpoint, ready)

@@ -19,8 +19,10 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# editable_mode=compat: a path entry (not an import hook), so "import argonfs" finds the
+# package even from a directory holding a folder named argonfs (the clone's parent)
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[console,test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[console,test]' --config-settings editable_mode=compat
 echo "setup: ready (.venv/bin/argonfs)" >&2

@@ -35,9 +35,20 @@ def sh_block(heading: str) -> str:
     return match.group(1)
 
 
+def python_block(heading: str) -> str:
+    """The first python block under a ``## heading`` of README.md, as a shell line that
+    runs it with the tour's ``python`` (the venv's)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"README.md has no python block under '## {heading}'"
+    return f"python - <<'README_PYTHON'\n{match.group(1)}README_PYTHON\n"
+
+
 def tour() -> str:
-    """The tour, then the Remotes and Live capture sections, which continue from it."""
-    return sh_block("A tour") + sh_block("Remotes") + sh_block("Live capture")
+    """The tour, its Python snippet, then the Remotes and Live capture sections, which
+    continue from it: in the order the README gives them."""
+    return sh_block("A tour") + python_block("A tour") + sh_block("Remotes") + sh_block("Live capture")
 
 
 def _stop_daemon(pid: int) -> None:
@@ -100,6 +111,10 @@ def test_readme_tour_runs_in_order(tmp_path: Path, repo_name: str) -> None:
     assert '"title": "revised"' in out  # the label's document, read through the mount
     assert "experiment\nmain\n" in out  # ls of /branches
     assert "branch 'main' is now protected" in out
+    # the Python snippet, after the tour: its prints, and the protected main as one line
+    assert "{'_id': 'ada', 'name': 'Ada'}\nada " in out
+    assert "branch 'main' is protected: merge into it or revert it" in out
+    assert "Traceback" not in err
     assert '"name":"experiment"' in out  # the API's branches, by curl
     # the remote: a label mounted from it with the server stopped, then pulled elsewhere
     assert out.count('"title": "revised"') >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC
 
 import click
@@ -25,19 +26,58 @@ _OPS = {
 
 
 @click.command("log")
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option("--collection", "-c", help="Only versions of this collection.")
 @click.option("--id", "doc_id", metavar="ID", help="Only versions of this document (needs --collection).")
 @click.option("--limit", "-n", default=20, show_default=True, help="Show at most this many versions (0: all).")
+@click.option("--mount", "mountpoint", metavar="MOUNTPOINT", help="Instead: the recent refusals and errors of the mount daemon at MOUNTPOINT.")
 @json_option
 @pass_app
-def log(app: AppContext, ref: str, collection: str | None, doc_id: str | None, limit: int, as_json: bool) -> None:
+def log(app: AppContext, ref: str | None, collection: str | None, doc_id: str | None, limit: int, mountpoint: str | None, as_json: bool) -> None:
     """Versions of REF, newest first, continuing into the branch it forked from.
 
     REF may be BRANCH@SEQ or BRANCH@TIME to start in the past.  Each VERSION
     (BRANCH@SEQ) is the first seq that shows it: the versions of one batch (a merge, a
     capture batch, an import) are all shown from their commit's seq, and each one is
-    read by its SLOT: `argonfs cat BRANCH C ID --slot SLOT`."""
+    read by its SLOT: `argonfs cat BRANCH C ID --slot SLOT`.
+
+    With --mount MOUNTPOINT (and no REF): the last warnings and errors of that mount's
+    daemon, such as writes it refused and why, from its log file."""
+    if mountpoint is not None:
+        if ref is not None or collection is not None or doc_id is not None:
+            raise click.UsageError("--mount takes no REF, --collection or --id")
+        _mount_log(mountpoint, limit, as_json)
+        return
+    if ref is None:
+        raise click.UsageError("missing REF (or --mount MOUNTPOINT)")
+    _versions(app, ref, collection, doc_id, limit, as_json)
+
+
+#: the daemon's log lines worth showing: refusals (WARNING) and failures (ERROR, CRITICAL)
+_NOTABLE = re.compile(r"^\S+ \S+ \S+ (WARNING|ERROR|CRITICAL) ")
+
+
+def _mount_log(mountpoint: str, limit: int, as_json: bool) -> None:
+    from argonfs import daemon
+
+    path = daemon.log_file(mountpoint)
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no mount log for {mountpoint} (expected {path}): was it mounted by 'argonfs mount' on this machine, as this user?"
+        ) from None
+    lines = [line for line in text.splitlines() if _NOTABLE.match(line)]
+    lines = lines[-limit:] if limit else lines
+    if as_json:
+        echo_json({"log": str(path), "lines": lines})
+        return
+    click.echo(f"{path}: {len(lines)} recent warnings and errors", err=True)
+    for line in lines:
+        click.echo(line)
+
+
+def _versions(app: AppContext, ref: str, collection: str | None, doc_id: str | None, limit: int, as_json: bool) -> None:
     from argonfs import codec
 
     if doc_id is not None and collection is None:

@@ -64,6 +64,7 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-o", "options", multiple=True, metavar="OPTS", help="FUSE mount options, comma-separated (e.g. allow_other, ro).")
 @click.option("--threads", default=16, show_default=True, help="Worker threads talking to MongoDB or the remote.")
 @click.option("--read-log", is_flag=True, help="Record which user opened which document, when (see 'argonfs readlog').")
+@click.option("--nonempty", is_flag=True, help="Mount over a directory that has files (they are hidden until unmount); refused otherwise.")
 @remote_options
 @pass_app
 @click.pass_context
@@ -76,6 +77,7 @@ def mount(
     options: tuple[str, ...],
     threads: int,
     read_log: bool,
+    nonempty: bool,
     remote: str | None,
     cache_size: int,
 ) -> None:
@@ -89,8 +91,9 @@ def mount(
 
     With --remote, the remote's bundles and labels, read-only, with no MongoDB;
     /branches is empty.  Returns once the mount answers and keeps serving in the
-    background (log in the data directory, under mounts/); SIGTERM or 'argonfs umount'
-    unmounts.
+    background (log in the data directory, under mounts/; 'argonfs log --mount
+    MOUNTPOINT' prints its refusals); SIGTERM or 'argonfs umount' unmounts.  A
+    directory with files in it is refused unless --nonempty.
     """
     from argonfs import daemon
 
@@ -101,7 +104,7 @@ def mount(
             raise click.UsageError("--read-log needs MongoDB; a --remote mount keeps no read log")
         check_url(remote)
     debug = ctx.parent is not None and ctx.parent.params.get("debug")
-    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads, read_log, remote, cache_size)
+    config = daemon.MountConfig(mountpoint, app.mongo, app.repo_name, ready_file, list(options), bool(debug), threads, read_log, remote, cache_size, nonempty)
     if foreground:
         logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
         notify = os.environ.pop("ARGONFS_NOTIFY_FD", None)
@@ -112,13 +115,15 @@ def mount(
         argv += ["--ready-file", ready_file]
     if read_log:
         argv.append("--read-log")
+    if nonempty:
+        argv.append("--nonempty")
     if remote is not None:
         argv += ["--remote", remote, "--cache-size", str(cache_size)]
     for opt in options:
         argv += ["-o", opt]
     pid = daemon.start(config, argv)
     what = f"remote {remote}" if remote is not None else app.repo_name
-    click.echo(f"mounted {what} at {mountpoint} (daemon pid {pid}, log {daemon.log_file(mountpoint)})", err=True)
+    click.echo(f"mounted {what} at {mountpoint} (daemon pid {pid}, log {daemon.log_file(mountpoint)}; refusals: argonfs log --mount {mountpoint})", err=True)
 
 
 @click.command()

@@ -94,7 +94,7 @@ def import_(app: AppContext, source: str, branch: str | None, collection: str | 
         if known is not None:
             counts = ImportCounts(unchanged=known)
         else:
-            with click.progressbar(length=src.count or 0, label=f"{src.collection:<20}", file=sys.stderr) as bar:
+            with click.progressbar(length=src.count or 0, label=src.collection, file=sys.stderr) as bar:
                 counts = repo.import_documents(branch, src.collection, src.docs, batch_size=batch_size, progress=bar.update, fingerprint=src.fingerprint)
         results[src.collection] = {**vars(counts), "quick": known is not None}
         if not as_json:

@@ -31,6 +31,7 @@ from argonfs.fs.handles import BodyCache, DirHandle, FileHandle, ListingIndex, S
 from argonfs.fs.invalidate import Invalidator
 from argonfs.fs.limits import BRANCH_TIMEOUT, HEAD_TTL
 from argonfs.fs.nodes import BRANCHES, BUNDLES, LABELS, InodeTable, Listing, Node, Path, read_only_ref
+from argonfs.fs.prefix import JsonPrefix
 from argonfs.fs.seam import log
 from argonfs.fs.shards import SHARDS, Shard
 from argonfs.snapshot import BranchHead, Catalog, Listed, Runner, Snapshot
@@ -85,6 +86,8 @@ class FsBase(pyfuse3.Operations):
         self._unprotected: dict[Any, int] = {}
         #: collection path -> when a file in it was last opened for writing here
         self._written: dict[Path, float] = {}
+        #: per inode open for writing from its first byte: the syntax of what was written so far (fs/prefix.py)
+        self._prefixes: dict[int, JsonPrefix] = {}
         self._listed = ListingIndex()
         #: listing pages of immutable states (a bundle, a branch at one head) by state
         #: and the name they start after, while the kernel holds inodes listed in them

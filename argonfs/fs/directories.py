@@ -167,7 +167,8 @@ class Directories(Refresh):
                 encoded = [n.encode("utf-8", "surrogateescape") for n in names]
                 slots = [e.version for e in entries]
                 hashes = [name_hash(e.stem) for e in entries] if keys is not None else None
-                return _Page(Listing(path, entries, head, inos, encoded), slots, hashes)
+                mtimes = array("q", [e.mtime_ns for e in entries])
+                return _Page(Listing(path, entries, head, inos, encoded, mtimes), slots, hashes)
 
             def upcoming() -> _PageAhead:
                 nonlocal stream
@@ -227,6 +228,7 @@ class Directories(Refresh):
             listing.head,
             array("q", [listing.inos[i] for i in keep]),
             [names[i] for i in keep],
+            array("q", [listing.mtimes[i] for i in keep]),
         )
 
     def _clashing(self, listing: Listing) -> None:
@@ -281,8 +283,8 @@ class Directories(Refresh):
             attrs = handle.attrs = self._doc_attrs(handle.node.path)
         reply = pyfuse3.readdir_reply
         table = self.inodes
-        listed, lookups, has_node = table.listed, table.listed_lookups, table.node
-        entries, inos, names = page.entries, page.inos, page.names
+        listed, lookups, has_node = table.listed, table.listed_lookups, table.node_of
+        entries, inos, names, mtimes = page.entries, page.inos, page.names, page.mtimes
         pos = handle.pos
         full = False
         for i in range(handle.at, len(entries)):
@@ -299,12 +301,11 @@ class Directories(Refresh):
                     node.lookups += 1
                     pos += 1
                     continue
-            entry = entries[i]
-            size = entry.size
+            size = entries[i].size
             attrs.st_ino = ino
             attrs.st_size = size
             attrs.st_blocks = (size + 511) // 512
-            attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
+            attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = mtimes[i]
             if not reply(token, names[i], attrs, pos + 1):
                 full = True
                 break

@@ -28,6 +28,7 @@ from argonfs.fs.commit import Commits
 from argonfs.fs.handles import FileHandle, ShardHandle, now_ns
 from argonfs.fs.limits import HOT_TTL, MAX_FILE, SHARD_LISTINGS
 from argonfs.fs.nodes import COLLDIR, FILE, SHARD, Node, Path, Scratch, is_dir, read_only_ref
+from argonfs.fs.prefix import JsonPrefix
 from argonfs.fs.seam import _fail, _name, fuse_op, log
 from argonfs.fs.shards import Layout, shard_number
 from argonfs.snapshot import Listed
@@ -253,11 +254,32 @@ class Files(Bodies, Commits):
         assert data is not None
         if handle.append:
             off, end = len(data), len(data) + len(buf)  # O_APPEND: the buffer's end, whatever the kernel's size
+        checked = self._check_syntax(handle.node, off, buf)
         if off > len(data):
             data.extend(bytes(off - len(data)))
         data[off:end] = buf
         self._touched(handle.node)
+        if checked is not None:
+            log.warning("write to /%s refused (EINVAL): %s; the previous version stays", "/".join(handle.node.path), checked)
+            raise _fail(errno.EINVAL)
         return len(buf)
+
+    def _check_syntax(self, node: Node, off: int, buf: bytes) -> str | None:
+        """Why the bytes written so far can no longer be a document, or None.  Only a
+        document written in order from its first byte by one writer is followed (a shell's
+        ``>``, ``cp``, most programs); any other write leaves the check to the close.  The
+        bad bytes are kept in the buffer, so the close fails too, and nothing is stored."""
+        data = node.data
+        assert data is not None
+        prefix = self._prefixes.get(node.ino)
+        if off == 0 and not data and node.writers == 1 and _is_document(node.path):
+            prefix = self._prefixes[node.ino] = JsonPrefix()
+        elif prefix is None:
+            return None
+        elif off != prefix.fed or len(data) != prefix.fed or node.writers != 1:
+            del self._prefixes[node.ino]
+            return None
+        return None if prefix.feed(buf) else prefix.error
 
     @fuse_op
     async def flush(self, fh: int) -> None:
@@ -289,6 +311,7 @@ class Files(Bodies, Commits):
         finally:
             node.opens -= 1
             if handle.writable and node.writers == 0:
+                self._prefixes.pop(node.ino, None)
                 self._settle(node)
             self.inodes.release(node)
 

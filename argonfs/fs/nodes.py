@@ -89,14 +89,17 @@ class Listing:
     yields, as of branch slot ``head``), with each document's inode number and its
     name as the kernel is given it."""
 
-    __slots__ = ("__weakref__", "_at", "dir", "entries", "head", "inos", "names")
+    __slots__ = ("__weakref__", "_at", "dir", "entries", "head", "inos", "mtimes", "names")
 
-    def __init__(self, directory: Path, entries: list[Any], head: int | None, inos: array[int], names: list[bytes]) -> None:
+    def __init__(self, directory: Path, entries: list[Any], head: int | None, inos: array[int], names: list[bytes], mtimes: array[int] | None = None) -> None:
         self.dir = directory
         self.entries = entries
         self.head = head
         self.inos = inos
         self.names = names
+        #: each entry's ``mtime_ns``, worked out with the page in the worker thread, so
+        #: readdir's loop reads a number instead of calling a property per entry
+        self.mtimes = mtimes if mtimes is not None else array("q", [e.mtime_ns for e in entries])
         self._at: dict[int, int] | None = None
 
     def __len__(self) -> int:
@@ -198,6 +201,8 @@ class InodeTable:
         #: the kernel holds on it (readdir fills both directly, see fs/directories.py)
         self.listed: dict[int, Listing] = {}
         self.listed_lookups: dict[int, int] = {}
+        #: the node of an inode if it has one, as a bound ``dict.get`` (readdir's loop asks per entry)
+        self.node_of: Callable[[int], Node | None] = self._by_ino.get
         self.fill = fill
 
     def __len__(self) -> int:

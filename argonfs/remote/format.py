@@ -38,9 +38,14 @@ there.  Pure, no I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import heapq
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -57,6 +62,10 @@ CHUNK_AVG, CHUNK_MIN, CHUNK_MAX = 2048, 256, 8192
 CHUNK_LIMIT = 1 << 20
 #: a delta layer is flattened into a full manifest beyond this many layers
 MAX_LAYERS = 6
+#: a descriptor's ``sketch``: the SKETCH_K smallest ``sketch_value``s of its documents,
+#: what a push compares to choose the base closest in content (``similarity``); written
+#: as base64 of 8-byte big-endian values (about 1.4 kB)
+SKETCH_K = 128
 
 # Bounds on what a remote says (anything beyond one is Corrupt, before it is used).
 #: a document's JSON: 1 GiB, beyond any 16 MiB BSON document's rendering (even its
@@ -131,6 +140,12 @@ class Descriptor:
     counts: dict[str, int]
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sketch(self) -> list[int] | None:
+        """The bundle's content sketch (checked when decoded), None if it has none (pushed
+        by an argonfs before it had sketches)."""
+        return decode_sketch(self.extra["sketch"]) if "sketch" in self.extra else None
+
     def to_bytes(self) -> bytes:
         body = {
             "format": FORMAT,
@@ -171,6 +186,8 @@ class Descriptor:
             return f"bundle {self.bundle!r:.40} is not a name"
         if not is_int(self.time_ns):
             return f"time_ns {self.time_ns!r} is not a time"
+        if "sketch" in self.extra and decode_sketch(self.extra["sketch"]) is None:
+            return f"sketch {self.extra['sketch']!r:.80} is not base64 of up to {SKETCH_K} increasing 8-byte integers below 2^63"
         for c, layers in self.collections.items():
             if not is_int(self.counts[c]):
                 return f"collection {c[:40]!r}: count {self.counts[c]!r} is not a count"
@@ -209,6 +226,52 @@ class LabelSlot:
         if not ((found.op, type(found.bundle)) in (("set", str), ("delete", type(None))) and is_int(found.time_ns)):
             raise Corrupt(f"{where}: not a label slot (op {found.op!r:.40}, bundle {found.bundle!r:.40}, time_ns {found.time_ns!r:.40})")
         return found
+
+
+def sketch_value(collection: str, stem: str, h: str) -> int:
+    """A document's place in a sketch: a 63-bit hash of its collection, name and content
+    hash (NUL, which no name holds, between them)."""
+    key = f"{collection}\0{stem}\0{h}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+
+
+def sketch(values: Iterable[int]) -> list[int]:
+    """The ``SKETCH_K`` smallest distinct values (a bottom-k sketch), increasing."""
+    return sorted(set(heapq.nsmallest(SKETCH_K, values)))
+
+
+def encode_sketch(values: list[int]) -> str:
+    return base64.b64encode(b"".join(v.to_bytes(8, "big") for v in values)).decode()
+
+
+def decode_sketch(value: object) -> list[int] | None:
+    """A sketch as a descriptor holds it, checked: base64 (strict) of at most ``SKETCH_K``
+    8-byte values, each below 2^63, strictly increasing; None if it is anything else."""
+    if type(value) is not str or len(value) > 4 * ((8 * SKETCH_K + 2) // 3):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) % 8:
+        return None
+    values = [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
+    if not all(v < INT64 for v in values) or not all(a < b for a, b in pairwise(values)):
+        return None
+    return values
+
+
+def similarity(a: list[int], b: list[int]) -> float:
+    """The estimated Jaccard similarity of two bundles' documents from their sketches: of
+    the k smallest values of both (k the shorter sketch's length, so each sketch holds
+    every one of its set's values below them), the share found in both; 0 if either is
+    empty.  About 1/sqrt(k) off at worst, enough to tell a close base from a far one."""
+    k = min(len(a), len(b))
+    if k == 0:
+        return 0.0
+    sa, sb = set(a), set(b)
+    smallest = sorted(sa | sb)[:k]
+    return sum(1 for v in smallest if v in sa and v in sb) / len(smallest)
 
 
 def _sealed(body: dict[str, Any]) -> bytes:

@@ -8,14 +8,19 @@ is deterministic (documents in listing order, packs cut at 8 MiB), so the re-run
 produces the same objects.
 
 Incremental: the push compares the bundle's listing (content hashes, no bodies) with a
-**base** already on the remote, the bundle the pushed label points at there, else the
-newest remote bundle of the same branch, and writes only the documents that differ, as
-a delta layer over the base's manifest (remote/format.py).  Uses only the store's
+**base** already on the remote and writes only the documents that differ, as a delta
+layer over the base's manifest (remote/format.py).  The base is the bundle closest in
+content, whatever its branch or repository: each descriptor carries a sketch of its
+documents, and the push compares its own with those of the label's bundle, the newest
+bundles and its own earlier pushes (``_choose_base``), so the first push of a feature
+branch forked from a pushed bundle, or another repository's push of the same data,
+writes only what differs.  Uses only the store's
 public API.  Blocking.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from argonfs.errors import Corrupt, NotFound
+from argonfs.errors import Corrupt, NotFound, WrongFormat
 from argonfs.remote import chunks, reading
 from argonfs.remote import format as f
 from argonfs.store import Repository
@@ -43,6 +48,9 @@ class PushReport:
     #: the bundle was already on the remote
     existed: bool = False
     base: str | None = None
+    #: the base's estimated similarity in content to the bundle (None: no base, or one
+    #: chosen by branch among bundles pushed before sketches)
+    similarity: float | None = None
     documents: int = 0
     #: documents whose bytes were uploaded (the rest are found in the base)
     uploaded_documents: int = 0
@@ -128,19 +136,60 @@ class _Packer:
         self.uploads = []
 
 
-def _choose_base(remote: reading.Remote, repo: Repository, label: str | None, branch: str, bundle_id: str) -> f.Descriptor | None:
+def _local_sketch(repo: Repository, view: Any) -> list[int]:
+    """The sketch of a bundle's documents (``format.sketch``), from its listing (no bodies)."""
+    value = f.sketch_value
+    return f.sketch(value(c, e.stem, e.hash) for c in repo.collections(view) for e in repo.entries(view, c))
+
+
+def _candidates(remote: reading.Remote, repo: Repository, label: str | None, bundle_id: str) -> tuple[list[f.Descriptor], str | None]:
+    """The remote bundles a push considers as its base, in the order of the old rule's
+    preference: the label's bundle, then the ``BASE_SEARCH`` newest bundles (any branch,
+    any repository), then up to ``BASE_SEARCH`` older ones that this repository has too
+    (its own earlier pushes, where a branch it forked from is likely to be).  A descriptor
+    that cannot be read is passed over (and logged once): it is not this push's to read.
+    Also the bundle the label names on the remote, if any."""
+    ids = sorted((b for b in remote.bundle_ids() if b != bundle_id), reverse=True)
+    wanted: list[str] = []
+    labelled = None
     if label is not None:
+        with contextlib.suppress(NotFound):
+            labelled = remote.label(label).bundle
+    if labelled is not None and labelled != bundle_id:
+        wanted.append(labelled)
+    wanted += ids[:BASE_SEARCH]
+    if len(ids) > BASE_SEARCH:
+        mine = {b.id for b in repo.list_bundles()}
+        wanted += [b for b in ids[BASE_SEARCH:] if b in mine][:BASE_SEARCH]
+    found = []
+    for other in dict.fromkeys(wanted):
         try:
-            return remote.descriptor(remote.label(label).bundle or "")
-        except NotFound:
-            pass
-    for other in sorted(remote.bundle_ids(), reverse=True)[:BASE_SEARCH]:
-        if other == bundle_id:
-            continue
-        desc = remote.descriptor(other)
-        if desc.branch == branch:
-            return desc
-    return None
+            found.append(remote.descriptor(other))
+        except (Corrupt, NotFound, WrongFormat) as exc:
+            remote.warn_once(f"bundle {other}", f"not considered as a push's base ({exc})")
+    return found, labelled
+
+
+def _choose_base(
+    remote: reading.Remote, repo: Repository, view: Any, label: str | None, branch: str, bundle_id: str
+) -> tuple[f.Descriptor | None, float | None]:
+    """The base a push writes its delta over, and its estimated similarity (None when
+    chosen by the old rule): of the candidates with a sketch, the one closest in content
+    to the bundle, whatever its branch or repository (the first of equals, in the order
+    of ``_candidates``); else, among bundles pushed before sketches, the label's bundle or
+    the newest one of the same branch."""
+    candidates, labelled = _candidates(remote, repo, label, bundle_id)
+    sketched = [d for d in candidates if d.sketch is not None]
+    if sketched:
+        mine = _local_sketch(repo, view)
+        scores = [f.similarity(mine, d.sketch or []) for d in sketched]
+        best = max(range(len(sketched)), key=lambda i: scores[i])
+        if scores[best] > 0:
+            return sketched[best], scores[best]
+    for desc in candidates:
+        if desc.sketch is None and (desc.bundle == labelled or desc.branch == branch):
+            return desc, None
+    return None, None
 
 
 def merge_join(local: Iterator[Entry], base: Iterator[reading.RemoteEntry]) -> Iterator[tuple[Entry | None, reading.RemoteEntry | None]]:
@@ -192,13 +241,13 @@ def push_bundle(repo: Repository, remote: reading.Remote, bundle_id: str, *, lab
 
 
 def _upload(repo: Repository, remote: reading.Remote, bundle: Any, label: str | None, report: PushReport, progress: Progress | None) -> None:
-    base = _choose_base(remote, repo, label, bundle.branch, bundle.id)
+    base, report.similarity = _choose_base(remote, repo, repo.pin(bundle.id), label, bundle.branch, bundle.id)
     report.base = base.bundle if base is not None else None
     uploader = _Uploader(remote, report, progress)
     with ThreadPoolExecutor(8) as pool:
         packer = _Packer(uploader, pool)
         try:
-            collections, counts = _write(repo, remote, bundle, base, report, uploader, packer, pool)
+            collections, counts, sketch = _write(repo, remote, bundle, base, report, uploader, packer, pool)
         finally:
             for upload in packer.uploads:
                 upload.cancel()
@@ -210,7 +259,7 @@ def _upload(repo: Repository, remote: reading.Remote, bundle: Any, label: str | 
         bundle.author,
         collections,
         counts,
-        {"seq": bundle.seq, "pushed_ns": time.time_ns(), **({"base": report.base} if report.base else {})},
+        {"seq": bundle.seq, "pushed_ns": time.time_ns(), "sketch": f.encode_sketch(sketch), **({"base": report.base} if report.base else {})},
     )
     data = desc.to_bytes()
     if remote.store.put_if_absent(f.bundle_key(bundle.id), data):
@@ -228,9 +277,9 @@ def _write(
     uploader: _Uploader,
     packer: _Packer,
     pool: ThreadPoolExecutor,
-) -> tuple[dict[str, list[list[f.ChunkRef]]], dict[str, int]]:
-    """Upload the packs and chunks of a bundle; return its collections' layers and
-    numbers of documents."""
+) -> tuple[dict[str, list[list[f.ChunkRef]]], dict[str, int], list[int]]:
+    """Upload the packs and chunks of a bundle; return its collections' layers, numbers
+    of documents and content sketch."""
     view = repo.pin(bundle.id)
     # per collection: full rows and delta rows (tombstones are plain names); rows are
     # [stem, size, hash, pack, offset, mtime] lists, the pack filled in when it closes
@@ -307,7 +356,8 @@ def _write(
         collections[collection] = kept
     list(pool.map(lambda kv: uploader.put(*kv), pending))
     _check_present(remote, [key for key, _ in pending] + [f.pack_key(r[3]) for rows in full.values() for r in rows])
-    return collections, {c: len(rows) for c, rows in full.items()}
+    sketch = f.sketch(f.sketch_value(c, r[0], r[2]) for c, rows in full.items() for r in rows)
+    return collections, {c: len(rows) for c, rows in full.items()}, sketch
 
 
 def _without(desc: f.Descriptor, collection: str) -> f.Descriptor:

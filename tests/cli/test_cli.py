@@ -39,6 +39,9 @@ def test_newcomer_path(run, source: Path, tmp_path: Path) -> None:
     out = run("import", str(source))
     assert "people: 2 added" in out and "events: 2 added" in out and "tags: 2 added" in out
     assert "people: 0 added, 0 updated, 2 unchanged" in run("import", str(source))
+    # an imported document's history names the import, as the branch's log does
+    assert [r["op"] for r in json.loads(run("log", "main", "-c", "people", "--id", "alan", "--json"))] == ["put (import)"]
+    assert "put (import)" in run("log", "main", "-c", "people", "--id", "alan") and "(None)" not in run("log", "main", "-c", "people", "--id", "alan")
     run("branch", "create", "exp")
     run("put", "exp", "people", "-", input='{"_id": "ada", "name": "Ada Lovelace"}')
     run("rm", "exp", "people", "alan.json")
@@ -168,6 +171,13 @@ def test_import_and_export_through_mongodb(run, mongo_uri: str, repo_name: str) 
     finally:
         c.drop_database(src_db)
         c.drop_database(dst_db)
+
+
+def test_import_progress_lines_end_without_padding(run, mongo_uri: str, repo_name: str, source: Path) -> None:
+    result = CliRunner().invoke(main, ["--mongo", mongo_uri, "--repo", repo_name, "import", str(source)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert lines and all(line == line.rstrip() for line in lines), lines
 
 
 def test_log_command(run, repo) -> None:

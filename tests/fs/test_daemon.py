@@ -146,3 +146,63 @@ def test_sidecar_entrypoint(repo, mongo_uri, repo_name, tmp_path):
         assert not os.path.ismount(mnt) and not ready.exists()
     finally:
         _cleanup(mnt, proc.pid if proc.poll() is None else None)
+
+
+def test_a_non_empty_mountpoint_is_refused_unless_asked(repo, mongo_uri, repo_name, tmp_path):
+    repo.put("main", "c", {"_id": 1})
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "notes.txt").write_text("mine")
+    env = _env(mongo_uri, repo_name, tmp_path)
+    argonfs = [sys.executable, "-m", "argonfs"]
+    pid = None
+    try:
+        out = subprocess.run([*argonfs, "mount", str(mnt)], env=env, capture_output=True, text=True, timeout=READY_DEADLINE)
+        assert out.returncode == 6 and "is not empty (1 entries: 'notes.txt')" in out.stderr and "--nonempty" in out.stderr, out.stderr
+        assert not os.path.ismount(mnt)
+        out = subprocess.run([*argonfs, "mount", "--nonempty", str(mnt)], env=env, capture_output=True, text=True, timeout=READY_DEADLINE)
+        assert out.returncode == 0, out.stderr
+        pid = int(out.stderr.split("daemon pid ")[1].split(",")[0])
+        assert sorted(os.listdir(mnt)) == ["branches", "bundles", "labels"]  # the file is hidden while mounted
+        out = subprocess.run([*argonfs, "umount", str(mnt)], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert (mnt / "notes.txt").read_text() == "mine"
+    finally:
+        _cleanup(mnt, pid)
+
+
+def test_invalid_json_from_a_shell_fails_the_write_and_the_log_says_why(repo, mongo_uri, repo_name, tmp_path):
+    """bash ignores errors at close; the write itself answers EINVAL, so the shell says
+    'write error' and exits 1, and 'argonfs log --mount' prints the daemon's refusal."""
+    repo.put("main", "papers", {"_id": 1, "title": "one"})
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = _env(mongo_uri, repo_name, tmp_path)
+    argonfs = [sys.executable, "-m", "argonfs"]
+    pid = None
+    try:
+        out = subprocess.run([*argonfs, "mount", str(mnt)], env=env, capture_output=True, text=True, timeout=READY_DEADLINE)
+        assert out.returncode == 0, out.stderr
+        pid = int(out.stderr.split("daemon pid ")[1].split(",")[0])
+        papers = mnt / "branches/main/papers"
+        for name, content in (("5.json", "{bad"), ("1.json", '{"_id": 1, "title": "two" x}')):
+            shell = subprocess.run(["bash", "-c", f"echo '{content}' > {papers / name}"], capture_output=True, text=True, timeout=60)
+            assert shell.returncode == 1 and "write error: Invalid argument" in shell.stderr, (name, shell)
+        assert sorted(os.listdir(papers)) == ["1.json"]  # the new name with bad bytes is gone
+        assert repo.get("main", "papers", "1").doc == {"_id": 1, "title": "one"}
+        ok = subprocess.run(["bash", "-c", f"""echo '{{"_id": 1, "title": "three"}}' > {papers / "1.json"}"""], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        assert repo.get("main", "papers", "1").doc["title"] == "three"
+        shown = subprocess.run([*argonfs, "log", "--mount", str(mnt)], env=env, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        refused = [line for line in shown.stdout.splitlines() if " WARNING " in line and "refused (EINVAL)" in line]
+        assert len(refused) == 2, shown.stdout
+        assert "write to /branches/main/papers/5.json refused (EINVAL): not a JSON document at byte 1: unexpected 'b'" in refused[0]
+        assert "write to /branches/main/papers/1.json refused (EINVAL): not a JSON document at byte 26: unexpected 'x'" in refused[1]
+        assert "recent warnings and errors" in shown.stderr
+        out = subprocess.run([*argonfs, "umount", str(mnt)], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    finally:
+        _cleanup(mnt, pid)
+    missing = subprocess.run([*argonfs, "log", "--mount", str(tmp_path / "elsewhere")], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no mount log for" in missing.stderr

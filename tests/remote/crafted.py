@@ -33,14 +33,21 @@ def chunk(remote: reading.Remote, collection: str, entries: list[list[Any]], *, 
     return f.ChunkRef(h, stems[0], stems[-1], len(entries) if n is None else n)
 
 
-def bundle(remote: reading.Remote, layers: dict[str, list[list[f.ChunkRef]]], *, counts: dict[str, Any] | None = None, **fields: Any) -> str:
+def bundle(
+    remote: reading.Remote,
+    layers: dict[str, list[list[f.ChunkRef]]],
+    *,
+    counts: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    **fields: Any,
+) -> str:
     """A descriptor of these collections under a new bundle id (sealed: its check is
     valid); ``counts`` as it claims them (default: the refs' counts), ``fields`` override
-    the descriptor's own."""
+    the descriptor's own, ``extra`` its other fields (``sketch``, ``base``, ...)."""
     bundle_id = new_bundle_id()
     claimed = counts if counts is not None else {c: sum(r.n for layer in v for r in layer) for c, v in layers.items()}
     values: dict[str, Any] = {"bundle": bundle_id, "time_ns": 1_700_000_000_000_000_000, "branch": "main", "message": "crafted", "author": "mallory", **fields}
-    desc = f.Descriptor(values["bundle"], values["time_ns"], values["branch"], values["message"], values["author"], layers, claimed)
+    desc = f.Descriptor(values["bundle"], values["time_ns"], values["branch"], values["message"], values["author"], layers, claimed, extra or {})
     assert remote.store.put_if_absent(f.bundle_key(bundle_id), desc.to_bytes())
     return bundle_id
 

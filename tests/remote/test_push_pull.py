@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import bson
+import orjson
 import pytest
 from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
@@ -465,3 +466,114 @@ def test_kept_bytes_survive_push_and_pull(repo: Repository, other: Repository, o
     head = other.head("kept")
     report = pull(other, origin, "kept")
     assert report.downloaded == 0 and other.head("kept") == head
+
+
+def _spread_change(repo: Repository, branch: str, n: int) -> None:
+    """Every 100th document rewritten (1%, spread over the whole collection)."""
+    for i in range(0, n, 100):
+        repo.put(branch, "people", {"_id": i, "name": f"changed on {branch}"})
+
+
+def test_the_first_push_of_a_feature_branch_uploads_only_its_change(repo: Repository, other: Repository, origin: reading.Remote) -> None:
+    """A feature branch forked from a pushed bundle, 1% changed: its first push finds the
+    main bundle by content (not by branch: a newer bundle of a branch named ``feature``,
+    from another repository and unrelated, is passed over) and uploads <= 3% of the bytes."""
+    repo.import_documents("main", "people", people(2000))
+    main = repo.create_bundle("main", "main v1")
+    first = push_bundle(repo, origin, main.id)
+    other.import_documents("main", "people", people(300, tag=" elsewhere"))
+    unrelated = other.create_bundle("main", "unrelated")
+    other.create_branch("feature", unrelated.id)
+    other.put("feature", "people", {"_id": 0, "name": "unrelated feature"})
+    push_bundle(other, origin, other.create_bundle("feature", "unrelated feature").id)
+
+    repo.create_branch("feature", main.id)
+    _spread_change(repo, "feature", 2000)
+    feature = repo.create_bundle("feature", "feature v1")
+    second = push_bundle(repo, origin, feature.id)
+    assert second.base == main.id and second.similarity is not None and second.similarity > 0.9
+    assert second.uploaded_documents == 20
+    assert second.bytes_uploaded / first.bytes_uploaded <= 0.03
+
+    fresh = reading.Remote(open_store(origin.url))
+    assert [(e.stem, e.size, e.hash, e.mtime_ns) for e in fresh.entries(fresh.descriptor(feature.id), "people")] == [
+        (e.stem, e.size, e.hash, e.mtime_ns) for e in repo.entries(feature.id, "people")
+    ]
+    report = pull(other, fresh, feature.id, branch="pulled")
+    assert report.documents == 2000
+    assert bodies(other, feature.id) == bodies(repo, feature.id)
+    assert listing(other, feature.id) == listing(repo, feature.id)
+
+
+def test_two_repositories_pushing_the_same_data_share_their_packs(repo: Repository, other: Repository, origin: reading.Remote) -> None:
+    """Another repository's bundle of the same documents (other ids, branch, mtimes) is
+    the base of the second push: it uploads no pack, only its manifest and descriptor."""
+    repo.import_documents("main", "people", people(2000))
+    first = push_bundle(repo, origin, repo.create_bundle("main", "one").id)
+    other.create_branch("elsewhere", empty=True)
+    other.import_documents("elsewhere", "people", people(2000))
+    theirs = other.create_bundle("elsewhere", "two")
+    second = push_bundle(other, origin, theirs.id)
+    assert second.base == first.bundle and second.similarity == 1.0
+    assert second.uploaded_documents == 0
+    assert [k for k in second.uploaded if k.startswith("packs/")] == []
+    assert second.bytes_uploaded / first.bytes_uploaded <= 0.5  # a manifest: no document's bytes
+    assert {o.key for o in origin.store.list("packs/")} == {f.pack_key(e.pack) for e in origin.entries(origin.descriptor(first.bundle), "people")}
+    fresh = reading.Remote(open_store(origin.url))
+    assert {e.pack for e in fresh.entries(fresh.descriptor(theirs.id), "people")} <= {o.key[6:-5] for o in fresh.store.list("packs/")}
+    pull(repo, fresh, theirs.id, branch="theirs")
+    assert bodies(repo, theirs.id) == bodies(other, theirs.id)
+    assert listing(repo, theirs.id) == listing(other, theirs.id)  # their mtimes, not the first push's
+
+
+def _without_sketch(origin: reading.Remote, bundle_id: str) -> None:
+    """Rewrite a descriptor as an argonfs before sketches wrote it (sealed, no ``sketch``)."""
+    desc = origin.descriptor(bundle_id)
+    extra = {k: v for k, v in desc.extra.items() if k != "sketch"}
+    old = f.Descriptor(desc.bundle, desc.time_ns, desc.branch, desc.message, desc.author, desc.collections, desc.counts, extra)
+    origin.store.delete(f.bundle_key(bundle_id))
+    assert origin.store.put_if_absent(f.bundle_key(bundle_id), old.to_bytes())
+
+
+def test_a_remote_pushed_before_sketches_stays_readable_and_pushable(repo: Repository, other: Repository, origin: reading.Remote) -> None:
+    """A format-1 remote whose bundles have no sketch: read and pulled as before, a push
+    takes its base by the old rule (the label's bundle, else the same branch), and the
+    remote stays format 1 (no upgrade: the sketch is a field older readers ignore)."""
+    repo.import_documents("main", "people", people(1000))
+    v1 = repo.create_bundle("main", "v1", label="prod")
+    push_bundle(repo, origin, v1.id, label="prod")
+    _without_sketch(origin, v1.id)
+    old = reading.Remote(open_store(origin.url))
+    assert old.descriptor(v1.id).sketch is None
+
+    _spread_change(repo, "main", 1000)
+    v2 = repo.create_bundle("main", "v2", label="prod")
+    second = push_bundle(repo, old, v2.id, label="prod")
+    assert (second.base, second.similarity, second.uploaded_documents) == (v1.id, None, 10)
+    assert orjson.loads(old.store.get(f.MARKER))["format"] == 1
+    assert reading.Remote(open_store(origin.url)).descriptor(v2.id).sketch is not None
+
+    # a feature branch: the sketched v2 is found by content, the old v1 only by branch
+    repo.create_branch("feature", v1.id)
+    _spread_change(repo, "feature", 1000)
+    third = push_bundle(repo, reading.Remote(open_store(origin.url)), repo.create_bundle("feature", "f").id)
+    assert third.base == v2.id and third.uploaded_documents == 10
+
+    pull(other, reading.Remote(open_store(origin.url)), v1.id)
+    pull(other, reading.Remote(open_store(origin.url)), "prod")
+    for bundle in (v1, v2):
+        assert bodies(other, bundle.id) == bodies(repo, bundle.id)
+        assert listing(other, bundle.id) == listing(repo, bundle.id)
+
+
+def test_a_push_passes_over_a_candidate_base_it_cannot_read(repo: Repository, origin: reading.Remote) -> None:
+    repo.import_documents("main", "people", people(200))
+    v1 = repo.create_bundle("main", "v1")
+    push_bundle(repo, origin, v1.id)
+    _spread_change(repo, "main", 200)
+    v2 = repo.create_bundle("main", "v2")
+    push_bundle(repo, origin, v2.id)
+    _corrupt(origin, f.bundle_key(v2.id), lambda d: d.replace(b'"v2"', b'"v3"'))
+    repo.put("main", "people", {"_id": 5, "name": "v4"})
+    report = push_bundle(repo, reading.Remote(open_store(origin.url)), repo.create_bundle("main", "v4").id)
+    assert report.base == v1.id

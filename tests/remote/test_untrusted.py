@@ -6,6 +6,7 @@ files as well as bytes."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import subprocess
@@ -119,6 +120,10 @@ def _papers(origin: reading.Remote, bundle: str) -> list[list[Any]]:
     return [list(row) for row in crafted.rows(origin, bundle, "papers")]
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _descriptor_lies(origin: reading.Remote, bundle: str) -> dict[str, str]:
     """Bundles whose descriptor lies (a bundle id each), by what the lie is."""
     good = _papers(origin, bundle)
@@ -140,6 +145,13 @@ def _descriptor_lies(origin: reading.Remote, bundle: str) -> dict[str, str]:
         "a chunk whose first name is after its last": crafted.bundle(origin, {"papers": [[f.ChunkRef(ref.hash, ref.last, ref.first, ref.n)]]}),
         "too many layers": crafted.bundle(origin, {"papers": [[ref]] * (f.MAX_READ_LAYERS + 1)}),
         "no layers": crafted.bundle(origin, {"papers": []}),
+        "a sketch that is a list": crafted.bundle(origin, layers, extra={"sketch": [1, 2]}),
+        "a sketch that is not base64": crafted.bundle(origin, layers, extra={"sketch": "not base64!"}),
+        "a sketch of 7-byte values": crafted.bundle(origin, layers, extra={"sketch": _b64(bytes(7))}),
+        "a sketch out of order": crafted.bundle(origin, layers, extra={"sketch": f.encode_sketch([5, 3])}),
+        "a sketch with a repeated value": crafted.bundle(origin, layers, extra={"sketch": f.encode_sketch([3, 3])}),
+        "a sketch value beyond int64": crafted.bundle(origin, layers, extra={"sketch": f.encode_sketch([1, 1 << 63])}),
+        "a sketch longer than SKETCH_K": crafted.bundle(origin, layers, extra={"sketch": f.encode_sketch(list(range(f.SKETCH_K + 1)))}),
     }
 
 

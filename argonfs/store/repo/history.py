@@ -44,6 +44,7 @@ class History(Writes):
         if stem is not None and collection is None:
             raise InvalidName("a document filter needs a collection")
         first, under = below if below is not None else (0, None)
+        kinds: dict[str, str | None] = {}
         for layer, (bid, limit) in enumerate(view.chain):
             if layer < first:
                 continue
@@ -67,6 +68,11 @@ class History(Writes):
                     yield LogEntry(name, rec["s"], rec["t"], rec["a"], rec["op"], "", None, None, txn, None, slot=rec["s"], layer=layer)
                 else:  # a transaction's version is listed at its slot, with the seq it is visible from
                     seq = commits.visible_from(self._versions, rec) or rec["s"]
+                    kind = rec.get("xk")
+                    if kind is None and rec.get("x"):  # a bulk listing's entry: its commit names the kind
+                        if rec["x"] not in kinds:
+                            kinds[rec["x"]] = (commits.txn_state(self._versions, bid, rec["x"])[0] or {}).get("kind")
+                        kind = kinds[rec["x"]]
                     yield LogEntry(
                         name,
                         seq,
@@ -77,7 +83,7 @@ class History(Writes):
                         rec["k"] or None,
                         rec.get("z"),
                         rec.get("x"),
-                        rec.get("xk"),
+                        kind,
                         slot=rec["s"],
                         layer=layer,
                     )
