@@ -112,10 +112,19 @@ def test_diff_matches_a_model(repo, before, after):
                     assert ch.fields == [FieldChange("v", model[a][k]["v"], model[b][k]["v"])]
 
 
-def test_many_changed_names_are_diffed_by_listings(repo, monkeypatch):
-    """Past DIFF_BY_LOOKUP candidates a diff merge-joins listings: same answer."""
-    from argonfs.store.repo import history
+def _full(repo, monkeypatch, old, new, collection=None, fields=True):
+    """The diff by the full comparison: both listings merge-joined, as for refs that
+    share no history."""
+    from argonfs.store.engine import diff as d
 
+    with monkeypatch.context() as m:
+        m.setattr(d, "above_shared", lambda *args: None)
+        return [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(old, new, collection, fields=fields)]
+
+
+def test_many_changed_names_diff_as_the_listings_do(repo, monkeypatch):
+    """Names written above the shared point, compared from the two sides' records and
+    the shared checkpoint: the same answer as merge-joining the listings."""
     repo.import_documents("main", "c", ({"_id": i, "v": 0} for i in range(30)))
     base = repo.create_bundle("main", "base")
     repo.create_branch("f", from_ref=base.id)
@@ -123,8 +132,81 @@ def test_many_changed_names_are_diffed_by_listings(repo, monkeypatch):
         repo.put("f", "c", {"_id": i, "v": 1})
     repo.delete("f", "c", "1")
     repo.put("f", "c", {"_id": 99})
-    by_lookup = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(base.id, "f")]
-    monkeypatch.setattr(history, "DIFF_BY_LOOKUP", 3)
-    by_listing = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(base.id, "f")]
-    assert by_listing == by_lookup
-    assert len(by_lookup) == 12
+    repo.put("f", "c", {"_id": 6, "v": 0})  # back to the base's content: no change
+    by_change = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(base.id, "f")]
+    assert by_change == _full(repo, monkeypatch, base.id, "f")
+    assert len(by_change) == 11
+
+
+ops = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from("mxy"), st.integers(0, 40), st.integers(0, 2)),
+    st.tuples(st.just("del"), st.sampled_from("mxy"), st.integers(0, 40), st.none()),
+    st.tuples(st.just("import"), st.sampled_from("mxy"), st.integers(0, 40), st.integers(0, 2)),
+    st.tuples(st.just("bundle"), st.sampled_from("mxy"), st.none(), st.none()),
+    st.tuples(st.just("fork"), st.sampled_from("xy"), st.none(), st.none()),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ops, max_size=10))
+def test_diff_by_the_change_matches_the_full_comparison(repo, monkeypatch, history):
+    """Random histories (puts, deletes, imports, bundles, forks of forks, in small
+    checkpoint chunks): every pair of refs diffs the same by the change as by
+    merge-joining both listings."""
+    from argonfs.store.engine import checkpoints
+
+    monkeypatch.setattr(checkpoints, "CHUNK", 4)
+    tag = uuid.uuid4().hex[:8]
+    coll = "h" + tag
+    names = {"m": "main"}
+    repo.import_documents("main", coll, ({"_id": i, "v": 0} for i in range(0, 40, 2)))
+    refs = ["main"]
+    for op, side, key, value in history:
+        if side not in names:
+            names[side] = f"{side}{tag}"
+            repo.create_branch(names[side], from_ref="main")
+            refs.append(names[side])
+        branch = names[side]
+        if op == "put":
+            repo.put(branch, coll, {"_id": key, "v": value})
+        elif op == "del":
+            if any(e.stem == str(key) for e in repo.entries(branch, coll)):
+                repo.delete(branch, coll, str(key))
+        elif op == "import":  # every third name from key, a bulk write
+            repo.import_documents(branch, coll, ({"_id": i, "v": value} for i in range(key, 40, 3)))
+        elif op == "bundle":
+            refs.append(repo.create_bundle(branch, "b").id)
+            sum(1 for _ in repo.entries(refs[-1], coll))  # listed: its checkpoint is written
+        else:
+            child = f"{branch}-{len(refs)}"
+            repo.create_branch(child, from_ref=branch)
+            refs.append(child)
+    for a in refs:
+        for b in refs:
+            got = [(ch.collection, ch.stem, ch.change, ch.fields) for ch in repo.diff(a, b, coll)]
+            assert got == _full(repo, monkeypatch, a, b, coll), (a, b)
+            names_only = [(ch.collection, ch.stem, ch.change) for ch in repo.diff(a, b, coll, fields=False)]
+            assert names_only == [t[:3] for t in got]
+
+
+def test_a_one_percent_diff_reads_a_fraction_of_the_chunks(repo, monkeypatch):
+    """1% of a collection changed in a fork: the diff reads the checkpoint chunks those
+    names fall in, a small fraction of the listing's."""
+    from argonfs.store.engine import checkpoints
+
+    monkeypatch.setattr(checkpoints, "CHUNK", 20)
+    n = 2000
+    repo.import_documents("main", "c", ({"_id": f"{i:05}", "v": 0} for i in range(n)))
+    base = repo.create_bundle("main", "base")
+    repo.create_branch("f", from_ref=base.id)
+    repo.import_documents("f", "c", ({"_id": f"{i:05}", "v": 1} for i in range(0, n, 100)))
+    sum(1 for _ in repo.entries(base.id, "c"))  # the bundle listed once, as the benchmark does
+    listed = checkpoints.chunks_read
+    sum(1 for _ in repo.entries(base.id, "c"))
+    whole = checkpoints.chunks_read - listed
+    assert whole >= n // 20
+    before = checkpoints.chunks_read
+    changes = repo.diff(base.id, "f", fields=False)
+    read = checkpoints.chunks_read - before
+    assert [ch.change for ch in changes] == ["modified"] * (n // 100)
+    assert 0 < read <= n // 100 + 2 and read <= whole // 4, (read, whole)

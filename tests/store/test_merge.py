@@ -181,3 +181,119 @@ def test_merge_matches_the_model(repo, base_ops, ours_ops, theirs_ops, strategy)
             expected[str(key)] = merged
     repo.merge(s, t, strategy=strategy)
     assert docs(repo, t, coll) == expected
+
+
+def _merge_full(repo, monkeypatch, source, target, **kw):
+    """The merge with every name of the three views a candidate: the full three-way
+    comparison the merge by the change must agree with."""
+    import contextlib
+
+    from argonfs.store.repo.merges import Merges
+
+    def every_name(self, base, src, tgt):
+        colls: set[str] = set()
+        for view in (base, src, tgt):
+            colls |= set(self.collections(view))
+        for c in sorted(colls):
+            stems: set[str] = set()
+            for view in (base, src, tgt):
+                with contextlib.suppress(NotFound):
+                    stems.update(e.stem for e in self.entries(view, c))
+            yield c, sorted(stems), True
+
+    with monkeypatch.context() as m:
+        m.setattr(Merges, "_merge_candidates", every_name)
+        return repo.merge(source, target, **kw)
+
+
+def _outcome(result):
+    return sorted(result.documents), sorted((c, s, repr(x)) for c, s, x in result.conflicts), sorted(result.dropped)
+
+
+history_op = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from("bot"), st.integers(0, 30), st.integers(0, 2)),
+    st.tuples(st.just("del"), st.sampled_from("bot"), st.integers(0, 30), st.none()),
+    st.tuples(st.just("import"), st.sampled_from("bot"), st.integers(0, 30), st.integers(0, 2)),
+    st.tuples(st.just("bundle"), st.sampled_from("bot"), st.none(), st.none()),
+    st.tuples(st.just("merge"), st.sampled_from(["ot", "to"]), st.none(), st.none()),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(history_op, max_size=10), st.sampled_from(["fail", "ours", "theirs"]))
+def test_merge_by_the_change_matches_the_full_comparison(repo, monkeypatch, history, strategy):
+    """Random histories (puts, deletes, imports, bundles, earlier merges either way, in
+    small checkpoint chunks): the merge reading only the source's change writes the
+    same documents and finds the same conflicts as the one comparing every name."""
+    from argonfs.store.engine import checkpoints
+
+    monkeypatch.setattr(checkpoints, "CHUNK", 4)
+    tag = uuid.uuid4().hex[:8]
+    coll = "h" + tag
+    repo.import_documents("main", coll, ({"_id": i, "v": 0} for i in range(0, 30, 2)))
+    base = "b" + tag
+    repo.create_branch(base, from_ref="main")
+    names = {"b": base}
+    for op, side, key, value in history:
+        if op == "merge":
+            for s in side:
+                if s not in names:
+                    names[s] = f"{s}{tag}"
+                    repo.create_branch(names[s], from_ref=base)
+            repo.merge(names[side[0]], names[side[1]], strategy="ours")
+            continue
+        if side not in names:
+            names[side] = f"{side}{tag}"
+            repo.create_branch(names[side], from_ref=base)
+        branch = names[side]
+        if op == "put":
+            repo.put(branch, coll, {"_id": key, "v": value})
+        elif op == "del":
+            if any(e.stem == str(key) for e in repo.entries(branch, coll)):
+                repo.delete(branch, coll, str(key))
+        elif op == "import":
+            repo.import_documents(branch, coll, ({"_id": i, "v": value} for i in range(key, 30, 3)))
+        else:
+            bundle = repo.create_bundle(branch, "b")
+            sum(1 for _ in repo.entries(bundle.id, coll))  # listed: its checkpoint is written
+    for s in "ot":
+        if s not in names:
+            names[s] = f"{s}{tag}"
+            repo.create_branch(names[s], from_ref=base)
+    for source, target in ((names["t"], names["o"]), (names["o"], names["t"])):
+        got = repo.merge(source, target, strategy=strategy, dry_run=True)
+        want = _merge_full(repo, monkeypatch, source, target, strategy=strategy, dry_run=True)
+        assert _outcome(got) == _outcome(want), (source, target)
+
+
+def test_a_one_percent_merge_reads_only_the_sources_change(repo, monkeypatch):
+    """1% of a collection changed on the source, 5% on the target: the merge looks up
+    only the source's names (on the base, the target and the source), reads at most the
+    chunks those names fall in on each side (fewer than one listing), and writes the
+    source's change."""
+    from argonfs.store.engine import checkpoints, lookup
+
+    monkeypatch.setattr(checkpoints, "CHUNK", 20)
+    n = 2000
+    repo.import_documents("main", "c", ({"_id": f"{i:05}", "v": 0} for i in range(n)))
+    repo.create_branch("src")
+    repo.create_branch("tgt")
+    repo.import_documents("src", "c", ({"_id": f"{i:05}", "v": 1} for i in range(0, n, 100)))
+    repo.import_documents("tgt", "c", ({"_id": f"{i:05}", "v": 2} for i in range(1, n, 20)))
+    looked: list[str] = []
+    real = lookup.lookup_many
+
+    def counting(versions, chain, collection, stems, **kw):
+        looked.extend(stems)
+        return real(versions, chain, collection, stems, **kw)
+
+    monkeypatch.setattr(lookup, "lookup_many", counting)
+    before = checkpoints.chunks_read
+    result = repo.merge("src", "tgt", dry_run=True)
+    read = checkpoints.chunks_read - before
+    assert sorted(s for _, s, _ in result.documents) == [f"{i:05}" for i in range(0, n, 100)]
+    assert result.conflicts == []
+    assert len(looked) == 3 * (n // 100), len(looked)
+    assert read <= 3 * (n // 100) < n // 20, read  # at most a chunk per name per side, under one listing
+    repo.merge("src", "tgt")
+    assert docs(repo, "tgt")["00001"]["v"] == 2 and docs(repo, "tgt")["00100"]["v"] == 1

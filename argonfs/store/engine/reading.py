@@ -246,6 +246,26 @@ def iter_entries(versions: Coll, p: Plan, collection: str, after: str = "") -> I
     yield from overlay(cp.iter_entries(versions.database, p.checkpoint, after), delta)
 
 
+def entries_named(versions: Coll, chain: Chain, collection: str, stems: list[str]) -> dict[str, Entry]:
+    """The live entries of these names in a pinned chain's listing (those it has),
+    reading of its checkpoint only the chunks the names fall in; the layers above the
+    checkpoint (normally a few records, or the whole of the layers when there is no
+    checkpoint) are read as a listing reads them."""
+    p = plan(versions, chain, collection)
+    wanted = set(stems)
+    streams: list[Iterator[Any]] = [
+        (rec for rec in _layer_stream(versions, bid, limit, floor, collection, "") if rec["k"] in wanted)
+        for bid, limit, floor in p.layers
+        if limit is None or floor is None or limit > floor
+    ]
+    delta = {rec["k"]: rec for rec in _merge(streams)}
+    found = {} if p.checkpoint is None else cp.lookup(versions.database, p.checkpoint, (k for k in stems if k not in delta))
+    for k, rec in delta.items():
+        if rec["op"] == PUT:
+            found[k] = entry_of(rec)
+    return found
+
+
 def _counted(p: Plan, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for rec in stream:
         p.streamed += 1

@@ -13,18 +13,13 @@ from typing import Any
 from argonfs import codec
 from argonfs.errors import InvalidName, NotFound
 from argonfs.store.db.mongo import translating, translating_iter
-from argonfs.store.engine import commits, lookup
+from argonfs.store.engine import commits, lookup, packs
 from argonfs.store.engine import diff as d
+from argonfs.store.engine import reading as r
 from argonfs.store.engine import versions as v
 from argonfs.store.repo.documents import payload
 from argonfs.store.repo.model import Document, LogEntry, View
 from argonfs.store.repo.writes import Writes
-
-#: above this many candidate names in a collection, a diff merge-joins the two listings
-#: (checkpoints make a listing about 4 s per million documents on SecantusDB) instead of
-#: looking the names up in batches (a 1,000-name lookup costs seconds on a large
-#: collection there: 129 s for 10,000 names of a 1M-document collection)
-DIFF_BY_LOOKUP = 2000
 
 
 class History(Writes):
@@ -116,20 +111,20 @@ class History(Writes):
         compared (see store/engine/diff.py); otherwise every collection is listed on both sides."""
         a = self._pin(self._view(old))
         b = self._pin(self._view(new))
-        found = d.changed_keys(self._versions, a.chain, b.chain, collection)
-        if found is None:
-            names = {collection} if collection else set(self.collections(a)) | set(self.collections(b))
-            keys: dict[str, set[str]] = {}
-            whole = names
-        else:
-            keys, whole = found
+        above = d.above_shared(self._versions, a.chain, b.chain, collection)
         changes: list[d.DocChange] = []
-        for c in sorted(set(keys) | whole):
-            if c in whole or len(keys[c]) > DIFF_BY_LOOKUP:
+        if above is None:
+            names = {collection} if collection else set(self.collections(a)) | set(self.collections(b))
+            for c in sorted(names):
                 changes += self._diff_listings(a, b, c)
-            else:
-                changes += self._diff_keys(a, b, c, sorted(keys[c]))
-        modified = [ch for ch in changes if ch.change == d.MODIFIED]
+        else:
+            for c in sorted(set(above.a) | set(above.b) | above.whole):
+                if c in above.whole:
+                    changes += self._diff_listings(a, b, c)
+                else:
+                    changes += self._diff_above(above, c, fields)
+                    # its modified ones are settled there, from the slots each side read
+        modified = [ch for ch in changes if ch.change == d.MODIFIED and (above is None or ch.collection in above.whole)]
         if modified:  # hashes are of the bytes: a version that only keeps other bytes is no change
             same = self._same_documents(modified, a, b, fields)
             changes = [ch for ch in changes if id(ch) not in same]
@@ -168,17 +163,65 @@ class History(Writes):
                     ch.fields = d.field_diff(o["d"], n["d"])
         return same
 
-    def _diff_keys(self, a: View, b: View, collection: str, stems: list[str]) -> list[d.DocChange]:
+    def _diff_above(self, above: d.Above, collection: str, fields: bool) -> list[d.DocChange]:
+        """The names written above the shared point, compared: each side's own record of
+        a name, or else the shared snapshot's entry, read from the chunks of its
+        checkpoint those names fall in (store/engine/reading.py, ``entries_named``).
+        Modified ones are then checked (and given their fields) from the two slots."""
+        over_a, over_b = above.a.get(collection, {}), above.b.get(collection, {})
+        stems = sorted(set(over_a) | set(over_b))
+        need = [k for k in stems if k not in over_a or k not in over_b]
+        shared = r.entries_named(self._versions, above.shared, collection, need) if need else {}
         out = []
-        for start in range(0, len(stems), v.PAGE):
-            chunk = stems[start : start + v.PAGE]
-            ra = lookup.lookup_many(self._versions, a.chain, collection, chunk, bodies=False)
-            rb = lookup.lookup_many(self._versions, b.chain, collection, chunk, bodies=False)
-            for stem in chunk:
-                change = _compare(ra.get(stem), rb.get(stem))
-                if change:
-                    out.append(d.DocChange(collection, stem, change))
-        return out
+        modified: list[tuple[d.DocChange, v.Layer, v.Layer]] = []
+        for stem in stems:
+            sa, sb = _side(over_a, shared, stem), _side(over_b, shared, stem)
+            if sa is None and sb is not None:
+                out.append(d.DocChange(collection, stem, d.ADDED))
+            elif sb is None and sa is not None:
+                out.append(d.DocChange(collection, stem, d.REMOVED))
+            elif sa is not None and sb is not None and sa[0] != sb[0]:
+                ch = d.DocChange(collection, stem, d.MODIFIED)
+                out.append(ch)
+                modified.append((ch, sa[1], sb[1]))
+        same: set[int] = set()
+        for start in range(0, len(modified), v.PAGE):
+            same |= self._same_at(modified[start : start + v.PAGE], fields)
+        return [ch for ch in out if id(ch) not in same]
+
+    def _same_at(self, items: list[tuple[d.DocChange, v.Layer, v.Layer]], fields: bool) -> set[int]:
+        """``_same_documents`` for changes whose two versions' slots are known: read by
+        slot, not looked up.  A packed version keeps no bytes (store/engine/packs.py), so
+        without ``fields`` only the other versions' records are read, to see which keep
+        bytes."""
+        slots = {s for _, sa, sb in items for s in (sa, sb)}
+        packed = v.packs_of(self._versions, slots)  # type: ignore[arg-type]
+        loose = [s for s in slots if s not in packed]
+        recs = {(rec["b"], rec["s"]): rec for rec in v.by_ids(self._versions, [v.slot_id(*s) for s in loose], None if fields else v.NO_BODY)}  # type: ignore[arg-type]
+        kept = {s for s, rec in recs.items() if v.KEPT_ZLIB in rec}
+        if not fields:
+            items = [it for it in items if it[1] in kept or it[2] in kept]
+            if not items:
+                return set()
+            wanted = [s for _, sa, sb in items for s in (sa, sb) if s not in packed]
+            recs.update(((rec["b"], rec["s"]), rec) for rec in v.by_ids(self._versions, [v.slot_id(*s) for s in wanted]))  # type: ignore[arg-type]
+        bodies = packs.bodies(self.db, {s: packed[s] for _, sa, sb in items for s in (sa, sb) if s in packed})
+
+        def doc(s: v.Layer) -> dict[str, Any]:
+            if s in recs:
+                return payload(recs[s])
+            if s not in bodies:
+                raise NotFound(f"version {v.slot_id(*s)} was reclaimed by 'argonfs gc' (its branch was deleted); resolve the ref again")  # type: ignore[arg-type]
+            return bodies[s]
+
+        same = set()
+        for ch, sa, sb in items:
+            o, n = doc(sa), doc(sb)
+            if (sa in kept or sb in kept) and same_document(o, n):
+                same.add(id(ch))
+            elif fields:
+                ch.fields = d.field_diff(o, n)
+        return same
 
     def _diff_listings(self, a: View, b: View, collection: str) -> list[d.DocChange]:
         """Merge-join both listings by name; hashes say whether bodies differ."""
@@ -212,9 +255,11 @@ def same_document(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return codec.render(a) == codec.render(b)
 
 
-def _compare(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
-    if old is None:
-        return d.ADDED if new is not None else None
-    if new is None:
-        return d.REMOVED
-    return d.MODIFIED if old["h"] != new["h"] else None
+def _side(over: dict[str, dict[str, Any]], shared: dict[str, v.Entry], stem: str) -> tuple[str, tuple[Any, int]] | None:
+    """A side's version of a name, as (hash, (branch id, slot)) (None: absent): its own
+    record above the shared point, else the shared snapshot's entry."""
+    rec = over.get(stem)
+    if rec is None:
+        e = shared.get(stem)
+        return None if e is None else (e.hash, (e.branch_id, e.seq))
+    return (rec["h"], (rec["b"], rec["s"])) if rec["op"] == v.PUT else None

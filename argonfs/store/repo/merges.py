@@ -32,8 +32,8 @@ class Merges(History):
 
         The base is the newest of: the two refs' common fork point, and the source side of
         the latest earlier merge between the two branches (either direction), so merging
-        twice only brings what is new.  Each document changed on either side since the
-        base is merged field by field (store/repo/merge.py); a collection dropped on one side
+        twice only brings what is new.  Each document the source changed since the base
+        is merged field by field (one only the target changed is already merged) (store/repo/merge.py); a collection dropped on one side
         and changed on the other is a conflict.  ``strategy``: ``fail`` (nothing changes
         if there is any conflict), ``ours`` or ``theirs`` (conflicts resolved to that
         side).  The writes are applied atomically (commits.append_atomic) and recorded in
@@ -154,22 +154,25 @@ class Merges(History):
         return View(f"{self._branch_record(bid)['name']}@{seq}", ((bid, seq), *src.chain[i + 1 :]), "seq")
 
     def _merge_candidates(self, base: View, src: View, tgt: View) -> Iterator[tuple[str, list[str], bool]]:
-        keys: dict[str, set[str]] = {}
-        whole: set[str] = set()
+        """The names a merge must settle: those the source changed since the base.  A
+        name only the target changed merges to the target's own version (the source
+        still has the base's), so it is never read; a collection the target alone made
+        wholly uncertain (a marker) is still flagged, for the drop check, but its
+        candidates stay the source's change."""
+        found = {}
         for side in (src, tgt):
-            found = d.changed_keys(self._versions, base.chain, side.chain, None)
-            if found is None:
+            got = d.changed_keys(self._versions, base.chain, side.chain, None)
+            if got is None:
                 raise Conflict("the two refs share no history")
-            for c, ks in found[0].items():
-                keys.setdefault(c, set()).update(ks)
-            whole |= found[1]
-        for c in sorted(set(keys) | whole):
-            stems = set(keys.get(c, ()))
-            if c in whole:  # a collection marker: every document is a candidate
+            found[side is src] = got
+        (src_keys, src_whole), (_tgt_keys, tgt_whole) = found[True], found[False]
+        for c in sorted(set(src_keys) | src_whole):
+            stems = set(src_keys.get(c, ()))
+            if c in src_whole:  # a marker on the source: every document is a candidate
                 for view in (base, src, tgt):
                     with contextlib.suppress(NotFound):
                         stems.update(e.stem for e in self.entries(view, c))
-            yield c, sorted(stems), c in whole
+            yield c, sorted(stems), c in src_whole or c in tgt_whole
 
     def _merge_collection_drop(
         self, base: View, src: View, tgt: View, collection: str, whole: bool, result: MergeResult, records: list[dict[str, Any]]
