@@ -21,6 +21,7 @@ def home(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGONFS_")}
     env["ARGONFS_HOME"] = str(tmp_path / "home")
     env["ARGONFS_AUTHOR"] = "console-tester"
+    env["ARGONFS_WARM"] = "0"  # no warm process left behind (tests/cli/test_warm.py tests it)
 
     def run(*args: str, code: int = 0, input: str | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run([ARGONFS, *args], env=env, capture_output=True, text=True, input=input, timeout=120)

@@ -56,6 +56,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("ARGONFS_")}
     e["ARGONFS_HOME"] = str(tmp_path / "home")
     e["ARGONFS_AUTHOR"] = "server-owner"
+    e["ARGONFS_WARM"] = "0"  # no warm process left behind (tests/cli/test_warm.py tests it)
     return e
 
 
